@@ -1,0 +1,73 @@
+/*
+ * pgconn.h — opening libpq connections the walbridge way, and classifying
+ * their failures.
+ *
+ * Every connection gets pinned session settings (DateStyle=ISO, TimeZone=UTC,
+ * IntervalStyle=postgres, extra_float_digits=3, bytea_output=hex,
+ * statement_timeout=0, application_name=walbridge) through the libpq
+ * "options" keyword, so values render identically on the replication
+ * connection, in COPY and in queries.  A target DSN on port 6543 (Supabase's
+ * transaction-mode pooler) is refused.  Passwords never reach a message:
+ * errors quote the DSN through log_redact_dsn.
+ *
+ * Failure policy (STYLE.md): functions return bool / NULL, log the failure
+ * once where it is detected, and callers propagate.
+ */
+#ifndef WALBRIDGE_PGCONN_H
+#define WALBRIDGE_PGCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <libpq-fe.h>
+
+typedef enum pgconn_kind {
+    PGCONN_SOURCE,      /* plain source connection */
+    PGCONN_TARGET,      /* plain target connection (pooler check applies) */
+    PGCONN_REPLICATION  /* source, replication=database */
+} pgconn_kind;
+
+typedef enum pgerr_class {
+    PGERR_OK = 0,
+    PGERR_RETRY, /* connection loss, admin shutdown, serialization failure, deadlock, ... */
+    PGERR_FATAL  /* data, constraint, syntax, privilege: stop with a clear message */
+} pgerr_class;
+
+/*
+ * Opens a connection, retrying retryable failures with decorrelated-jitter
+ * backoff up to max_attempts (1 = no retry), logging each retry with its
+ * cause.  what names the side in messages ("source", "target").  Returns NULL
+ * after logging and writing a one-line reason (DSN redacted) into err.
+ * Caller owns the PGconn (PQfinish).
+ */
+PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max_attempts,
+                    char *err, size_t errlen);
+
+/* True when dsn points at port 6543 (transaction-mode pooler); fills err with why. */
+bool pgconn_is_transaction_pooler(const char *dsn, char *err, size_t errlen);
+
+/* Classifies a result (NULL allowed) plus the connection's state. */
+pgerr_class pgconn_classify(PGconn *conn, const PGresult *res);
+/* Classifies a five-character SQLSTATE; NULL/empty counts as a connection problem. */
+pgerr_class pgconn_classify_sqlstate(const char *sqlstate);
+
+/*
+ * Runs sql with text parameters (params may be NULL when nparams is 0) and
+ * checks the status (PGRES_COMMAND_OK or PGRES_TUPLES_OK).  On failure logs
+ * "what: message (SQLSTATE xxxxx)" once and returns NULL; *cls (optional)
+ * receives the classification.  Caller PQclears the result.
+ */
+PGresult *pgconn_query(PGconn *conn, const char *what, const char *sql, int nparams,
+                       const char *const *params, pgerr_class *cls);
+/* pgconn_query for statements whose result is not needed. */
+bool pgconn_exec(PGconn *conn, const char *what, const char *sql);
+
+/* Quotes an identifier the way quote_ident does ("a""b"), appended to out. Pure. */
+#include "common/strbuf.h"
+void pgconn_append_ident(strbuf *out, const char *ident);
+/* Appends schema.name, each part quoted. */
+void pgconn_append_qualified(strbuf *out, const char *schema, const char *name);
+
+/* Sleeps per decorrelated jitter: next = min(cap, random(base, prev*3)); returns ms slept. */
+int pgconn_backoff_sleep(int *prev_ms, int base_ms, int cap_ms);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * state.h — walbridge's own tables in the target (schema `state_schema`).
+ *
+ * state_ensure creates the schema and tables if missing and migrates older
+ * versions (schema_version table).  Tables:
+ *   <schema>.schema_version(version int)
+ *   <schema>.stream_progress(slot text PK, applied_lsn pg_lsn, applied_at timestamptz,
+ *                            source_commit_time timestamptz, updated_at timestamptz)
+ *   <schema>.backfill_run(run_id bigserial PK, slot text, consistent_lsn pg_lsn,
+ *                         started_at, finished_at, status text)
+ *   <schema>.backfill_checkpoint(slot text, table_name text, last_key text,
+ *                                rows_copied bigint, done bool, updated_at,
+ *                                PK (slot, table_name))
+ *   <schema>.conflicts(id bigserial, at timestamptz, slot, lsn pg_lsn, table_name,
+ *                      kind text, key text)
+ */
+#ifndef WALBRIDGE_STATE_H
+#define WALBRIDGE_STATE_H
+
+#include <stdbool.h>
+#include <time.h>
+#include <libpq-fe.h>
+#include "common/lsn.h"
+
+bool state_ensure(PGconn *target, const char *schema);
+
+/*
+ * Reads the applied LSN for slot.  *found is false when no row exists.
+ * *age_s (optional) receives seconds since applied_at (-1 when unknown).
+ */
+bool state_get_applied_lsn(PGconn *target, const char *schema, const char *slot, wb_lsn *lsn,
+                           bool *found, double *age_s);
+/*
+ * Upserts the applied LSN.  Must run inside the same target transaction as
+ * the changes it covers (the caller's BEGIN ... COMMIT).  Never moves it
+ * backwards (GREATEST in SQL).
+ */
+bool state_set_applied_lsn(PGconn *target, const char *schema, const char *slot, wb_lsn lsn,
+                           const char *source_commit_time);
+
+#endif
