@@ -1,0 +1,12 @@
+/* PLACEHOLDER until the backfill command lands: replaced by its owner. */
+#include <stdio.h>
+#include "common/cli.h"
+
+int backfill_main(const char *config_path, int argc, char **argv)
+{
+    (void)config_path;
+    (void)argc;
+    (void)argv;
+    fputs("walbridge: backfill is not built yet\n", stderr);
+    return EXIT_RUNTIME;
+}
