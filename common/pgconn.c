@@ -169,14 +169,32 @@ static char *one_line_error(PGconn *conn)
 {
     const char *raw = conn != NULL ? PQerrorMessage(conn) : "out of memory";
     char *red = log_redact_text(raw != NULL ? raw : "");
-    size_t n = strlen(red);
-    for (size_t i = 0; i < n; i++) {
-        if (red[i] == '\n' || red[i] == '\r' || red[i] == '\t')
-            red[i] = ' ';
+    size_t out = 0;
+    bool space = true; /* drops leading blanks and collapses runs */
+    for (size_t i = 0; red[i] != '\0'; i++) {
+        bool blank = red[i] == '\n' || red[i] == '\r' || red[i] == '\t' || red[i] == ' ';
+        if (blank && space)
+            continue;
+        red[out++] = blank ? ' ' : red[i];
+        space = blank;
     }
-    while (n > 0 && red[n - 1] == ' ')
-        red[--n] = '\0';
+    while (out > 0 && red[out - 1] == ' ')
+        out--;
+    red[out] = '\0';
     return red;
+}
+
+/* Server notices (NOTICE, WARNING) go to the log instead of raw stderr. */
+static void notice_to_log(void *arg, const char *message)
+{
+    const char *what = arg;
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n')
+        n--;
+    if (strncmp(message, "WARNING", 7) == 0)
+        log_warn("%s: server %.*s", what, (int)n, message);
+    else
+        log_debug("%s: server %.*s", what, (int)n, message);
 }
 
 static void set_err(char *err, size_t errlen, const char *what, const char *dsn, const char *reason)
@@ -227,6 +245,30 @@ static void conn_params_build(conn_params *p, const char *dsn, const PQconninfoO
     p->values[n] = NULL;
 }
 
+/* Decorrelated jitter: next = min(cap, random in [base, prev * 3]). */
+static int backoff_next(int prev_ms, int base_ms, int cap_ms)
+{
+    if (base_ms < 1)
+        base_ms = 1;
+    if (cap_ms < base_ms)
+        cap_ms = base_ms;
+    long prev = prev_ms < base_ms ? base_ms : prev_ms;
+    long upper = prev * 3;
+    if (upper > cap_ms)
+        upper = cap_ms;
+    long next = base_ms;
+    if (upper > base_ms)
+        next = base_ms + (long)arc4random_uniform((uint32_t)(upper - base_ms + 1));
+    return (int)next;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    /* A signal (SIGTERM) cuts the wait short; the caller checks its flags. */
+    (void)nanosleep(&ts, NULL);
+}
+
 PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max_attempts,
                     char *err, size_t errlen)
 {
@@ -250,8 +292,9 @@ PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max
         PQfreemem(parse_err);
         for (char *c = reason; *c != '\0'; c++)
             *c = *c == '\n' ? ' ' : *c;
-        set_err(err, errlen, what, "", reason);
-        log_error("%s", err != NULL ? err : reason);
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "cannot connect to %s: %s", what, reason);
+        log_error("cannot connect to %s: %s", what, reason);
         return NULL;
     }
     conn_params params;
@@ -264,8 +307,12 @@ PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max
     PGconn *conn = NULL;
     for (int attempt = 1;; attempt++) {
         conn = PQconnectdbParams(params.keywords, params.values, 1);
-        if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
+        if (conn != NULL && PQstatus(conn) == CONNECTION_OK) {
+            /* arg must outlive conn: a literal per kind, not the caller's what. */
+            static const char *const side[] = {"source", "target", "source (replication)"};
+            PQsetNoticeProcessor(conn, notice_to_log, (void *)side[kind]);
             break;
+        }
         char *why = one_line_error(conn);
         bool retry = conn != NULL && connect_failure_retryable(why);
         PQfinish(conn);
@@ -277,14 +324,31 @@ PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max
             break;
         }
         char *red = log_redact_dsn(dsn);
-        int wait_ms = pgconn_backoff_sleep(&prev_ms, PGCONN_BACKOFF_BASE_MS, PGCONN_BACKOFF_CAP_MS);
-        log_warn("%s: connection attempt %d/%d failed (%s): %s; retried after %d ms", what, attempt,
-                 max_attempts, red, why, wait_ms);
+        prev_ms = backoff_next(prev_ms, PGCONN_BACKOFF_BASE_MS, PGCONN_BACKOFF_CAP_MS);
+        log_warn("%s: connection attempt %d/%d failed (%s): %s; retrying in %d ms", what, attempt,
+                 max_attempts, red, why, prev_ms);
         free(red);
         free(why);
+        sleep_ms(prev_ms);
     }
     strbuf_free(&params.options);
     return conn;
+}
+
+/* Logs a failed result (or lost connection) as "what: message (SQLSTATE x)", once. */
+static void log_failure(PGconn *conn, const PGresult *res, const char *what)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char *conn_msg = NULL;
+    if (primary == NULL) {
+        conn_msg = one_line_error(conn);
+        primary = conn_msg;
+    }
+    log_full(LOG_ERROR, res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL,
+             res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL,
+             "%s: %s (SQLSTATE %s)", what, primary, state != NULL ? state : "none");
+    free(conn_msg);
 }
 
 PGresult *pgconn_query(PGconn *conn, const char *what, const char *sql, int nparams,
@@ -297,28 +361,20 @@ PGresult *pgconn_query(PGconn *conn, const char *what, const char *sql, int npar
     if (c == PGERR_OK)
         return res;
 
-    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char *conn_msg = NULL;
-    if (primary == NULL) {
-        conn_msg = one_line_error(conn);
-        primary = conn_msg;
-    }
-    log_full(LOG_ERROR, res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL,
-             res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL,
-             "%s: %s (SQLSTATE %s)", what, primary, state != NULL ? state : "none");
-    free(conn_msg);
+    log_failure(conn, res, what);
     PQclear(res);
     return NULL;
 }
 
 bool pgconn_exec(PGconn *conn, const char *what, const char *sql)
 {
-    PGresult *res = pgconn_query(conn, what, sql, 0, NULL, NULL);
-    if (res == NULL)
-        return false;
+    /* Simple protocol: sql may hold several statements (DDL scripts). */
+    PGresult *res = PQexec(conn, sql);
+    bool ok = pgconn_classify(conn, res) == PGERR_OK;
+    if (!ok)
+        log_failure(conn, res, what);
     PQclear(res);
-    return true;
+    return ok;
 }
 
 void pgconn_append_ident(strbuf *out, const char *ident)
@@ -344,21 +400,8 @@ void pgconn_append_qualified(strbuf *out, const char *schema, const char *name)
 
 int pgconn_backoff_sleep(int *prev_ms, int base_ms, int cap_ms)
 {
-    if (base_ms < 1)
-        base_ms = 1;
-    if (cap_ms < base_ms)
-        cap_ms = base_ms;
-    long prev = *prev_ms < base_ms ? base_ms : *prev_ms;
-    long upper = prev * 3;
-    if (upper > cap_ms)
-        upper = cap_ms;
-    long next = base_ms;
-    if (upper > base_ms)
-        next = base_ms + (long)arc4random_uniform((uint32_t)(upper - base_ms + 1));
-    *prev_ms = (int)next;
-
-    struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000L};
-    /* A signal (SIGTERM) cuts the wait short; the caller checks its flags. */
-    (void)nanosleep(&ts, NULL);
-    return (int)next;
+    int next = backoff_next(*prev_ms, base_ms, cap_ms);
+    *prev_ms = next;
+    sleep_ms(next);
+    return next;
 }
