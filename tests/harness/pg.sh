@@ -92,7 +92,6 @@ wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
 fsync = off                    # tests and demos only: never in production
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 128MB
 max_connections = 50
