@@ -29,7 +29,9 @@ wb_pgc_as_postgres() {
 # True when something already listens on 127.0.0.1:PORT or the port cannot be bound.
 wb_pgc_port_busy() {
     local port=$1
-    if ss -Htln 2>/dev/null | awk '{print $4}' | grep -Eq "[:.]${port}\$"; then
+    local listening
+    listening=$(ss -Htln 2>/dev/null | awk '{print $4}' | grep -Ec "[:.]${port}\$" || true)
+    if [[ $listening != 0 ]]; then
         return 0
     fi
     if command -v python3 >/dev/null 2>&1; then
@@ -82,6 +84,15 @@ wb_pgc_init() {
         return 1
     fi
     rm -f "$dir.initdb.log"
+    # PostgreSQL 15.19+ loads only output plugins listed in output_plugin_libraries
+    # (default 'pgoutput, test_decoding'): allow wal2json where the setting exists.
+    local known
+    known=$(wb_pgc_as_postgres "$WB_PG_BIN/postgres" --describe-config 2>/dev/null |
+        grep -c '^output_plugin_libraries' || true)
+    if [[ $known != 0 ]]; then
+        echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'" |
+            wb_pgc_as_postgres tee -a "$dir/postgresql.conf" >/dev/null
+    fi
     # Settings common to every run; port and socket directory are written by
     # wb_pgc_start (walbridge_port.conf), so a copied data directory works too.
     wb_pgc_as_postgres tee -a "$dir/postgresql.conf" >/dev/null <<EOF
