@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# run.sh — the test command (README): builds walbridge, runs every test, then
+# rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit
+# tests again, failing on any sanitizer report.
+#
+#   bash tests/run.sh            from anywhere; build dirs go under the source tree
+#   WB_JOBS=N                    parallel build jobs (default: nproc)
+#   WB_CTEST_ARGS="-R harness"   extra arguments for the first ctest run
+#
+# Integration tests start their own PostgreSQL 15 clusters (tests/harness/lib.sh),
+# so PostgreSQL 15 + wal2json must be installed (tests/harness/install-deps.sh).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+jobs=${WB_JOBS:-$(nproc 2>/dev/null || echo 2)}
+build=$root/build
+build_asan=$root/build-asan
+
+step() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+step "build ($build)"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALBRIDGE_SANITIZE=OFF
+cmake --build "$build" -j "$jobs"
+
+step "all tests"
+# shellcheck disable=SC2086
+(cd "$build" && ctest --output-on-failure --timeout 900 ${WB_CTEST_ARGS:-})
+
+step "sanitizer build ($build_asan)"
+cmake -S "$root" -B "$build_asan" -DCMAKE_BUILD_TYPE=Debug -DWALBRIDGE_SANITIZE=ON
+cmake --build "$build_asan" -j "$jobs"
+
+step "unit tests under ASan + UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+log=$build_asan/unit-sanitized.log
+status=0
+# -V: keep every test's output so reports from tests that still "pass" are seen.
+(cd "$build_asan" && ctest -L unit --output-on-failure -V --timeout 600) >"$log" 2>&1 || status=$?
+tail -n 40 "$log"
+if grep -Eq "LeakSanitizer|AddressSanitizer|runtime error:" "$log"; then
+    echo "run.sh: sanitizer report in the unit tests (full log: $log):" >&2
+    grep -E -B2 -A20 "LeakSanitizer|AddressSanitizer|runtime error:" "$log" | head -n 120 >&2
+    exit 1
+fi
+if ((status != 0)); then
+    echo "run.sh: unit tests failed under the sanitizers (full log: $log)" >&2
+    exit 1
+fi
+unit_count=$(grep -c "Test *#[0-9]*: unit\." "$log" || true)
+if [[ $unit_count == 0 ]]; then
+    echo "run.sh: no unit tests ran under the sanitizers" >&2
+    exit 1
+fi
+
+step "all tests passed (sanitized unit tests: see $log)"
