@@ -6,6 +6,7 @@
 #   bash tests/run.sh            from anywhere; build dirs go under the source tree
 #   WB_JOBS=N                    parallel build jobs (default: nproc)
 #   WB_CTEST_ARGS="-R harness"   extra arguments for the first ctest run
+#   WALBRIDGE_BUILD_DIR, WALBRIDGE_ASAN_BUILD_DIR   override ./build and ./build-asan
 #
 # Integration tests start their own PostgreSQL 15 clusters (tests/harness/lib.sh),
 # so PostgreSQL 15 + wal2json must be installed (tests/harness/install-deps.sh).
@@ -13,8 +14,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=${WB_JOBS:-$(nproc 2>/dev/null || echo 2)}
-build=$root/build
-build_asan=$root/build-asan
+build=${WALBRIDGE_BUILD_DIR:-$root/build}
+build_asan=${WALBRIDGE_ASAN_BUILD_DIR:-$root/build-asan}
 
 step() {
     printf '\n==== %s ====\n' "$*"
