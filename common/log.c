@@ -173,7 +173,8 @@ static void log_timestamp(char *buf, size_t len)
     gmtime_r(&now.tv_sec, &tm);
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03ldZ", base, now.tv_nsec / 1000000L);
+    unsigned ms = (unsigned)(now.tv_nsec / 1000000L) % 1000u;
+    snprintf(buf, len, "%s.%03uZ", base, ms);
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
@@ -256,7 +257,7 @@ static void log_append_text_block(strbuf *out, const char *s)
 static void log_format_record(strbuf *out, log_format format, log_level level, const char *message,
                               const char *detail, const char *hint)
 {
-    char ts[40];
+    char ts[48];
     log_timestamp(ts, sizeof ts);
     if (format == LOG_FORMAT_JSON) {
         strbuf_appendf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%ld,\"message\":", ts,
