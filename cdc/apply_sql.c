@@ -1,0 +1,399 @@
+/*
+ * apply_sql.c — builds the statements the stream applier prepares (see
+ * apply_sql.h for the shapes).  Pure string building over a table plan.
+ */
+#include "cdc/apply_sql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pgconn.h"
+
+/* State of one build: the statement text and its parameter list so far. */
+typedef struct sql_builder {
+    const wb_config *cfg;
+    const table_plan *t;
+    strbuf *sql;
+    apply_param *params;
+    int nparams;
+    int cap;
+} sql_builder;
+
+bool apply_sql_column_travels(const table_plan *t, size_t column)
+{
+    const column_plan *c = &t->columns[column];
+    return !c->skipped && !c->generated && c->target != NULL;
+}
+
+bool apply_sql_is_key_column(const table_plan *t, size_t column)
+{
+    for (size_t k = 0; k < t->nkey_columns; k++) {
+        if (t->key_columns[k] == (int)column)
+            return true;
+    }
+    return false;
+}
+
+/* Target column name: the legacy_key column for a UUID-mapped table's key. */
+static const char *target_name(const sql_builder *b, size_t column)
+{
+    if (b->t->cfg->kind == TABLE_UUID_MAPPED && apply_sql_is_key_column(b->t, column))
+        return b->t->cfg->legacy_key;
+    return b->t->columns[column].target;
+}
+
+/* Returns the $n of (column, old, how), adding it to the list when new. */
+static int param_ref(sql_builder *b, int column, bool old, apply_param_how how)
+{
+    for (int i = 0; i < b->nparams; i++) {
+        const apply_param *p = &b->params[i];
+        if (p->column == column && p->old == old && p->how == how)
+            return i + 1;
+    }
+    if (b->nparams == b->cap) {
+        b->cap = b->cap == 0 ? 16 : b->cap * 2;
+        b->params = wb_xrealloc(b->params, (size_t)b->cap * sizeof *b->params);
+    }
+    b->params[b->nparams] = (apply_param){.column = column, .old = old, .how = how};
+    return ++b->nparams;
+}
+
+static const table_config *ref_parent(const sql_builder *b, size_t column)
+{
+    const column_plan *c = &b->t->columns[column];
+    if (c->role != COLROLE_REFERENCE || c->ref_parent < 0 ||
+        (size_t)c->ref_parent >= b->cfg->ntables)
+        return NULL;
+    const table_config *p = &b->cfg->tables[c->ref_parent];
+    return p->kind == TABLE_UUID_MAPPED ? p : NULL;
+}
+
+/* Appends the value expression of a column from the new or old row. */
+static void append_value(sql_builder *b, size_t column, bool old)
+{
+    const table_config *parent = ref_parent(b, column);
+    if (parent != NULL) {
+        int raw = param_ref(b, (int)column, old, APARAM_RAW);
+        int v5 = param_ref(b, (int)column, old, APARAM_V5_PARENT);
+        strbuf_append(b->sql, "COALESCE((SELECT p.");
+        pgconn_append_ident(b->sql, parent->target_key);
+        strbuf_append(b->sql, " FROM ");
+        pgconn_append_qualified(b->sql, parent->target_schema, parent->target_name);
+        strbuf_append(b->sql, " p WHERE p.");
+        pgconn_append_ident(b->sql, parent->legacy_key);
+        strbuf_appendf(b->sql, " = $%d), $%d::uuid)", raw, v5);
+        return;
+    }
+    const char *type = b->t->columns[column].source_type;
+    apply_param_how how = type != NULL && strcmp(type, "bytea") == 0 ? APARAM_BYTEA : APARAM_RAW;
+    strbuf_appendf(b->sql, "$%d", param_ref(b, (int)column, old, how));
+}
+
+/* Types without an equality operator: keyless matching compares their text. */
+static bool compare_as_text(const char *type)
+{
+    static const char *const no_equality[] = {"json", "xml",  "point",   "line",  "lseg",
+                                              "box",  "path", "polygon", "circle"};
+    if (type == NULL)
+        return false;
+    size_t n = strcspn(type, "[(");
+    for (size_t i = 0; i < sizeof no_equality / sizeof no_equality[0]; i++) {
+        if (strlen(no_equality[i]) == n && strncmp(type, no_equality[i], n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void append_table(sql_builder *b)
+{
+    pgconn_append_qualified(b->sql, b->t->cfg->target_schema, b->t->cfg->target_name);
+}
+
+static bool present(const bool *set, size_t i)
+{
+    return set != NULL && set[i];
+}
+
+/* "a = $1, b = $2" for every travelling column present in the new row; false if none. */
+static bool append_set_list(sql_builder *b, const bool *new_present)
+{
+    bool any = false;
+    for (size_t i = 0; i < b->t->ncolumns; i++) {
+        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
+            continue;
+        if (any)
+            strbuf_append(b->sql, ", ");
+        pgconn_append_ident(b->sql, target_name(b, i));
+        strbuf_append(b->sql, " = ");
+        append_value(b, i, false);
+        any = true;
+    }
+    return any;
+}
+
+/* " WHERE k1 = old1 AND ..." over the key columns. */
+static bool append_key_where(sql_builder *b, const bool *new_present, const bool *old_present,
+                             char *err, size_t errlen)
+{
+    strbuf_append(b->sql, " WHERE ");
+    for (size_t k = 0; k < b->t->nkey_columns; k++) {
+        size_t col = (size_t)b->t->key_columns[k];
+        if (!present(old_present, col) && !present(new_present, col)) {
+            snprintf(err, errlen, "key column \"%s\" is missing from the message",
+                     b->t->columns[col].source);
+            return false;
+        }
+        if (k > 0)
+            strbuf_append(b->sql, " AND ");
+        pgconn_append_ident(b->sql, target_name(b, col));
+        strbuf_append(b->sql, " = ");
+        append_value(b, col, true);
+    }
+    return true;
+}
+
+/* " WHERE ctid = (SELECT ctid FROM T WHERE c IS NOT DISTINCT FROM old ... LIMIT 1)" */
+static bool append_one_row_where(sql_builder *b, const bool *old_present, char *err, size_t errlen)
+{
+    strbuf_append(b->sql, " WHERE ctid = (SELECT ctid FROM ");
+    append_table(b);
+    strbuf_append(b->sql, " WHERE ");
+    bool any = false;
+    for (size_t i = 0; i < b->t->ncolumns; i++) {
+        if (!present(old_present, i) || !apply_sql_column_travels(b->t, i))
+            continue;
+        if (any)
+            strbuf_append(b->sql, " AND ");
+        pgconn_append_ident(b->sql, target_name(b, i));
+        if (compare_as_text(b->t->columns[i].target_type)) {
+            strbuf_appendf(b->sql, "::text IS NOT DISTINCT FROM $%d::text",
+                           param_ref(b, (int)i, true, APARAM_RAW));
+        } else {
+            strbuf_append(b->sql, " IS NOT DISTINCT FROM ");
+            append_value(b, i, true);
+        }
+        any = true;
+    }
+    if (!any) {
+        snprintf(err, errlen, "the old row carries no column to match on (REPLICA IDENTITY FULL?)");
+        return false;
+    }
+    strbuf_append(b->sql, " LIMIT 1)");
+    return true;
+}
+
+/* "(tk, lk, a, b)" and "VALUES ($1, $2, ...)" or "SELECT $1, ..." */
+static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_select, char *err,
+                               size_t errlen)
+{
+    bool uuid_mapped = b->t->cfg->kind == TABLE_UUID_MAPPED;
+    for (size_t k = 0; k < b->t->nkey_columns; k++) {
+        if (!present(new_present, (size_t)b->t->key_columns[k])) {
+            snprintf(err, errlen, "key column \"%s\" is missing from the new row",
+                     b->t->columns[b->t->key_columns[k]].source);
+            return false;
+        }
+    }
+    strbuf_append(b->sql, " (");
+    bool any = false;
+    if (uuid_mapped) {
+        pgconn_append_ident(b->sql, b->t->cfg->target_key);
+        any = true;
+    }
+    for (size_t i = 0; i < b->t->ncolumns; i++) {
+        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
+            continue;
+        if (any)
+            strbuf_append(b->sql, ", ");
+        pgconn_append_ident(b->sql, target_name(b, i));
+        any = true;
+    }
+    if (!any) {
+        snprintf(err, errlen, "the message carries no column the target has");
+        return false;
+    }
+    strbuf_append(b->sql, as_select ? ") SELECT " : ") VALUES (");
+    any = false;
+    if (uuid_mapped) {
+        strbuf_appendf(b->sql, "$%d", param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
+        any = true;
+    }
+    for (size_t i = 0; i < b->t->ncolumns; i++) {
+        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
+            continue;
+        if (any)
+            strbuf_append(b->sql, ", ");
+        append_value(b, i, false);
+        any = true;
+    }
+    if (!as_select)
+        strbuf_append_char(b->sql, ')');
+    return true;
+}
+
+/* " ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.c ... RETURNING (xmax = 0)" */
+static void append_on_conflict(sql_builder *b, const bool *new_present)
+{
+    strbuf_append(b->sql, " ON CONFLICT (");
+    for (size_t k = 0; k < b->t->nkey_columns; k++) {
+        if (k > 0)
+            strbuf_append(b->sql, ", ");
+        pgconn_append_ident(b->sql, target_name(b, (size_t)b->t->key_columns[k]));
+    }
+    strbuf_append(b->sql, ") DO UPDATE SET ");
+    bool any = false;
+    for (size_t i = 0; i < b->t->ncolumns; i++) {
+        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i) ||
+            apply_sql_is_key_column(b->t, i))
+            continue;
+        if (any)
+            strbuf_append(b->sql, ", ");
+        const char *name = target_name(b, i);
+        pgconn_append_ident(b->sql, name);
+        strbuf_append(b->sql, " = EXCLUDED.");
+        pgconn_append_ident(b->sql, name);
+        any = true;
+    }
+    if (!any) {
+        /* Only key columns: a no-op assignment so RETURNING still reports the row. */
+        const char *name = target_name(b, (size_t)b->t->key_columns[0]);
+        pgconn_append_ident(b->sql, name);
+        strbuf_append(b->sql, " = EXCLUDED.");
+        pgconn_append_ident(b->sql, name);
+    }
+    strbuf_append(b->sql, " RETURNING (xmax = 0) AS inserted");
+}
+
+static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_present,
+                        const bool *old_present, char *err, size_t errlen)
+{
+    const table_config *cfg = b->t->cfg;
+    switch (kind) {
+    case APPLY_STMT_UPSERT:
+        strbuf_append(b->sql, "INSERT INTO ");
+        append_table(b);
+        if (!append_insert_body(b, new_present, false, err, errlen))
+            return false;
+        append_on_conflict(b, new_present);
+        return true;
+    case APPLY_STMT_UPDATE:
+        strbuf_append(b->sql, "UPDATE ");
+        append_table(b);
+        strbuf_append(b->sql, " SET ");
+        if (!append_set_list(b, new_present)) {
+            snprintf(err, errlen, "the update carries no column the target has");
+            return false;
+        }
+        return append_key_where(b, new_present, old_present, err, errlen);
+    case APPLY_STMT_DELETE:
+        strbuf_append(b->sql, "DELETE FROM ");
+        append_table(b);
+        return append_key_where(b, new_present, old_present, err, errlen);
+    case APPLY_STMT_SOFT_DELETE:
+        strbuf_append(b->sql, "UPDATE ");
+        append_table(b);
+        strbuf_append(b->sql, " SET ");
+        pgconn_append_ident(b->sql, cfg->soft_delete_column);
+        strbuf_append(b->sql, " = now()");
+        return append_key_where(b, new_present, old_present, err, errlen);
+    default:
+        snprintf(err, errlen, "statement kind %d needs a keyless table", (int)kind);
+        return false;
+    }
+}
+
+static bool build_keyless(sql_builder *b, apply_stmt_kind kind, const bool *new_present,
+                          const bool *old_present, char *err, size_t errlen)
+{
+    switch (kind) {
+    case APPLY_STMT_INSERT:
+        strbuf_append(b->sql, "INSERT INTO ");
+        append_table(b);
+        return append_insert_body(b, new_present, false, err, errlen);
+    case APPLY_STMT_KL_UPDATE:
+    case APPLY_STMT_KL_UPSERT:
+        if (kind == APPLY_STMT_KL_UPSERT)
+            strbuf_append(b->sql, "WITH u AS (");
+        strbuf_append(b->sql, "UPDATE ");
+        append_table(b);
+        strbuf_append(b->sql, " SET ");
+        if (!append_set_list(b, new_present)) {
+            snprintf(err, errlen, "the update carries no column the target has");
+            return false;
+        }
+        if (!append_one_row_where(b, old_present, err, errlen))
+            return false;
+        if (kind == APPLY_STMT_KL_UPDATE)
+            return true;
+        strbuf_append(b->sql, " RETURNING 1) INSERT INTO ");
+        append_table(b);
+        if (!append_insert_body(b, new_present, true, err, errlen))
+            return false;
+        strbuf_append(b->sql, " WHERE NOT EXISTS (SELECT 1 FROM u)");
+        return true;
+    case APPLY_STMT_KL_DELETE:
+        strbuf_append(b->sql, "DELETE FROM ");
+        append_table(b);
+        return append_one_row_where(b, old_present, err, errlen);
+    case APPLY_STMT_KL_SOFT_DELETE:
+        strbuf_append(b->sql, "UPDATE ");
+        append_table(b);
+        strbuf_append(b->sql, " SET ");
+        pgconn_append_ident(b->sql, b->t->cfg->soft_delete_column);
+        strbuf_append(b->sql, " = now()");
+        return append_one_row_where(b, old_present, err, errlen);
+    default:
+        snprintf(err, errlen, "statement kind %d needs a keyed table", (int)kind);
+        return false;
+    }
+}
+
+bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
+                     const bool *new_present, const bool *old_present, apply_stmt *out, char *err,
+                     size_t errlen)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    sql_builder b = {.cfg = cfg, .t = t, .sql = &sql};
+    bool keyless = t->cfg->kind == TABLE_KEYLESS || t->nkey_columns == 0;
+    bool ok = keyless ? build_keyless(&b, kind, new_present, old_present, err, errlen)
+                      : build_keyed(&b, kind, new_present, old_present, err, errlen);
+    if (!ok) {
+        strbuf_free(&sql);
+        free(b.params);
+        return false;
+    }
+    out->sql = strbuf_detach(&sql);
+    out->params = b.params;
+    out->nparams = b.nparams;
+    return true;
+}
+
+void apply_stmt_free(apply_stmt *s)
+{
+    free(s->sql);
+    free(s->params);
+    s->sql = NULL;
+    s->params = NULL;
+    s->nparams = 0;
+}
+
+void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables, strbuf *out)
+{
+    strbuf_append(out, "TRUNCATE ");
+    for (size_t i = 0; i < ntables; i++) {
+        const table_config *t = &cfg->tables[tables[i]];
+        if (i > 0)
+            strbuf_append(out, ", ");
+        pgconn_append_qualified(out, t->target_schema, t->target_name);
+    }
+}
+
+void apply_sql_conflict_insert(const char *state_schema, strbuf *out)
+{
+    strbuf_append(out, "INSERT INTO ");
+    pgconn_append_qualified(out, state_schema, "conflicts");
+    strbuf_append(out, " (at, slot, lsn, table_name, kind, key)"
+                       " VALUES (now(), $1, $2::pg_lsn, $3, $4, $5)");
+}

@@ -1,0 +1,98 @@
+/*
+ * apply_sql.h — the SQL text the stream applier prepares, built from a table
+ * plan and the set of columns a message carries.  Pure: no I/O, unit-tested
+ * in tests/unit/test_apply_sql.c.
+ *
+ * Every statement takes its values as text parameters.  Parameters are left
+ * untyped wherever the server infers the type from the target column
+ * (VALUES, SET, WHERE col = $n, INSERT ... SELECT), so assignment rules apply
+ * (an over-long value is an error, never silently cut by a cast).  The only
+ * casts are $n::uuid on computed UUIDv5 values and ::text on comparisons of
+ * types that have no equality operator (json, xml, geometric types).
+ *
+ * The statement also says, parameter by parameter, where each value comes
+ * from (apply_param): which catalog column, from the new row or the old row
+ * (identity), and how the text is transformed (bytea gets "\x", UUIDv5 of the
+ * row's own key or of a referenced parent's key).  A parameter used twice in
+ * the SQL text appears once in the list.
+ *
+ * Shapes (T target table, lk legacy_key, tk target_key, P present columns):
+ *   UPSERT      INSERT INTO T (tk, lk, P) VALUES (...) ON CONFLICT (lk | key cols)
+ *               DO UPDATE SET P = EXCLUDED.P RETURNING (xmax = 0)
+ *   INSERT      INSERT INTO T (P) VALUES (...)                 (keyless)
+ *   UPDATE      UPDATE T SET P = ... WHERE key = old key
+ *   DELETE      DELETE FROM T WHERE key = old key
+ *   SOFT_DELETE UPDATE T SET soft_col = now() WHERE key = old key
+ *   KL_*        the same for keyless tables on exactly one row equal to the old
+ *               row: WHERE ctid = (SELECT ctid FROM T WHERE c IS NOT DISTINCT
+ *               FROM $n AND ... LIMIT 1)
+ *   KL_UPSERT   WITH u AS (KL update RETURNING 1) INSERT INTO T (P) SELECT ...
+ *               WHERE NOT EXISTS (SELECT 1 FROM u)   (update, else insert)
+ * A reference column's value is
+ *   COALESCE((SELECT p.tk FROM parent p WHERE p.lk = $a), $b::uuid)
+ * with $a the source value and $b its UUIDv5 under the parent's source name.
+ */
+#ifndef WALBRIDGE_APPLY_SQL_H
+#define WALBRIDGE_APPLY_SQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "common/catalog.h"
+#include "common/config.h"
+#include "common/strbuf.h"
+
+typedef enum apply_stmt_kind {
+    APPLY_STMT_UPSERT = 0,
+    APPLY_STMT_INSERT,
+    APPLY_STMT_UPDATE,
+    APPLY_STMT_DELETE,
+    APPLY_STMT_SOFT_DELETE,
+    APPLY_STMT_KL_UPDATE,
+    APPLY_STMT_KL_UPSERT,
+    APPLY_STMT_KL_DELETE,
+    APPLY_STMT_KL_SOFT_DELETE,
+    APPLY_STMT_KIND_COUNT
+} apply_stmt_kind;
+
+typedef enum apply_param_how {
+    APARAM_RAW = 0,  /* the value text as wal2json sent it */
+    APARAM_BYTEA,    /* "\x" + the hex text (wal2json drops the prefix) */
+    APARAM_V5_ROW,   /* UUIDv5(ns, "<this table's source>:<value>") */
+    APARAM_V5_PARENT /* UUIDv5(ns, "<referenced parent's source>:<value>"); NULL stays NULL */
+} apply_param_how;
+
+typedef struct apply_param {
+    int column; /* index into table_plan.columns */
+    bool old;   /* from the old row (identity); for key columns falls back to new */
+    apply_param_how how;
+} apply_param;
+
+typedef struct apply_stmt {
+    char *sql;           /* owned */
+    apply_param *params; /* owned, nparams entries, $1 first */
+    int nparams;
+} apply_stmt;
+
+/* True when the column is written to the target (not skipped, not generated). */
+bool apply_sql_column_travels(const table_plan *t, size_t column);
+/* True when the column is a source key column of t. */
+bool apply_sql_is_key_column(const table_plan *t, size_t column);
+
+/*
+ * Builds one statement for table t.  new_present / old_present (ncolumns
+ * entries each, may be NULL for "none") say which catalog columns the
+ * message carries in columns / identity.  Returns false with a reason in err
+ * when no sensible statement exists (no key value, nothing to match on).
+ * On success the caller owns *out (apply_stmt_free).
+ */
+bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
+                     const bool *new_present, const bool *old_present, apply_stmt *out, char *err,
+                     size_t errlen);
+void apply_stmt_free(apply_stmt *s);
+
+/* Appends "TRUNCATE a, b, c" for the given wb_config table indexes. */
+void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables, strbuf *out);
+/* Appends the INSERT into <schema>.conflicts taking $1 slot, $2 lsn, $3 table, $4 kind, $5 key. */
+void apply_sql_conflict_insert(const char *state_schema, strbuf *out);
+
+#endif
