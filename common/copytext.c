@@ -1,0 +1,160 @@
+/*
+ * copytext.c — PostgreSQL COPY text format (tab delimiter, \N for NULL):
+ * escaping values for COPY FROM and splitting COPY TO lines into fields.
+ *
+ * Escaping follows what COPY TO itself writes: backslash, the control
+ * characters \b \f \n \r \t \v as escapes, everything else as is.
+ * Splitting accepts everything COPY FROM accepts: those escapes, octal
+ * (\101), hex (\x41), and a backslash before any other character meaning
+ * that character.  A field that is exactly \N (before unescaping) is NULL.
+ */
+#include "common/copytext.h"
+
+void copytext_escape(strbuf *out, const char *value, size_t len)
+{
+    if (value == NULL) {
+        strbuf_append_len(out, "\\N", 2);
+        return;
+    }
+    size_t run = 0; /* start of the pending run of plain bytes */
+    for (size_t i = 0; i < len; i++) {
+        char esc;
+        switch (value[i]) {
+        case '\\':
+            esc = '\\';
+            break;
+        case '\b':
+            esc = 'b';
+            break;
+        case '\f':
+            esc = 'f';
+            break;
+        case '\n':
+            esc = 'n';
+            break;
+        case '\r':
+            esc = 'r';
+            break;
+        case '\t':
+            esc = 't';
+            break;
+        case '\v':
+            esc = 'v';
+            break;
+        default:
+            continue;
+        }
+        strbuf_append_len(out, value + run, i - run);
+        strbuf_append_char(out, '\\');
+        strbuf_append_char(out, esc);
+        run = i + 1;
+    }
+    strbuf_append_len(out, value + run, len - run);
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Unescapes the raw field [p, end) in place; returns the unescaped length,
+ * or -1 for a backslash at the very end.
+ */
+static long copytext_unescape(char *p, const char *end)
+{
+    char *w = p;
+    const char *r = p;
+    while (r < end) {
+        if (*r != '\\') {
+            *w++ = *r++;
+            continue;
+        }
+        if (++r == end)
+            return -1;
+        char c = *r++;
+        switch (c) {
+        case 'b':
+            *w++ = '\b';
+            break;
+        case 'f':
+            *w++ = '\f';
+            break;
+        case 'n':
+            *w++ = '\n';
+            break;
+        case 'r':
+            *w++ = '\r';
+            break;
+        case 't':
+            *w++ = '\t';
+            break;
+        case 'v':
+            *w++ = '\v';
+            break;
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7': {
+            unsigned value = (unsigned)(c - '0');
+            for (int k = 0; k < 2 && r < end && *r >= '0' && *r <= '7'; k++)
+                value = (value << 3) + (unsigned)(*r++ - '0');
+            *w++ = (char)(value & 0377);
+            break;
+        }
+        case 'x':
+            if (r < end && hex_value(*r) >= 0) {
+                int value = hex_value(*r++);
+                if (r < end && hex_value(*r) >= 0)
+                    value = (value << 4) + hex_value(*r++);
+                *w++ = (char)value;
+            } else {
+                *w++ = 'x';
+            }
+            break;
+        default:
+            *w++ = c; /* backslash before any other character: that character */
+            break;
+        }
+    }
+    return (long)(w - p);
+}
+
+int copytext_split(char *line, size_t len, char **fields, size_t *lens, int max_fields)
+{
+    int n = 0;
+    char *end = line + len;
+    char *start = line;
+    for (;;) {
+        char *tab = start;
+        /* As in COPY FROM, a backslash protects the next byte, even a tab. */
+        while (tab < end && *tab != '\t')
+            tab += (*tab == '\\' && tab + 1 < end) ? 2 : 1;
+        if (n >= max_fields)
+            return -1;
+        if (tab - start == 2 && start[0] == '\\' && start[1] == 'N') {
+            fields[n] = NULL;
+            lens[n] = 0;
+        } else {
+            long flen = copytext_unescape(start, tab);
+            if (flen < 0)
+                return -1;
+            fields[n] = start;
+            lens[n] = (size_t)flen;
+        }
+        n++;
+        if (tab == end)
+            return n;
+        start = tab + 1;
+    }
+}
