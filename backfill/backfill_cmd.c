@@ -1,12 +1,273 @@
-/* PLACEHOLDER until the backfill command lands: replaced by its owner. */
+/*
+ * backfill_cmd.c — `walbridge backfill`: the one-shot catch-up (DESIGN.md,
+ * "backfill", Guarantee 1).
+ *
+ *   1. config, connections, catalog: refuse before writing anything when a
+ *      selected table cannot be mapped;
+ *   2. the handoff: create the slot with an exported snapshot (or note that
+ *      it exists) and record its consistent point as the stream's start;
+ *   3. per table, parents first: keyset diff + copy (tablediff.h);
+ *   4. a summary table on stdout.
+ */
+#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backfill/bfsession.h"
+#include "backfill/bfstate.h"
+#include "backfill/handoff.h"
+#include "backfill/tablediff.h"
 #include "common/cli.h"
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "common/state.h"
+
+typedef struct backfill_args {
+    bool dry_run;
+    bool include_stale;
+    bool delete_extra;
+    bool resume;
+    const char *tables;
+    int batch_rows; /* 0: from the config */
+} backfill_args;
+
+static void print_help(FILE *out)
+{
+    fputs("Usage: walbridge [-c FILE] backfill [options]\n\n"
+          "One-shot catch-up: per table (parents first) diff the source and the target\n"
+          "through the key mapping and copy the rows the target is missing.  When the\n"
+          "replication slot does not exist yet it is created first, the source is read\n"
+          "through its exported snapshot, and its consistent point is recorded so that\n"
+          "`walbridge stream` continues exactly there.\n\n"
+          "Options:\n"
+          "  --dry-run          report the diff per table; write nothing, create no slot\n"
+          "  --include-stale    also rewrite target rows whose content differs (source wins)\n"
+          "  --delete-extra     delete target rows whose source row is gone\n"
+          "  --resume           continue after each table's checkpoint of an interrupted run\n"
+          "  --tables a,b       only these source tables (\"schema.name\" or \"name\")\n"
+          "  --batch-rows N     rows per batch and checkpoint (default: backfill.batch_rows)\n"
+          "  -h, --help         this text\n\n"
+          "Exit status: 0 done, 2 usage or config error, 3 runtime failure.\n",
+          out);
+}
+
+static int parse_args(int argc, char **argv, backfill_args *a)
+{
+    static const struct option options[] = {
+        {"dry-run", no_argument, NULL, 'n'},      {"include-stale", no_argument, NULL, 's'},
+        {"delete-extra", no_argument, NULL, 'd'}, {"resume", no_argument, NULL, 'r'},
+        {"tables", required_argument, NULL, 't'}, {"batch-rows", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    memset(a, 0, sizeof *a);
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'n':
+            a->dry_run = true;
+            break;
+        case 's':
+            a->include_stale = true;
+            break;
+        case 'd':
+            a->delete_extra = true;
+            break;
+        case 'r':
+            a->resume = true;
+            break;
+        case 't':
+            a->tables = optarg;
+            break;
+        case 'b': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 1 || v > 10000000) {
+                fprintf(stderr,
+                        "walbridge backfill: --batch-rows: \"%s\" is not a number "
+                        "between 1 and 10000000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            a->batch_rows = (int)v;
+            break;
+        }
+        case 'h':
+            print_help(stdout);
+            return -1;
+        default:
+            print_help(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "walbridge backfill: unexpected argument \"%s\"\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* Records the consistent point (stream start) and the run row; false on failure. */
+static bool record_handoff(bf_session *s, const handoff *h, int64_t *run_id)
+{
+    PGconn *tw = s->target_write;
+    const wb_config *cfg = &s->cfg;
+    if (!pgconn_exec(tw, "target: BEGIN", "BEGIN"))
+        return false;
+    bool ok = true;
+    if (h->slot_created)
+        ok = state_set_applied_lsn(tw, cfg->state_schema, cfg->slot, h->consistent_lsn, NULL);
+    ok = ok && bfstate_run_start(tw, cfg->state_schema, cfg->slot,
+                                 h->slot_created ? h->consistent_lsn : LSN_INVALID, run_id);
+    if (!ok) {
+        pgconn_exec(tw, "target: ROLLBACK", "ROLLBACK");
+        return false;
+    }
+    if (!pgconn_exec(tw, "target: COMMIT", "COMMIT"))
+        return false;
+    if (h->slot_created) {
+        char lsn[LSN_TEXT_MAX];
+        log_info("recorded the slot's consistent point %s in %s.stream_progress: stream starts "
+                 "there",
+                 lsn_format(h->consistent_lsn, lsn), cfg->state_schema);
+    }
+    return true;
+}
+
+/* SET session_replication_role = replica where the role may (skips FK triggers). */
+static void try_replica_role(PGconn *tw)
+{
+    PGresult *res = PQexec(tw, "SET session_replication_role = replica");
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        log_info("target: session_replication_role = replica (triggers and FK checks skipped "
+                 "for backfill writes; integrity rests on parents-first order and "
+                 "deterministic ids)");
+    else
+        log_info("target: cannot set session_replication_role (%s); triggers and FK checks "
+                 "run for every row",
+                 PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL
+                     ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                     : "?");
+    PQclear(res);
+}
+
+static void print_summary(const bf_session *s, const tablediff_result *results,
+                          const backfill_args *a)
+{
+    const wb_config *cfg = &s->cfg;
+    if (a->dry_run)
+        printf("backfill --dry-run: nothing was written\n");
+    printf("%-28s %12s %12s %10s %10s %10s %8s %10s\n", "table", "source rows", "present",
+           a->dry_run ? "missing" : "copied", a->dry_run ? "stale" : "stale fixed", "extra",
+           "seconds", "rows/s");
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        if (!s->selected[i])
+            continue;
+        const tablediff_result *r = &results[i];
+        if (r->skipped_done) {
+            printf("%-28s %12s (finished by an earlier run)\n", cfg->tables[i].source, "-");
+            continue;
+        }
+        uint64_t present = r->counts.same + r->counts.stale;
+        uint64_t copied = a->dry_run ? r->counts.missing : r->copied;
+        uint64_t stale = a->dry_run || !a->include_stale ? r->counts.stale : r->stale_fixed;
+        double rate = r->seconds > 0 ? (double)r->counts.source_rows / r->seconds : 0;
+        char extra[32];
+        if (a->delete_extra && !a->dry_run)
+            snprintf(extra, sizeof extra, "%" PRIu64 " del", r->extra_deleted);
+        else
+            snprintf(extra, sizeof extra, "%" PRIu64, r->counts.extra);
+        printf("%-28s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64
+               " %10s %8.2f %10.0f%s\n",
+               cfg->tables[i].source, r->counts.source_rows, present, copied, stale, extra,
+               r->seconds, rate, r->resumed ? "  (resumed)" : "");
+    }
+    fflush(stdout);
+}
+
+static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *results)
+{
+    const wb_config *cfg = &s->cfg;
+    tablediff_options o = {.write = !a->dry_run,
+                           .include_stale = a->include_stale,
+                           .delete_extra = a->delete_extra,
+                           .resume = a->resume,
+                           .batch_rows =
+                               a->batch_rows > 0 ? a->batch_rows : cfg->backfill.batch_rows,
+                           .progress = isatty(STDERR_FILENO) == 1,
+                           .state_schema = cfg->state_schema,
+                           .slot = cfg->slot};
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        if (!s->selected[i])
+            continue;
+        const table_config *t = &cfg->tables[i];
+        o.estimate = bf_session_estimate(s, t);
+        log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
+        if (!tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write, &o,
+                           &results[i]))
+            return false;
+        const tablediff_result *r = &results[i];
+        if (!r->skipped_done)
+            log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
+                     " extra; copied %" PRIu64 ", stale fixed %" PRIu64 ", extra deleted %" PRIu64
+                     " in %.2fs",
+                     t->source, r->counts.source_rows, r->counts.missing, r->counts.stale,
+                     r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds);
+        if (r->counts.extra > 0 && !a->delete_extra)
+            log_warn("%s: %" PRIu64 " target rows have no source row (kept; --delete-extra "
+                     "removes them)",
+                     t->source, r->counts.extra);
+    }
+    return true;
+}
 
 int backfill_main(const char *config_path, int argc, char **argv)
 {
-    (void)config_path;
-    (void)argc;
-    (void)argv;
-    fputs("walbridge: backfill is not built yet\n", stderr);
-    return EXIT_RUNTIME;
+    backfill_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != EXIT_OK)
+        return rc < 0 ? EXIT_OK : rc;
+    bf_session s;
+    rc = bf_session_open(&s, config_path, a.tables, !a.dry_run);
+    if (rc != EXIT_OK) {
+        bf_session_close(&s);
+        return rc;
+    }
+    if (!a.dry_run) {
+        if (!state_ensure(s.target_write, s.cfg.state_schema)) {
+            bf_session_close(&s);
+            return EXIT_RUNTIME;
+        }
+        try_replica_role(s.target_write);
+    }
+    if (a.include_stale && !a.dry_run)
+        log_warn("--include-stale rewrites target rows that differ from the source; with the "
+                 "stream running, a row it changed after this snapshot may be overwritten "
+                 "with the older source state until its next change arrives");
+
+    handoff h;
+    int64_t run_id = 0;
+    tablediff_result *results = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *results);
+    bool ok = handoff_begin(&s.cfg, s.source, !a.dry_run, &h);
+    if (ok && !a.dry_run)
+        ok = record_handoff(&s, &h, &run_id);
+    if (ok)
+        ok = run_tables(&s, &a, results);
+    if (ok)
+        print_summary(&s, results, &a);
+    if (!a.dry_run && run_id > 0)
+        bfstate_run_finish(s.target_write, s.cfg.state_schema, run_id, ok ? "done" : "failed");
+    if (ok)
+        pgconn_exec(s.source, "source: COMMIT", "COMMIT");
+    for (size_t i = 0; i < s.cfg.ntables; i++)
+        tablediff_result_free(&results[i]);
+    free(results);
+    handoff_close(&h);
+    if (ok)
+        log_info("backfill finished%s", a.dry_run ? " (dry run: nothing written)" : "");
+    else
+        log_error("backfill failed; rerun with --resume to continue from the checkpoints");
+    bf_session_close(&s);
+    return ok ? EXIT_OK : EXIT_RUNTIME;
 }

@@ -1,0 +1,225 @@
+/*
+ * handoff.c — slot creation with an exported snapshot, bounded wait with a
+ * report of what it waits for, and the source snapshot transaction (see
+ * handoff.h).
+ */
+#include "backfill/handoff.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "common/strbuf.h"
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Looks the slot up; *exists, and false when it belongs to another plugin. */
+static bool slot_lookup(PGconn *source, const char *slot, bool *exists)
+{
+    const char *params[1] = {slot};
+    PGresult *res = pgconn_query(source, "source: looking up the replication slot",
+                                 "SELECT plugin, slot_type FROM pg_replication_slots "
+                                 "WHERE slot_name = $1",
+                                 1, params, NULL);
+    if (res == NULL)
+        return false;
+    *exists = PQntuples(res) == 1;
+    bool ok = true;
+    if (*exists && (strcmp(PQgetvalue(res, 0, 1), "logical") != 0 ||
+                    strcmp(PQgetvalue(res, 0, 0), "wal2json") != 0)) {
+        log_full(LOG_ERROR, NULL,
+                 "Use another \"slot\" name in the config, or drop that slot if it is unused.",
+                 "slot \"%s\" exists but is a %s slot of plugin \"%s\", not wal2json", slot,
+                 PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
+        ok = false;
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* Logs the source transactions older than our attempt: what slot creation waits for. */
+static void report_waiters(PGconn *source, const char *attempt_ts, const char *slot, double waited)
+{
+    const char *params[1] = {attempt_ts};
+    PGresult *res = pgconn_query(
+        source, "source: listing running transactions",
+        "SELECT pid, xact_start, coalesce(state, ''), left(regexp_replace(query, '\\s+', ' ', "
+        "'g'), 160) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+        "AND xact_start <= $1::timestamptz AND pid <> pg_backend_pid() ORDER BY xact_start "
+        "LIMIT 5",
+        1, params, NULL);
+    if (res == NULL)
+        return;
+    if (PQntuples(res) == 0)
+        log_info("creating slot \"%s\": waiting %.0fs for transactions running on the source "
+                 "to finish",
+                 slot, waited);
+    for (int i = 0; i < PQntuples(res); i++)
+        log_info("creating slot \"%s\": waiting %.0fs for transaction of pid %s (started %s, %s): "
+                 "%s",
+                 slot, waited, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                 PQgetvalue(res, i, 3));
+    PQclear(res);
+}
+
+static void cancel_request(PGconn *conn)
+{
+    PGcancel *cancel = PQgetCancel(conn);
+    char errbuf[256];
+    if (cancel != NULL) {
+        PQcancel(cancel, errbuf, sizeof errbuf);
+        PQfreeCancel(cancel);
+    }
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL)
+        PQclear(res);
+}
+
+/* Waits for the CREATE_REPLICATION_SLOT result, bounded by the timeout. */
+static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *repl,
+                               const char *attempt_ts)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double next_report = 2.0;
+    for (;;) {
+        if (!PQconsumeInput(repl)) {
+            log_error("creating slot \"%s\" failed: %s", cfg->slot, PQerrorMessage(repl));
+            return NULL;
+        }
+        if (!PQisBusy(repl))
+            return PQgetResult(repl);
+        double waited = seconds_since(&t0);
+        if (waited >= cfg->backfill.slot_create_timeout_s) {
+            cancel_request(repl);
+            log_full(LOG_ERROR,
+                     "CREATE_REPLICATION_SLOT waits until every transaction running when it "
+                     "started has finished.",
+                     "Finish or cancel the transactions named above, or raise "
+                     "backfill.slot_create_timeout_s.",
+                     "creating slot \"%s\" timed out after %d s", cfg->slot,
+                     cfg->backfill.slot_create_timeout_s);
+            return NULL;
+        }
+        if (waited >= next_report) {
+            report_waiters(source, attempt_ts, cfg->slot, waited);
+            next_report = waited + 5.0;
+        }
+        struct pollfd pfd = {.fd = PQsocket(repl), .events = POLLIN, .revents = 0};
+        poll(&pfd, 1, 250);
+    }
+}
+
+static bool snapshot_name_ok(const char *name)
+{
+    if (name[0] == '\0' || strlen(name) >= 64)
+        return false;
+    for (const char *p = name; *p != '\0'; p++) {
+        bool hex = (*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F') || (*p >= 'a' && *p <= 'f');
+        if (!hex && *p != '-')
+            return false;
+    }
+    return true;
+}
+
+static bool create_slot(const wb_config *cfg, PGconn *source, handoff *h)
+{
+    char err[512];
+    h->repl = pgconn_open(cfg->source_dsn, PGCONN_REPLICATION, "source (replication)", 3, err,
+                          sizeof err);
+    if (h->repl == NULL)
+        return false;
+    PGresult *now =
+        pgconn_query(source, "source: clock", "SELECT clock_timestamp()::text", 0, NULL, NULL);
+    if (now == NULL)
+        return false;
+    char attempt_ts[64];
+    snprintf(attempt_ts, sizeof attempt_ts, "%s", PQgetvalue(now, 0, 0));
+    PQclear(now);
+
+    strbuf cmd;
+    strbuf_init(&cmd);
+    strbuf_append(&cmd, "CREATE_REPLICATION_SLOT ");
+    pgconn_append_ident(&cmd, cfg->slot);
+    strbuf_append(&cmd, " LOGICAL wal2json (SNAPSHOT 'export')");
+    log_info("creating replication slot \"%s\" (wal2json) with an exported snapshot", cfg->slot);
+    bool sent = PQsendQuery(h->repl, cmd.data) == 1;
+    strbuf_free(&cmd);
+    if (!sent) {
+        log_error("creating slot \"%s\" failed: %s", cfg->slot, PQerrorMessage(h->repl));
+        return false;
+    }
+    PGresult *res = wait_for_slot(cfg, source, h->repl, attempt_ts);
+    if (res == NULL)
+        return false;
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) >= 3;
+    if (!ok) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        log_error("creating slot \"%s\" failed: %s (SQLSTATE %s)", cfg->slot,
+                  PQresultErrorMessage(res), state != NULL ? state : "none");
+    } else if (!lsn_parse(PQgetvalue(res, 0, 1), &h->consistent_lsn) ||
+               !snapshot_name_ok(PQgetvalue(res, 0, 2))) {
+        log_error("creating slot \"%s\": unexpected answer (consistent point \"%s\", snapshot "
+                  "\"%s\")",
+                  cfg->slot, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+        ok = false;
+    } else {
+        snprintf(h->snapshot, sizeof h->snapshot, "%s", PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    while ((res = PQgetResult(h->repl)) != NULL)
+        PQclear(res);
+    if (!ok)
+        return false;
+    h->slot_created = true;
+    char lsn[LSN_TEXT_MAX];
+    log_info("created slot \"%s\": consistent point %s, snapshot %s", cfg->slot,
+             lsn_format(h->consistent_lsn, lsn), h->snapshot);
+    return true;
+}
+
+bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, handoff *h)
+{
+    memset(h, 0, sizeof *h);
+    bool exists = false;
+    if (!slot_lookup(source, cfg->slot, &exists))
+        return false;
+    h->slot_existed = exists;
+    if (exists)
+        log_info("slot \"%s\" exists already: this is a re-run on a fresh snapshot; rows the "
+                 "stream applied are not overwritten (missing rows are inserted only)",
+                 cfg->slot);
+    else if (!create)
+        log_info("slot \"%s\" does not exist; not creating it (dry run)", cfg->slot);
+    else if (!create_slot(cfg, source, h))
+        return false;
+
+    if (!pgconn_exec(source, "source: BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        return false;
+    if (h->slot_created) {
+        /* The name is server-generated and checked to be hex and dashes only. */
+        strbuf sql;
+        strbuf_init(&sql);
+        strbuf_appendf(&sql, "SET TRANSACTION SNAPSHOT '%s'", h->snapshot);
+        bool ok = pgconn_exec(source, "source: importing the slot's snapshot", sql.data);
+        strbuf_free(&sql);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+void handoff_close(handoff *h)
+{
+    if (h->repl != NULL)
+        PQfinish(h->repl);
+    h->repl = NULL;
+}

@@ -1,0 +1,66 @@
+/*
+ * tablediff.h — the diff engine of backfill and verify for one table: both
+ * sides' (key, hash) streams as COPY TO STDOUT in flight at once (one source
+ * and one target connection), merged by keyset_merge; optionally the missing
+ * (and stale) rows are copied and the extra rows deleted on a third
+ * connection, batch by batch, each batch one target transaction carrying its
+ * checkpoint.
+ *
+ * Writing (backfill): the source diff query also carries each row's mapped
+ * columns, so a missing row is staged the moment the merge finds it (no
+ * second read of the source).  Staged rows go with COPY into a TEMP table in
+ * source form plus the UUIDv5 ids computed here (uuidmap_v5), then one
+ * INSERT ... SELECT per batch remaps keys and references in SQL
+ * (tablesql.h).  A batch is closed only between two different keys, so a
+ * multiset group (keyless table) never straddles a checkpoint.
+ *
+ * Connections are borrowed: source must already be inside its snapshot
+ * transaction; target_read is idle; target_write is idle (NULL when not
+ * writing).  On failure the write connection's transaction is rolled back
+ * and the read connections may be left mid-COPY: close them.
+ */
+#ifndef WALBRIDGE_TABLEDIFF_H
+#define WALBRIDGE_TABLEDIFF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+
+#include "backfill/keyset.h"
+#include "backfill/tablesql.h"
+
+typedef struct tablediff_options {
+    bool write;         /* copy missing rows (backfill without --dry-run) */
+    bool include_stale; /* also rewrite stale rows (write only) */
+    bool delete_extra;  /* delete extra target rows (write only) */
+    bool resume;        /* start after the table's checkpoint (write only) */
+    int batch_rows;     /* rows per batch / checkpoint */
+    int show;           /* remember up to this many keys per kind (verify --show) */
+    bool progress;      /* draw a progress line on stderr (a terminal) */
+    double estimate;    /* source rows expected (reltuples) for the ETA; <= 0 unknown */
+    const char *state_schema;
+    const char *slot;
+} tablediff_options;
+
+typedef struct tablediff_result {
+    keyset_counts counts;
+    uint64_t copied;        /* missing rows staged and inserted */
+    uint64_t stale_fixed;   /* stale rows rewritten */
+    uint64_t extra_deleted; /* extra rows deleted */
+    double seconds;
+    bool skipped_done; /* --resume: checkpoint said the table was finished */
+    bool resumed;      /* started after a checkpoint key */
+    /* verify --show: up to show keys of each kind, as text (caller frees with the result). */
+    char **missing_keys, **extra_keys, **stale_keys;
+    size_t nmissing_keys, nextra_keys, nstale_keys;
+} tablediff_result;
+
+/*
+ * Diffs (and with opts->write, repairs) one table.  Returns false after
+ * logging the failure (table named).  The result is filled either way.
+ */
+bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGconn *target_read,
+                   PGconn *target_write, const tablediff_options *opts, tablediff_result *res);
+void tablediff_result_free(tablediff_result *res);
+
+#endif

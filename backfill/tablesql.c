@@ -1,0 +1,439 @@
+/*
+ * tablesql.c — per-table layout and the SQL text of backfill and verify
+ * (see tablesql.h for the shapes).  Pure string building: identifiers go
+ * through pgconn_append_ident, type names come from format_type() in the
+ * catalogs, and no value is ever written into the SQL.
+ */
+#include "backfill/tablesql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pgconn.h"
+
+static bool type_is_integer(const char *type)
+{
+    return type != NULL && (strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0 ||
+                            strcmp(type, "smallint") == 0);
+}
+
+static int reference_parent(const table_config *t, const char *column)
+{
+    for (size_t i = 0; i < t->nrefs; i++) {
+        if (strcmp(t->refs[i].column, column) == 0)
+            return t->refs[i].parent_index;
+    }
+    return -1;
+}
+
+static bool plan_column_is_key(const table_plan *plan, size_t col)
+{
+    for (size_t i = 0; i < plan->nkey_columns; i++) {
+        if (plan->key_columns[i] == (int)col)
+            return true;
+    }
+    return false;
+}
+
+bool table_layout_init(table_layout *lay, const wb_config *cfg, const table_plan *plan, char *err,
+                       size_t errlen)
+{
+    const table_config *t = plan->cfg;
+    memset(lay, 0, sizeof *lay);
+    lay->cfg = cfg;
+    lay->table = t;
+    lay->cols = wb_xcalloc(plan->ncolumns > 0 ? plan->ncolumns : 1, sizeof *lay->cols);
+    for (size_t i = 0; i < plan->ncolumns; i++) {
+        const column_plan *c = &plan->columns[i];
+        bool is_key = t->kind != TABLE_KEYLESS && plan_column_is_key(plan, i);
+        if (!is_key && (c->skipped || c->generated))
+            continue;
+        layout_column *lc = &lay->cols[lay->ncols++];
+        lc->source = c->source;
+        lc->source_type = c->source_type;
+        lc->is_key = is_key;
+        lc->parent = reference_parent(t, c->source);
+        if (is_key && t->kind == TABLE_UUID_MAPPED) {
+            lc->target = t->legacy_key;
+            lc->target_type = c->source_type;
+        } else {
+            lc->target = c->target != NULL ? c->target : config_target_column(t, c->source);
+            lc->target_type = c->target_type != NULL ? c->target_type : c->source_type;
+        }
+        if (lc->target == NULL) {
+            snprintf(err, errlen, "%s: key column \"%s\" has no target column", t->source,
+                     c->source);
+            table_layout_free(lay);
+            return false;
+        }
+    }
+    if (t->kind == TABLE_KEYLESS) {
+        lay->nkey = 1;
+        lay->key_col[0] = -1;
+        lay->key_type[0] = KEYSET_KEY_TEXT;
+    } else {
+        if (plan->nkey_columns == 0 || plan->nkey_columns > KEYSET_MAX_KEY) {
+            snprintf(err, errlen, "%s: key has %zu columns (1..%d supported)", t->source,
+                     plan->nkey_columns, KEYSET_MAX_KEY);
+            table_layout_free(lay);
+            return false;
+        }
+        for (size_t k = 0; k < plan->nkey_columns; k++) {
+            const char *name = plan->columns[plan->key_columns[k]].source;
+            int found = -1;
+            for (size_t j = 0; j < lay->ncols; j++) {
+                if (strcmp(lay->cols[j].source, name) == 0)
+                    found = (int)j;
+            }
+            if (found < 0) {
+                snprintf(err, errlen, "%s: key column \"%s\" is not copied", t->source, name);
+                table_layout_free(lay);
+                return false;
+            }
+            lay->key_col[k] = found;
+            lay->key_type[k] =
+                type_is_integer(lay->cols[found].source_type) ? KEYSET_KEY_INT : KEYSET_KEY_TEXT;
+        }
+        lay->nkey = plan->nkey_columns;
+    }
+    if (lay->ncols == 0) {
+        snprintf(err, errlen, "%s: no column is copied", t->source);
+        table_layout_free(lay);
+        return false;
+    }
+    lay->spec.types = lay->key_type;
+    lay->spec.nkey = lay->nkey;
+    lay->spec.allow_duplicates = t->kind == TABLE_KEYLESS;
+    return true;
+}
+
+void table_layout_free(table_layout *lay)
+{
+    free(lay->cols);
+    lay->cols = NULL;
+    lay->ncols = 0;
+}
+
+size_t tablesql_hash_field(const table_layout *lay)
+{
+    return lay->table->kind == TABLE_KEYLESS ? 0 : lay->nkey;
+}
+
+size_t tablesql_row_field(const table_layout *lay)
+{
+    return tablesql_hash_field(lay) + 1;
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+static void append_alias_col(strbuf *out, const char *alias, const char *column)
+{
+    strbuf_append(out, alias);
+    strbuf_append_char(out, '.');
+    pgconn_append_ident(out, column);
+}
+
+/* Source-form value of layout column i on the source side. */
+static void source_value(const table_layout *lay, size_t i, strbuf *out)
+{
+    append_alias_col(out, "s", lay->cols[i].source);
+}
+
+/* Source-form value of layout column i on the target side (see the joins in target_from). */
+static void target_value(const table_layout *lay, size_t i, strbuf *out)
+{
+    const layout_column *c = &lay->cols[i];
+    if (c->parent >= 0) {
+        strbuf_appendf(out, "p%zu.", i);
+        pgconn_append_ident(out, lay->cfg->tables[c->parent].legacy_key);
+        return;
+    }
+    append_alias_col(out, "t", c->target);
+    if (!c->is_key && strcmp(c->source_type, c->target_type) != 0)
+        strbuf_appendf(out, "::%s", c->source_type);
+}
+
+typedef void (*value_fn)(const table_layout *lay, size_t i, strbuf *out);
+
+static void append_hash(const table_layout *lay, value_fn value, strbuf *out)
+{
+    strbuf_append(out, "md5(ROW(");
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (i > 0)
+            strbuf_append(out, ", ");
+        strbuf_append_char(out, '(');
+        value(lay, i, out);
+        strbuf_append(out, ")::text");
+    }
+    strbuf_append(out, ")::text)");
+}
+
+/* The key columns as "<expr> AS k0, ..." sorted the keyset way. */
+static void append_keys(const table_layout *lay, value_fn value, strbuf *out)
+{
+    for (size_t k = 0; k < lay->nkey; k++) {
+        if (k > 0)
+            strbuf_append(out, ", ");
+        if (lay->key_col[k] < 0) {
+            append_hash(lay, value, out);
+            strbuf_append(out, " COLLATE \"C\"");
+        } else if (lay->key_type[k] == KEYSET_KEY_INT) {
+            value(lay, (size_t)lay->key_col[k], out);
+        } else {
+            strbuf_append_char(out, '(');
+            value(lay, (size_t)lay->key_col[k], out);
+            strbuf_append(out, ")::text COLLATE \"C\"");
+        }
+        strbuf_appendf(out, " AS k%zu", k);
+    }
+}
+
+static void target_from(const table_layout *lay, strbuf *out)
+{
+    const table_config *t = lay->table;
+    pgconn_append_qualified(out, t->target_schema, t->target_name);
+    strbuf_append(out, " t");
+    for (size_t i = 0; i < lay->ncols; i++) {
+        const layout_column *c = &lay->cols[i];
+        if (c->parent < 0)
+            continue;
+        const table_config *p = &lay->cfg->tables[c->parent];
+        strbuf_append(out, " LEFT JOIN ");
+        pgconn_append_qualified(out, p->target_schema, p->target_name);
+        strbuf_appendf(out, " p%zu ON p%zu.", i, i);
+        pgconn_append_ident(out, p->target_key);
+        strbuf_append(out, " = ");
+        append_alias_col(out, "t", c->target);
+    }
+    if (t->kind == TABLE_UUID_MAPPED) {
+        strbuf_append(out, " WHERE ");
+        append_alias_col(out, "t", t->legacy_key);
+        strbuf_append(out, " IS NOT NULL");
+    }
+}
+
+void tablesql_resume_setting(size_t i, strbuf *out)
+{
+    strbuf_appendf(out, "SELECT set_config('walbridge.resume_%zu', $1, false)", i);
+}
+
+static void append_resume_and_order(const table_layout *lay, bool resume, strbuf *out)
+{
+    if (resume) {
+        strbuf_append(out, " WHERE (");
+        for (size_t k = 0; k < lay->nkey; k++)
+            strbuf_appendf(out, "%sx.k%zu", k > 0 ? ", " : "", k);
+        strbuf_append(out, ") > (");
+        for (size_t k = 0; k < lay->nkey; k++) {
+            strbuf_appendf(out, "%scurrent_setting('walbridge.resume_%zu')", k > 0 ? ", " : "", k);
+            strbuf_append(out, lay->key_type[k] == KEYSET_KEY_INT ? "::bigint" : " COLLATE \"C\"");
+        }
+        strbuf_append_char(out, ')');
+    }
+    strbuf_append(out, " ORDER BY ");
+    for (size_t k = 0; k < lay->nkey; k++)
+        strbuf_appendf(out, "%s%zu", k > 0 ? ", " : "", k + 1);
+}
+
+void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out)
+{
+    const table_config *t = lay->table;
+    strbuf_append(out, "COPY (SELECT * FROM (SELECT ");
+    append_keys(lay, source_value, out);
+    if (t->kind != TABLE_KEYLESS) {
+        strbuf_append(out, ", ");
+        append_hash(lay, source_value, out);
+        strbuf_append(out, " AS h");
+    }
+    if (with_rows) {
+        for (size_t i = 0; i < lay->ncols; i++) {
+            strbuf_append(out, ", ");
+            source_value(lay, i, out);
+            strbuf_appendf(out, " AS c%zu", i);
+        }
+    }
+    strbuf_append(out, " FROM ");
+    pgconn_append_qualified(out, t->source_schema, t->source_name);
+    strbuf_append(out, " s) x");
+    append_resume_and_order(lay, resume, out);
+    strbuf_append(out, ") TO STDOUT");
+}
+
+void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)
+{
+    strbuf_append(out, "COPY (SELECT * FROM (SELECT ");
+    append_keys(lay, target_value, out);
+    if (lay->table->kind != TABLE_KEYLESS) {
+        strbuf_append(out, ", ");
+        append_hash(lay, target_value, out);
+        strbuf_append(out, " AS h");
+    }
+    strbuf_append(out, " FROM ");
+    target_from(lay, out);
+    strbuf_append(out, ") x");
+    append_resume_and_order(lay, resume, out);
+    strbuf_append(out, ") TO STDOUT");
+}
+
+/* ---------------------------------------------------------------- staging and insert */
+
+size_t tablesql_stage_width(const table_layout *lay)
+{
+    size_t n = lay->ncols + (lay->table->kind == TABLE_UUID_MAPPED ? 1 : 0);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (lay->cols[i].parent >= 0)
+            n++;
+    }
+    return n;
+}
+
+void tablesql_stage_create(const table_layout *lay, int index, strbuf *out)
+{
+    strbuf_appendf(out, "CREATE TEMP TABLE IF NOT EXISTS wb_stage_%d (", index);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        const layout_column *c = &lay->cols[i];
+        bool source_typed = c->is_key || c->parent >= 0;
+        strbuf_appendf(out, "%sc%zu %s", i > 0 ? ", " : "", i,
+                       source_typed ? c->source_type : c->target_type);
+    }
+    if (lay->table->kind == TABLE_UUID_MAPPED)
+        strbuf_append(out, ", wb_id uuid");
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (lay->cols[i].parent >= 0)
+            strbuf_appendf(out, ", wb_r%zu uuid", i);
+    }
+    strbuf_append(out, ") ON COMMIT DELETE ROWS");
+}
+
+void tablesql_stage_copy(int index, strbuf *out)
+{
+    strbuf_appendf(out, "COPY pg_temp.wb_stage_%d FROM STDIN", index);
+}
+
+static void append_conflict_target(const table_layout *lay, strbuf *out)
+{
+    strbuf_append(out, " ON CONFLICT (");
+    if (lay->table->kind == TABLE_UUID_MAPPED) {
+        pgconn_append_ident(out, lay->table->legacy_key);
+    } else {
+        for (size_t k = 0; k < lay->nkey; k++) {
+            if (k > 0)
+                strbuf_append(out, ", ");
+            pgconn_append_ident(out, lay->cols[lay->key_col[k]].target);
+        }
+    }
+    strbuf_append(out, ")");
+}
+
+static void append_conflict_action(const table_layout *lay, bool update, strbuf *out)
+{
+    size_t nset = 0;
+    if (update) {
+        for (size_t i = 0; i < lay->ncols; i++) {
+            const layout_column *c = &lay->cols[i];
+            if (c->is_key)
+                continue;
+            strbuf_append(out, nset++ == 0 ? " DO UPDATE SET " : ", ");
+            pgconn_append_ident(out, c->target);
+            strbuf_append(out, " = EXCLUDED.");
+            pgconn_append_ident(out, c->target);
+        }
+    }
+    if (nset == 0)
+        strbuf_append(out, " DO NOTHING");
+}
+
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, strbuf *out)
+{
+    const table_config *t = lay->table;
+    strbuf_append(out, "INSERT INTO ");
+    pgconn_append_qualified(out, t->target_schema, t->target_name);
+    strbuf_append(out, " (");
+    if (t->kind == TABLE_UUID_MAPPED) {
+        pgconn_append_ident(out, t->target_key);
+        strbuf_append(out, ", ");
+    }
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (i > 0)
+            strbuf_append(out, ", ");
+        pgconn_append_ident(out, lay->cols[i].target);
+    }
+    strbuf_append(out, ") SELECT ");
+    if (t->kind == TABLE_UUID_MAPPED)
+        strbuf_append(out, "s.wb_id, ");
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (i > 0)
+            strbuf_append(out, ", ");
+        if (lay->cols[i].parent >= 0) {
+            strbuf_appendf(out, "COALESCE(p%zu.", i);
+            pgconn_append_ident(out, lay->cfg->tables[lay->cols[i].parent].target_key);
+            strbuf_appendf(out, ", s.wb_r%zu)", i);
+        } else {
+            strbuf_appendf(out, "s.c%zu", i);
+        }
+    }
+    strbuf_appendf(out, " FROM pg_temp.wb_stage_%d s", index);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        const layout_column *c = &lay->cols[i];
+        if (c->parent < 0)
+            continue;
+        const table_config *p = &lay->cfg->tables[c->parent];
+        strbuf_append(out, " LEFT JOIN ");
+        pgconn_append_qualified(out, p->target_schema, p->target_name);
+        strbuf_appendf(out, " p%zu ON p%zu.", i, i);
+        pgconn_append_ident(out, p->legacy_key);
+        strbuf_appendf(out, " = s.c%zu", i);
+    }
+    if (t->kind != TABLE_KEYLESS) {
+        append_conflict_target(lay, out);
+        append_conflict_action(lay, update, out);
+    }
+}
+
+/* ---------------------------------------------------------------- extras */
+
+void tablesql_extra_create(const table_layout *lay, int index, strbuf *out)
+{
+    strbuf_appendf(out, "CREATE TEMP TABLE IF NOT EXISTS wb_extra_%d (", index);
+    for (size_t k = 0; k < lay->nkey; k++)
+        strbuf_appendf(out, "%sk%zu %s", k > 0 ? ", " : "", k,
+                       lay->key_type[k] == KEYSET_KEY_INT ? "bigint" : "text");
+    strbuf_append(out, ") ON COMMIT DELETE ROWS");
+}
+
+void tablesql_extra_copy(int index, strbuf *out)
+{
+    strbuf_appendf(out, "COPY pg_temp.wb_extra_%d FROM STDIN", index);
+}
+
+void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
+{
+    const table_config *t = lay->table;
+    strbuf_append(out, "DELETE FROM ");
+    pgconn_append_qualified(out, t->target_schema, t->target_name);
+    strbuf_append(out, " d WHERE d.ctid IN (");
+    if (t->kind == TABLE_KEYLESS) {
+        strbuf_append(out, "SELECT z.ctid FROM (SELECT y.ctid, y.h, row_number() OVER "
+                           "(PARTITION BY y.h) AS rn FROM (SELECT t.ctid, ");
+        append_hash(lay, target_value, out);
+        strbuf_append(out, " COLLATE \"C\" AS h FROM ");
+        target_from(lay, out);
+        strbuf_appendf(out,
+                       ") y) z JOIN (SELECT k0, count(*) AS n FROM pg_temp.wb_extra_%d "
+                       "GROUP BY k0) e ON e.k0 = z.h WHERE z.rn <= e.n)",
+                       index);
+        return;
+    }
+    strbuf_append(out, "SELECT x.ctid FROM (SELECT t.ctid, ");
+    append_keys(lay, target_value, out);
+    strbuf_append(out, " FROM ");
+    target_from(lay, out);
+    strbuf_appendf(out, ") x JOIN pg_temp.wb_extra_%d e ON (", index);
+    for (size_t k = 0; k < lay->nkey; k++)
+        strbuf_appendf(out, "%sx.k%zu", k > 0 ? ", " : "", k);
+    strbuf_append(out, ") = (");
+    for (size_t k = 0; k < lay->nkey; k++)
+        strbuf_appendf(out, "%se.k%zu", k > 0 ? ", " : "", k);
+    strbuf_append(out, "))");
+}

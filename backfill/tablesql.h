@@ -1,0 +1,103 @@
+/*
+ * tablesql.h — the per-table layout backfill and verify work with, and the
+ * SQL text they send (pure: builds strings, runs nothing).
+ *
+ * A table_layout is the catalog's column plan reduced to what travels: the
+ * mapped columns (not skipped, not generated) in source attnum order, which
+ * of them form the key, and which reference a UUID-mapped parent.
+ *
+ * "Source form" is how a row looks on the source: integer keys and FK
+ * values, data columns as text.  Both diff queries render every row in
+ * source form and hash it in SQL:
+ *
+ *     md5(ROW(col1::text, col2::text, ...)::text)
+ *
+ * ROW's text output quotes values and leaves NULL empty, so NULL and '' hash
+ * differently.  On the target, a UUID-mapped key renders as its legacy_key
+ * column and a reference as the parent's legacy_key (LEFT JOIN on the
+ * parent's target_key), so the texts are byte-identical when the rows agree.
+ *
+ * Every diff query has this shape, sorted the way keyset.h compares:
+ *
+ *     COPY (SELECT * FROM (SELECT <key exprs> AS k0.., <hash> AS h [, cols])
+ *           x [WHERE (x.k0, ..) > (<resume values>)] ORDER BY 1, ..) TO STDOUT
+ *
+ * Integer keys sort numerically; any other key column sorts as text
+ * COLLATE "C".  A keyless table's key is the row hash (and there is no
+ * separate h column).  COPY takes no parameters, so the resume point travels
+ * as text through set_config('walbridge.resume_<i>', $1, false) and the
+ * query reads current_setting('walbridge.resume_<i>').
+ *
+ * Copying goes through a TEMP staging table in source form (plus UUIDv5
+ * columns filled in C) and one set-based INSERT ... SELECT that joins the
+ * parents by legacy_key: COALESCE(parent.target_key, staged v5).
+ *
+ * Ownership: table_layout_free releases the layout; the column names borrow
+ * from the catalog and config, which must outlive it.
+ */
+#ifndef WALBRIDGE_TABLESQL_H
+#define WALBRIDGE_TABLESQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backfill/keyset.h"
+#include "common/catalog.h"
+#include "common/config.h"
+#include "common/strbuf.h"
+
+typedef struct layout_column {
+    const char *source;      /* source column name */
+    const char *target;      /* target column name (legacy_key for a UUID-mapped key) */
+    const char *source_type; /* format_type on the source */
+    const char *target_type; /* format_type on the target */
+    bool is_key;
+    int parent; /* reference: index into wb_config.tables; else -1 */
+} layout_column;
+
+typedef struct table_layout {
+    const wb_config *cfg;
+    const table_config *table;
+    layout_column *cols; /* mapped columns, source attnum order */
+    size_t ncols;
+    size_t nkey;                 /* keyless: 1 (the row hash) */
+    int key_col[KEYSET_MAX_KEY]; /* index into cols; -1 for a keyless hash key */
+    keyset_key_type key_type[KEYSET_MAX_KEY];
+    keyset_spec spec; /* points at key_type */
+} table_layout;
+
+/*
+ * Builds the layout.  Returns false with a one-line reason in err when the
+ * table cannot be diffed (a key column not mapped, too many key columns).
+ */
+bool table_layout_init(table_layout *lay, const wb_config *cfg, const table_plan *plan, char *err,
+                       size_t errlen);
+void table_layout_free(table_layout *lay);
+
+/* Fields of one source diff line: nkey keys, [hash], then (with_rows) ncols values. */
+size_t tablesql_hash_field(const table_layout *lay); /* index of h; == nkey-1 when keyless */
+size_t tablesql_row_field(const table_layout *lay);  /* index of the first row value */
+
+/* The source diff query; with_rows adds every mapped column after the hash. */
+void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out);
+/* The target diff query (rows translated back to source form). */
+void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out);
+/* SELECT set_config('walbridge.resume_<i>', $1, false) for key column i. */
+void tablesql_resume_setting(size_t i, strbuf *out);
+
+/* CREATE TEMP TABLE for the staged rows (name: wb_stage_<index>). */
+void tablesql_stage_create(const table_layout *lay, int index, strbuf *out);
+/* COPY wb_stage_<index> FROM STDIN. */
+void tablesql_stage_copy(int index, strbuf *out);
+/* Number of COPY fields of a staged row: ncols + v5 id (UUID-mapped) + one per reference. */
+size_t tablesql_stage_width(const table_layout *lay);
+/* INSERT INTO target SELECT ... FROM the stage; ON CONFLICT DO NOTHING or (update) DO UPDATE. */
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, strbuf *out);
+
+/* CREATE TEMP TABLE for extra keys in source form (name: wb_extra_<index>). */
+void tablesql_extra_create(const table_layout *lay, int index, strbuf *out);
+void tablesql_extra_copy(int index, strbuf *out);
+/* Deletes the target rows named in wb_extra_<index> (keyless: that many copies of a hash). */
+void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out);
+
+#endif
