@@ -233,14 +233,16 @@ wb__fail() {
     echo "FAIL - $1"
 }
 
-# wb_check "description" COMMAND...: passes when COMMAND exits 0.
+# wb_check "description" COMMAND...: passes when COMMAND exits 0.  COMMAND runs in
+# this shell; its output is shown only when it fails.
 wb_check() {
-    local desc=$1
+    local desc=$1 out=$WB_TMP/.check.out
     shift
-    if "$@"; then
+    if "$@" >"$out" 2>&1; then
         wb__pass "$desc"
     else
         wb__fail "$desc   (command: $*)"
+        tail -n 20 "$out" | sed 's/^/       | /'
     fi
     return 0
 }
