@@ -427,13 +427,23 @@ static stream_stop_reason stream_on_timers(stream_ctl *ctl)
     if (now - ctl->last_status_ms >= (int64_t)ctl->cfg->stream.feedback_interval_s * 1000 &&
         !stream_send_status(ctl, false))
         return STREAM_STOP_SOURCE_LOST;
-    /* --until: while idle, ask the server for a keepalive carrying its WAL end. */
-    if (ctl->until_lsn != LSN_INVALID && stream_nothing_pending(ctl) &&
-        now - ctl->last_data_ms >= ctl->cfg->stream.batch_max_ms &&
-        now - ctl->last_reply_request_ms >= STREAM_REPLY_REQUEST_MS) {
-        ctl->last_reply_request_ms = now;
-        if (!stream_send_status(ctl, true))
-            return STREAM_STOP_SOURCE_LOST;
+    /*
+     * While idle with nothing pending, ask the server for a keepalive: its walEnd
+     * lets the slot advance past WAL we do not care about (and ends --until).
+     */
+    if (stream_nothing_pending(ctl) && now - ctl->last_data_ms >= ctl->cfg->stream.batch_max_ms) {
+        bool ask;
+        if (ctl->until_lsn != LSN_INVALID)
+            ask = now - ctl->last_reply_request_ms >= STREAM_REPLY_REQUEST_MS;
+        else
+            ask = (ctl->idle_lsn < ctl->received_lsn || ctl->idle_lsn < ctl->server_wal_end) &&
+                  now - ctl->last_reply_request_ms >=
+                      (int64_t)ctl->cfg->stream.feedback_interval_s * 1000;
+        if (ask) {
+            ctl->last_reply_request_ms = now;
+            if (!stream_send_status(ctl, true))
+                return STREAM_STOP_SOURCE_LOST;
+        }
     }
     stream_heartbeat(ctl, now);
     stream_progress_line(ctl, now);
