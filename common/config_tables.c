@@ -206,6 +206,21 @@ static bool table_kind_checks(cfg_ctx *c, const cJSON *obj, const char *jpath, t
             if (strcmp(t->renames[k].source, t->exclude[i]) == 0)
                 return cfg_fail(c, path, "\"%s\" is both excluded and renamed", t->exclude[i]);
     }
+    for (size_t k = 0; t->kind == TABLE_UUID_MAPPED && k < t->nrenames; k++) {
+        char rename_path[JPATH_MAX];
+        cfg_jpath_key(rename_path, jpath, "columns.rename");
+        cfg_jpath_key(path, rename_path, t->renames[k].source);
+        if (strcmp(t->renames[k].source, t->key[0]) == 0)
+            return cfg_fail(c, path,
+                            "the key of a UUID-mapped table is written to legacy_key \"%s\"; it "
+                            "cannot be renamed",
+                            t->legacy_key);
+        if (strcmp(t->renames[k].target, t->target_key) == 0 ||
+            strcmp(t->renames[k].target, t->legacy_key) == 0)
+            return cfg_fail(c, path, "\"%s\" is the table's %s column", t->renames[k].target,
+                            strcmp(t->renames[k].target, t->target_key) == 0 ? "target_key"
+                                                                             : "legacy_key");
+    }
     for (size_t i = 0; i < t->nrefs; i++) {
         char refs_path[JPATH_MAX];
         cfg_jpath_key(refs_path, jpath, "references");

@@ -458,6 +458,21 @@ Test(config_error, bad_key_shapes)
                  "excluded");
 }
 
+Test(config_error, rename_clashes_with_uuid_mapping)
+{
+    expect_error(HEAD " 'tables': [{'source': 'x', 'key': 'id', 'legacy_key': 'legacy_id',"
+                      " 'columns': {'rename': {'id': 'old_id'}}}]}",
+                 "walbridge.json: tables[0].columns.rename.id: the key of a UUID-mapped table is "
+                 "written to legacy_key \"legacy_id\"; it cannot be renamed");
+    expect_error(HEAD " 'tables': [{'source': 'x', 'key': 'id', 'legacy_key': 'legacy_id',"
+                      " 'columns': {'rename': {'code': 'id'}}}]}",
+                 "walbridge.json: tables[0].columns.rename.code: \"id\" is the table's "
+                 "target_key column");
+    expect_error(HEAD " 'tables': [{'source': 'x', 'columns': {'rename': {'a': 'z', 'b': 'z'}}}]}",
+                 "walbridge.json: tables[0].columns.rename.b: \"z\" is also the new name of "
+                 "\"a\"");
+}
+
 Test(config, default_path)
 {
     unsetenv("WALBRIDGE_CONFIG");
