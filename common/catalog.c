@@ -36,6 +36,7 @@ typedef struct side_column {
     char *type;    /* format_type(), e.g. "character varying(40)" */
     char *typname; /* pg_type.typname, e.g. "int8", "uuid" */
     char category; /* pg_type.typcategory */
+    int typmod;    /* pg_attribute.atttypmod, -1 when unconstrained */
     bool generated;
     bool in_pk;
     bool in_replident; /* member of the REPLICA IDENTITY USING INDEX index */
@@ -66,6 +67,7 @@ static const char *const columns_sql =
     "         WHERE p.conrelid = c.oid AND p.contype = 'p'),"
     " a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),"
     " coalesce(bt.typname, t.typname), coalesce(bt.typcategory, t.typcategory),"
+    " a.atttypmod,"
     " a.attgenerated <> '',"
     " EXISTS (SELECT 1 FROM pg_catalog.pg_constraint p"
     "         WHERE p.conrelid = c.oid AND p.contype = 'p' AND a.attnum = ANY (p.conkey)),"
@@ -173,11 +175,12 @@ static void fill_columns(const PGresult *res, side_table *tables, size_t ntables
         c->type = wb_xstrdup(PQgetvalue(res, r, 5));
         c->typname = wb_xstrdup(PQgetvalue(res, r, 6));
         c->category = PQgetvalue(res, r, 7)[0];
-        c->generated = is_true(res, r, 8);
-        c->in_pk = is_true(res, r, 9);
-        c->in_replident = is_true(res, r, 10);
-        c->fk_schema = dup_or_null(res, r, 11);
-        c->fk_name = dup_or_null(res, r, 12);
+        c->typmod = atoi(PQgetvalue(res, r, 8));
+        c->generated = is_true(res, r, 9);
+        c->in_pk = is_true(res, r, 10);
+        c->in_replident = is_true(res, r, 11);
+        c->fk_schema = dup_or_null(res, r, 12);
+        c->fk_name = dup_or_null(res, r, 13);
     }
 }
 
@@ -321,8 +324,19 @@ static int type_distance(const side_column *s, const side_column *t)
 {
     if (strcmp(s->type, t->type) == 0)
         return 0;
-    if (strcmp(s->typname, t->typname) == 0)
-        return 1; /* typmod differs: varchar(40) vs varchar(80) */
+    if (strcmp(s->typname, t->typname) == 0) {
+        /* Only the typmod differs: fine when the target is at least as wide. */
+        if (t->typmod == -1)
+            return 0;
+        if (s->typmod == -1)
+            return 1;
+        if (strcmp(s->typname, "numeric") == 0) {
+            int sp = ((s->typmod - 4) >> 16) & 0xffff, ss = (s->typmod - 4) & 0xffff;
+            int tp = ((t->typmod - 4) >> 16) & 0xffff, ts = (t->typmod - 4) & 0xffff;
+            return tp - ts >= sp - ss && ts >= ss ? 0 : 1;
+        }
+        return t->typmod >= s->typmod ? 0 : 1; /* varchar(40) into varchar(80) */
+    }
     if (t->category == 'S')
         return 1; /* anything has a text form */
     if (s->category == 'S' && t->category == 'E')
@@ -601,7 +615,8 @@ static void plan_column(rule_ctx *x, const side_column *sc, column_plan *cp)
     cp->generated = sc->generated || (dc != NULL && dc->generated);
     if (dst_name == NULL || dc == NULL || cp->generated) {
         cp->skipped = true;
-        if (dst_name != NULL && dc == NULL && cp->role == COLROLE_DATA)
+        bool renamed = dst_name != NULL && strcmp(dst_name, sc->name) != 0;
+        if (dst_name != NULL && dc == NULL && cp->role == COLROLE_DATA && !renamed)
             add_problem(x->cat, CATALOG_WARNING, t->source,
                         "Add the column to the target, or list it in columns.exclude.",
                         "%s: target table %s has no column \"%s\"; source column \"%s\" is "

@@ -343,7 +343,8 @@ static bool probe_source_tables(check_report *r, PGconn *conn, const wb_config *
     append_table_array(&names, cfg, true);
     const char *params[1] = {names.data};
     PGresult *res = pgconn_query(conn, "source: reading table privileges",
-                                 "SELECT q.ord::int, pg_catalog.has_table_privilege(c, 'SELECT')"
+                                 "SELECT q.ord::int, pg_catalog.has_table_privilege(c, 'SELECT'),"
+                                 " current_user"
                                  " FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord),"
                                  " LATERAL pg_catalog.to_regclass(q.name) AS c"
                                  " WHERE c IS NOT NULL ORDER BY 1",
@@ -353,10 +354,17 @@ static bool probe_source_tables(check_report *r, PGconn *conn, const wb_config *
         return false;
     for (int i = 0; i < PQntuples(res); i++) {
         const table_config *t = &cfg->tables[atoi(PQgetvalue(res, i, 0)) - 1];
-        if (!value_true(res, i, 1))
-            check_report_finding(
-                r, CATALOG_ERROR, t->source, "GRANT SELECT ON the table TO the source role.",
-                "%s: the source role may not SELECT from %s", t->source, t->source);
+        if (!value_true(res, i, 1)) {
+            strbuf hint;
+            strbuf_init(&hint);
+            strbuf_appendf(&hint, "GRANT SELECT ON %s TO ", t->source);
+            pgconn_append_ident(&hint, PQgetvalue(res, i, 2));
+            strbuf_append_char(&hint, ';');
+            check_report_finding(r, CATALOG_ERROR, t->source, hint.data,
+                                 "%s: source role \"%s\" may not SELECT from %s", t->source,
+                                 PQgetvalue(res, i, 2), t->source);
+            strbuf_free(&hint);
+        }
     }
     PQclear(res);
     return true;
@@ -461,7 +469,7 @@ static const char *const target_tables_sql =
     " pg_catalog.has_table_privilege(c.oid, 'DELETE'),"
     " pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'),"
     " cl.relrowsecurity AND NOT (cl.relforcerowsecurity = false"
-    "   AND pg_catalog.pg_has_role(cl.relowner, 'USAGE'))"
+    "   AND pg_catalog.pg_has_role(cl.relowner, 'USAGE')), current_user"
     " FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)"
     " CROSS JOIN LATERAL pg_catalog.to_regclass(q.name) AS c(oid)"
     " JOIN pg_catalog.pg_class cl ON cl.oid = c.oid ORDER BY 1";
@@ -490,12 +498,17 @@ static bool probe_target_tables(check_report *r, PGconn *conn, const wb_config *
             if (!value_true(res, i, 1 + p))
                 strbuf_appendf(&missing, "%s%s", missing.len > 0 ? ", " : "", privs[p]);
         }
-        if (missing.len > 0)
-            check_report_finding(r, CATALOG_ERROR, t->source,
-                                 "GRANT the missing privileges on the target table to the "
-                                 "walbridge role (see deploy/ grant scripts).",
-                                 "%s: the target role lacks %s on %s", t->source, missing.data,
-                                 t->target);
+        if (missing.len > 0) {
+            strbuf hint;
+            strbuf_init(&hint);
+            strbuf_appendf(&hint, "GRANT %s ON %s TO ", missing.data, t->target);
+            pgconn_append_ident(&hint, PQgetvalue(res, i, 7));
+            strbuf_append(&hint, "; (see deploy/ for the full grant script)");
+            check_report_finding(r, CATALOG_ERROR, t->source, hint.data,
+                                 "%s: target role \"%s\" lacks %s on %s", t->source,
+                                 PQgetvalue(res, i, 7), missing.data, t->target);
+            strbuf_free(&hint);
+        }
         if (value_true(res, i, 6) && !bypass_rls)
             check_report_finding(r, CATALOG_WARNING, t->source,
                                  "Use a role with BYPASSRLS (Supabase: postgres) or the table "
@@ -616,6 +629,17 @@ static int probe_failed(const char *side, PGconn *conn)
     return EXIT_RUNTIME;
 }
 
+/* Records every finding and catalog problem in the log file. */
+static void log_findings(const check_report *r, const catalog *cat)
+{
+    for (size_t i = 0; i < r->nfindings; i++) {
+        const catalog_problem *p = &r->findings[i];
+        log_full(p->severity == CATALOG_ERROR ? LOG_ERROR : LOG_WARN, NULL, p->hint, "check: %s",
+                 p->message);
+    }
+    catalog_log_problems(cat);
+}
+
 static int run_checks(const wb_config *cfg, PGconn *source, PGconn *target, check_format format)
 {
     check_report report;
@@ -640,7 +664,8 @@ static int run_checks(const wb_config *cfg, PGconn *source, PGconn *target, chec
             check_report_print_json(stdout, &report, cfg);
         else
             check_report_print_text(stdout, &report, cfg);
-        catalog_log_problems(&cat);
+        if (cfg->log_file != NULL) /* without a file the log is stderr: no echo */
+            log_findings(&report, &cat);
         log_info("check: %zu error(s), %zu warning(s)", errors,
                  check_report_count(&report, CATALOG_WARNING));
         rc = errors > 0 ? EXIT_FINDING : EXIT_OK;
