@@ -120,6 +120,9 @@ cat "$config"
 say "6/8 check, backfill, verify"
 step check
 step backfill
+echo "(verify exits 1 next: the migrated part has stale rows that a plain backfill leaves alone)"
+step verify
+step backfill --include-stale
 step verify
 
 say "7/8 the legacy system keeps writing; stream catches up"

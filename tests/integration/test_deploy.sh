@@ -84,7 +84,17 @@ if [[ -x $WALBRIDGE_BIN ]]; then
     wb_run -c "$deploy/examples/demo.json" backfill
     wb_eq "backfill succeeds with the granted roles" 0 "$WB_RC"
     wb_run -c "$deploy/examples/demo.json" verify
-    wb_eq "verify finds no difference after the backfill" 0 "$WB_RC"
+    wb_eq "verify still finds the stale rows after a plain backfill (exit 1)" 1 "$WB_RC"
+    wb_run -c "$deploy/examples/demo.json" backfill --include-stale
+    wb_eq "backfill --include-stale succeeds with the granted roles" 0 "$WB_RC"
+    wb_run -c "$deploy/examples/demo.json" verify
+    wb_eq "verify finds no difference after backfill --include-stale" 0 "$WB_RC"
+    wb_psql source -c "INSERT INTO patients (office_id, full_name) VALUES (1, 'Grant Test');
+        UPDATE orders SET amount = 1.23 WHERE id = 10; DELETE FROM order_tags WHERE order_id = 2"
+    WB_RUN_TIMEOUT=120 wb_run -c "$deploy/examples/demo.json" stream --until-caught-up
+    wb_eq "stream --until-caught-up succeeds with the granted roles" 0 "$WB_RC"
+    wb_run -c "$deploy/examples/demo.json" verify
+    wb_eq "verify finds no difference after streaming source writes" 0 "$WB_RC"
     wb_check "the log file holds no password" bash -c \
         "! grep -q -e src-secret -e tgt-secret '$WB_TMP/walbridge.log'"
 else
