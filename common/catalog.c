@@ -40,6 +40,7 @@ typedef struct side_column {
     bool generated;
     bool in_pk;
     bool in_replident; /* member of the REPLICA IDENTITY USING INDEX index */
+    bool needs_value;  /* NOT NULL, no default, not identity or generated */
     char *fk_schema;   /* single-column FK target, or NULL */
     char *fk_name;
 } side_column;
@@ -73,7 +74,8 @@ static const char *const columns_sql =
     "         WHERE p.conrelid = c.oid AND p.contype = 'p' AND a.attnum = ANY (p.conkey)),"
     " EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
     "         WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)),"
-    " fk.nspname, fk.relname"
+    " fk.nspname, fk.relname,"
+    " a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''"
     " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(nsp, rel, ord)"
     " JOIN pg_catalog.pg_namespace n ON n.nspname = q.nsp"
     " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = q.rel"
@@ -181,6 +183,7 @@ static void fill_columns(const PGresult *res, side_table *tables, size_t ntables
         c->in_replident = is_true(res, r, 11);
         c->fk_schema = dup_or_null(res, r, 12);
         c->fk_name = dup_or_null(res, r, 13);
+        c->needs_value = is_true(res, r, 14);
     }
 }
 
@@ -647,6 +650,32 @@ static void plan_column(rule_ctx *x, const side_column *sc, column_plan *cp)
                     t->source, sc->name, sc->type, dc->type);
 }
 
+/* Target columns that are NOT NULL without a default but receive nothing. */
+static void check_unfed_target_columns(rule_ctx *x)
+{
+    const table_config *t = x->t;
+    for (size_t i = 0; i < x->dst->ncols; i++) {
+        const side_column *dc = &x->dst->cols[i];
+        if (!dc->needs_value)
+            continue;
+        bool fed = (t->target_key != NULL && strcmp(dc->name, t->target_key) == 0) ||
+                   (t->soft_delete_column != NULL && strcmp(dc->name, t->soft_delete_column) == 0);
+        for (size_t c = 0; !fed && c < x->plan->ncolumns; c++) {
+            const column_plan *cp = &x->plan->columns[c];
+            fed = cp->target != NULL && strcmp(cp->target, dc->name) == 0;
+        }
+        if (!fed)
+            add_problem(x->cat, CATALOG_ERROR, t->source,
+                        hint_printf(x,
+                                    "Give %s.%s a DEFAULT, make it nullable, or map a source "
+                                    "column to it (columns.rename).",
+                                    t->target, dc->name),
+                        "%s: target column %s.%s is NOT NULL without a default, and no source "
+                        "column feeds it: every insert would fail",
+                        t->source, t->target, dc->name);
+    }
+}
+
 static void plan_table(rule_ctx *x)
 {
     table_plan *plan = x->plan;
@@ -664,6 +693,12 @@ static void plan_table(rule_ctx *x)
     plan->ncolumns = x->src->ncols;
     for (size_t i = 0; i < x->src->ncols; i++)
         plan_column(x, &x->src->cols[i], &plan->columns[i]);
+    check_unfed_target_columns(x);
+    if (x->src->relkind == 'p')
+        add_problem(x->cat, CATALOG_ERROR, t->source, "Configure each partition as its own table.",
+                    "%s: source table is partitioned: wal2json reports its changes under the "
+                    "partitions' names",
+                    t->source);
     if (t->kind == TABLE_KEYLESS || t->nkey == 0)
         return;
     plan->key_columns = wb_xcalloc(t->nkey, sizeof *plan->key_columns);
