@@ -159,8 +159,8 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
     if (a->dry_run)
         printf("backfill --dry-run: nothing was written\n");
     printf("%-28s %12s %12s %10s %10s %10s %8s %10s\n", "table", "source rows", "present",
-           a->dry_run ? "missing" : "copied", a->dry_run ? "stale" : "stale fixed", "extra",
-           "seconds", "rows/s");
+           a->dry_run ? "missing" : "copied",
+           a->dry_run || !a->include_stale ? "stale" : "stale fixed", "extra", "seconds", "rows/s");
     for (size_t i = 0; i < cfg->ntables; i++) {
         if (!s->selected[i])
             continue;
