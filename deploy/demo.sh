@@ -142,6 +142,10 @@ step health
 step verify
 
 say "8/8 done"
+stop_prefix=""
+if [[ -n ${WALBRIDGE_DEMO_DIR:-} ]]; then
+    stop_prefix="WALBRIDGE_DEMO_DIR=$demo "
+fi
 cat <<EOF
 The clusters are still running:
   psql "$SOURCE_DSN"     # legacy source
@@ -149,5 +153,5 @@ The clusters are still running:
   walbridge log:         $demo/walbridge.log
   config:                $config
 Try:  $bin -c $config health --format prometheus
-Stop: bash deploy/demo.sh stop      (remove everything: bash deploy/demo.sh clean)
+Stop: ${stop_prefix}bash deploy/demo.sh stop      (remove everything: ... clean)
 EOF
