@@ -69,7 +69,7 @@ wb__dump_logs() {
 
 wb__on_err() {
     local rc=$1 line=$2 cmd=$3
-    echo "ABORT: '$cmd' failed with exit code $rc (line $line of ${BASH_SOURCE[1]:-$0})" >&2
+    echo "harness: '$cmd' exited with status $rc (line $line of ${BASH_SOURCE[1]:-$0})" >&2
 }
 
 wb__cleanup() {
