@@ -55,6 +55,47 @@ void cfg_jpath_index(char *out, const char *parent, size_t i)
 
 /* ---- typed accessors ---------------------------------------------------- */
 
+/* Levenshtein distance, capped: returns cap + 1 when it is larger. */
+static size_t edit_distance(const char *a, const char *b, size_t cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > cap)
+        return cap + 1;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] > cap ? cap + 1 : row[lb];
+}
+
+/* The allowed key closest to a misspelt one (at most 2 edits), or NULL. */
+static const char *cfg_nearest_key(const char *key, const char *const *allowed, size_t nallowed)
+{
+    const char *best = NULL;
+    size_t best_distance = 3;
+    for (size_t i = 0; i < nallowed; i++) {
+        size_t d = edit_distance(key, allowed[i], 2);
+        if (d < best_distance) {
+            best = allowed[i];
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
 /*
  * Checks that obj is an object whose keys are all in allowed[] and none is
  * repeated (cJSON keeps duplicates; the file would be ambiguous).
@@ -70,8 +111,12 @@ bool cfg_check_object(cfg_ctx *c, const cJSON *obj, const char *jpath, const cha
         bool known = allowed == NULL;
         for (size_t i = 0; i < nallowed && !known; i++)
             known = strcmp(item->string, allowed[i]) == 0;
-        if (!known)
+        if (!known) {
+            const char *near = cfg_nearest_key(item->string, allowed, nallowed);
+            if (near != NULL)
+                return cfg_fail(c, path, "unknown key (did you mean \"%s\"?)", near);
             return cfg_fail(c, path, "unknown key");
+        }
         for (const cJSON *other = obj->child; other != item; other = other->next)
             if (strcmp(other->string, item->string) == 0)
                 return cfg_fail(c, path, "duplicate key");

@@ -307,13 +307,14 @@ Test(config_error, missing_file)
 Test(config_error, unknown_key)
 {
     expect_error(HEAD " 'slots': 'x', 'tables': [" OFFICES "]}",
-                 "walbridge.json: slots: unknown key");
+                 "walbridge.json: slots: unknown key (did you mean \"slot\"?)");
     expect_error(HEAD " 'tables': [{'source': 'offices', 'colums': {}}]}",
-                 "walbridge.json: tables[0].colums: unknown key");
+                 "walbridge.json: tables[0].colums: unknown key (did you mean \"columns\"?)");
     expect_error(HEAD " 'stream': {'batch_rows': 5}, 'tables': [" OFFICES "]}",
                  "walbridge.json: stream.batch_rows: unknown key");
     expect_error(HEAD " 'tables': [{'source': 'x', 'columns': {'exclude': [], 'renames': {}}}]}",
-                 "walbridge.json: tables[0].columns.renames: unknown key");
+                 "walbridge.json: tables[0].columns.renames: unknown key (did you mean "
+                 "\"rename\"?)");
 }
 
 Test(config_error, duplicate_key)
