@@ -1,6 +1,6 @@
 /*
- * check_report.h — what `walbridge check` found, and how it is printed.
- * Private to common/check.c and common/check_report.c.
+ * check_report.h — what `walbridge check` found, how it is gathered and how
+ * it is printed.  Private to common/check.c, check_probe.c and check_report.c.
  *
  * The probes in check.c fill a check_report: facts about each side (shown
  * as "name: value" lines, or JSON members), findings that are not about one
@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include <libpq-fe.h>
 
 #include "common/catalog.h"
 #include "common/config.h"
@@ -48,6 +50,13 @@ void check_report_finding(check_report *r, catalog_severity sev, const char *sco
 
 /* Errors and warnings over findings and catalog problems together. */
 size_t check_report_count(const check_report *r, catalog_severity sev);
+
+/*
+ * The probes (check_probe.c): add facts and findings about one side.  Return
+ * false only when a query failed (logged); the caller then exits 3.
+ */
+bool check_probe_source(check_report *r, PGconn *source, const wb_config *cfg);
+bool check_probe_target(check_report *r, PGconn *target, const wb_config *cfg);
 
 void check_report_print_text(FILE *out, const check_report *r, const wb_config *cfg);
 /* Returns false only when the JSON could not be built (out of memory). */
