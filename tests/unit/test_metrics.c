@@ -235,6 +235,12 @@ Test(metrics, server_refuses_bad_address_and_busy_port)
     }
     cr_assert_not_null(s, "no free port in 39187..39286");
     metrics_server_stop(s);
+    /* stopping closes the listening socket: the same port can be taken again */
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port - 1);
+    s = metrics_server_start(listen, &m, err, sizeof err);
+    cr_assert_not_null(s, "port not released after stop: %s", err);
+    metrics_server_stop(s);
     metrics_server_stop(NULL);
     metrics_free(&m);
 }
