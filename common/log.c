@@ -300,6 +300,9 @@ static void log_write_all(int fd, const char *data, size_t len)
 }
 
 static void log_vemit(log_level level, const char *detail, const char *hint, const char *fmt,
+                      va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void log_vemit(log_level level, const char *detail, const char *hint, const char *fmt,
                       va_list ap)
 {
     if ((int)level < LOG_DEBUG || level > LOG_ERROR)
