@@ -348,13 +348,13 @@ static void check_config_columns(rule_ctx *x)
 }
 
 /* A source FK into a configured UUID-mapped table that "references" does not list. */
-static void check_unlisted_reference(rule_ctx *x, const side_column *sc)
+static bool check_unlisted_reference(rule_ctx *x, const side_column *sc)
 {
     if (sc->fk_schema == NULL)
-        return;
+        return false;
     int parent = config_find_source(x->cfg, sc->fk_schema, sc->fk_name);
     if (parent < 0 || x->cfg->tables[parent].kind != TABLE_UUID_MAPPED)
-        return;
+        return false;
     const char *parent_name = x->cfg->tables[parent].source;
     catalog_add_problem(
         x->cat, CATALOG_ERROR, x->t->source,
@@ -363,6 +363,7 @@ static void check_unlisted_reference(rule_ctx *x, const side_column *sc)
         "%s: column \"%s\" is a foreign key to UUID-mapped %s but is not listed in "
         "references, so it would carry the legacy integer instead of the parent's uuid",
         x->t->source, sc->name, parent_name);
+    return true;
 }
 
 /* Builds the plan of one source column and reports its problems. */
@@ -407,8 +408,8 @@ static void plan_column(rule_ctx *x, const side_column *sc, column_plan *cp)
     }
     cp->target = wb_xstrdup(dc->name);
     cp->target_type = wb_xstrdup(dc->type);
-    if (cp->role == COLROLE_DATA)
-        check_unlisted_reference(x, sc);
+    if (cp->role == COLROLE_DATA && check_unlisted_reference(x, sc))
+        return; /* its type mismatch is the same mistake */
     if (cp->role != COLROLE_DATA && !(cp->role == COLROLE_KEY && t->kind == TABLE_IDENTITY))
         return; /* keys into legacy_key and references were checked above */
     int distance = type_distance(sc, dc);
