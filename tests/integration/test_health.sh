@@ -117,7 +117,7 @@ wb_eq "stale checks off: OK again" 0 "$WB_RC"
 wb_run -c "$cfg" health --format json --warn-retained 8MB --crit-retained 40MB
 wb_eq "json: exit code still the verdict" 2 "$WB_RC"
 json=$WB_OUT
-wb_check "json parses" python3 -c "import json,sys; json.load(sys.stdin)" <<"$json"
+wb_check "json parses" python3 -c "import json,sys; json.load(sys.stdin)" <<<"$json"
 low=$(retained_sql)
 missing=$(python3 - "$json" <<'PY'
 import json, sys
@@ -188,7 +188,7 @@ sed "s/port=$SOURCE_PORT/port=1/" "$cfg" >"$WB_TMP/nosource.json"
 wb_run -c "$WB_TMP/nosource.json" health --format json
 wb_eq "source down: exit 2 (CRITICAL)" 2 "$WB_RC"
 wb_contains "source down: says slot state unknown" "$WB_OUT" "slot state unknown"
-wb_check "source down: json still parses" python3 -c "import json,sys; json.load(sys.stdin)" <<"$WB_OUT"
+wb_check "source down: json still parses" python3 -c "import json,sys; json.load(sys.stdin)" <<<"$WB_OUT"
 
 # ---------------------------------------------------------------- no stream_progress row
 wb_psql target -c "DELETE FROM walbridge.stream_progress"
