@@ -109,6 +109,41 @@ wb_psql source -c "ALTER TABLE doctors REPLICA IDENTITY DEFAULT"
 wb_run -c "$CFG" check
 wb_eq "setup restored: exit 0 again" 0 "$WB_RC"
 
+# ---------------------------------------------------------------- the slot
+wb_psql source -c "SELECT pg_create_logical_replication_slot('walbridge', 'test_decoding')" >/dev/null
+check_expect 1 "slot with another plugin" "ERROR" \
+    'source: slot "walbridge" exists but is not a wal2json logical slot'
+wb_psql source -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
+wb_psql source -c "SELECT pg_create_logical_replication_slot('walbridge', 'wal2json')" >/dev/null
+check_expect 0 "existing wal2json slot" '"walbridge" exists: plugin wal2json, inactive'
+wb_psql source -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
+
+# ---------------------------------------------------------------- an unprivileged role
+# Like a fresh Supabase project role: no REPLICATION, no grants, no BYPASSRLS.
+wb_psql source -c "CREATE ROLE wb_plain LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO wb_plain;
+                   REVOKE SELECT ON orders FROM wb_plain"
+wb_psql target -c "CREATE ROLE wb_plain LOGIN; GRANT USAGE ON SCHEMA public TO wb_plain;
+                   GRANT SELECT, INSERT ON offices TO wb_plain"
+PLAIN=$WB_TMP/plain.json
+jq --arg s "$SOURCE_DSN user=wb_plain" --arg t "$TARGET_DSN user=wb_plain" \
+    '.source.dsn = $s | .target.dsn = $t' "$CFG" >"$PLAIN"
+wb_run -c "$PLAIN" check
+wb_eq "unprivileged role: exit 1" 1 "$WB_RC"
+wb_contains "no REPLICATION named" "$WB_OUT" \
+    'source: role "wb_plain" has neither REPLICATION nor superuser'
+wb_contains "REPLICATION hint" "$WB_OUT" 'ALTER ROLE "wb_plain" WITH REPLICATION;'
+wb_contains "source SELECT missing, table named" "$WB_OUT" \
+    'public.orders: source role "wb_plain" may not SELECT from public.orders'
+wb_contains "target privileges missing, table named" "$WB_OUT" \
+    'public.offices: target role "wb_plain" lacks UPDATE, DELETE, TRUNCATE on public.offices'
+wb_contains "grant hint" "$WB_OUT" 'GRANT UPDATE, DELETE, TRUNCATE ON public.offices TO "wb_plain";'
+wb_contains "state schema cannot be created" "$WB_OUT" \
+    'target: state schema "walbridge" does not exist and role "wb_plain" may not create it'
+wb_contains "replication role refused is a warning" "$WB_OUT" \
+    "WARNING  target: SET session_replication_role = replica is refused"
+wb_contains "row level security warned" "$WB_OUT" \
+    "public.doctors: row level security on public.doctors applies to the walbridge role"
+
 # ---------------------------------------------------------------- wal_level=replica
 wb_psql source -c "ALTER SYSTEM SET wal_level = replica"
 wb_pg_stop source
