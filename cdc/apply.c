@@ -49,6 +49,8 @@
 #define APPLY_INFLIGHT_LOW 128           /* ... down to this many */
 #define APPLY_SEND_FLUSH_EVERY 32        /* push buffered statements to the server this often */
 #define APPLY_SCRATCH_KEEP (1024 * 1024) /* larger per-parameter buffers are released */
+#define APPLY_BATCH_ROWS 64              /* rows per multi-row statement */
+#define APPLY_BATCH_BYTES (1024 * 1024)  /* ... or this many bytes of values */
 
 /* What a result in the pipeline means, and how to count it. */
 typedef enum pending_what {
@@ -62,8 +64,16 @@ typedef enum pending_what {
     PEND_KL_INSERT,        /* keyless insert */
     PEND_KL_UPSERT,        /* keyless update-else-insert: 1 row inserted = update of missing */
     PEND_DELETE,           /* DELETE or soft delete: 0 rows = delete of a missing row */
-    PEND_TRUNCATE
+    PEND_TRUNCATE,
+    PEND_ROWS /* a multi-row upsert / insert: per-row meaning in pending.rows */
 } pending_what;
+
+/* One row of a multi-row statement. */
+typedef struct batch_row {
+    pending_what what; /* PEND_INSERT, PEND_UPSERT_UPDATE or PEND_KL_INSERT */
+    wb_lsn lsn;
+    char *key; /* owned, may be NULL */
+} batch_row;
 
 typedef struct pending {
     pending_what what;
@@ -73,7 +83,31 @@ typedef struct pending {
     char *key;       /* owned; key text for conflict messages, may be NULL */
     int cache_slot;  /* PEND_PREPARE: entry being confirmed */
     uint64_t serial; /* PEND_PREPARE: entry serial at send time */
+    batch_row *rows; /* PEND_ROWS: owned, nrows entries */
+    int nrows;
 } pending;
+
+/*
+ * Consecutive inserts (and full-row updates, which are upserts too) of one
+ * table with the same column set, gathered into one multi-row statement of
+ * up to APPLY_BATCH_ROWS rows.  Their parameter texts are copied into arena
+ * (offsets, -1 for NULL) because the message is freed after applier_feed.
+ */
+typedef struct row_batch {
+    int table;
+    apply_stmt_kind kind;
+    bool *present; /* 2 * max_columns, the statement's column set */
+    size_t npresent;
+    int nparams; /* per row */
+    int max_rows;
+    int nrows;
+    batch_row rows[64];
+    strbuf arena;
+    long *offsets; /* nrows * nparams */
+    size_t offsets_cap;
+    const char **values; /* parameter pointers for one send */
+    size_t values_cap;
+} row_batch;
 
 /* One prepared statement.  Private to this file. */
 typedef struct stmt_entry {
@@ -132,6 +166,8 @@ struct applier {
     strbuf *scratch;
     const char **params;
     int nscratch;
+
+    row_batch batch;
 
     char **warned; /* "table\x1fcolumn" already warned about */
     size_t nwarned;
@@ -225,6 +261,11 @@ static void ring_pop(applier *a)
     pending *p = &a->ring[a->ring_head];
     free(p->key);
     p->key = NULL;
+    for (int r = 0; r < p->nrows; r++)
+        free(p->rows[r].key);
+    free(p->rows);
+    p->rows = NULL;
+    p->nrows = 0;
     a->ring_head = (a->ring_head + 1) % a->ring_cap;
     a->ring_count--;
 }
@@ -291,20 +332,21 @@ static stmt_entry *cache_slot(applier *a)
 }
 
 /*
- * Finds or prepares the statement for (table, kind, a->present).  Returns
+ * Finds or prepares the statement for (table, kind, nrows, present), where
+ * present is new_present followed by old_present (2 * ncolumns).  Returns
  * NULL after logging when it cannot be built or sent.
  */
-static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, const w2j_change *c,
-                             bool *retryable)
+static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nrows,
+                             const bool *flat, wb_lsn lsn, bool *retryable)
 {
     const table_plan *t = &a->cat->tables[table];
     size_t n = 2 * t->ncolumns;
-    const bool *flat = a->present; /* new_present, then old_present at [ncolumns] */
-    uint64_t h = cache_hash(table, kind, flat, n);
+    uint64_t h = cache_hash(table, kind, flat, n) ^ ((uint64_t)nrows << 40);
     a->tick++;
     for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
         stmt_entry *e = &a->cache[i];
-        if (e->used && e->hash == h && e->table == table && e->kind == kind && e->npresent == n &&
+        if (e->used && e->hash == h && e->table == table && e->kind == kind &&
+            e->stmt.nrows == nrows && e->npresent == n &&
             memcmp(e->present, flat, n * sizeof *flat) == 0) {
             e->last_used = a->tick;
             return e;
@@ -312,8 +354,13 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, const 
     }
     apply_stmt stmt;
     char err[256];
-    if (!apply_sql_build(a->cfg, t, kind, flat, flat + t->ncolumns, &stmt, err, sizeof err)) {
-        fail_input(retryable, c, "%s", err);
+    if (!apply_sql_build_rows(a->cfg, t, kind, flat, flat + t->ncolumns, nrows, &stmt, err,
+                              sizeof err)) {
+        char lt[LSN_TEXT_MAX];
+        log_full(LOG_ERROR, NULL, "Nothing past the last applied LSN is confirmed.",
+                 "apply: cannot apply change at LSN %s (xid %u, table %s): %s", lsn_text(lsn, lt),
+                 a->xid, table_name(a, table), err);
+        *retryable = false;
         return NULL;
     }
     stmt_entry *e = cache_slot(a);
@@ -331,7 +378,7 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, const 
     statement_name(e->serial, name);
     log_debug("apply: preparing %s for %s: %s", name, table_name(a, table), stmt.sql);
     if (PQsendPrepare(a->conn, name, stmt.sql, 0, NULL) != 1) {
-        report_result(a, NULL, "sending a prepared statement", table, c->xid, c->lsn);
+        report_result(a, NULL, "sending a prepared statement", table, a->xid, lsn);
         *retryable = true;
         a->broken = true;
         cache_release(e);
@@ -340,8 +387,8 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, const 
     pending *p = ring_push(a);
     p->what = PEND_PREPARE;
     p->table = table;
-    p->xid = c->xid;
-    p->lsn = c->lsn;
+    p->xid = a->xid;
+    p->lsn = lsn;
     p->cache_slot = (int)(e - a->cache);
     p->serial = e->serial;
     return e;
@@ -428,14 +475,14 @@ static bool send_flush_request(applier *a, bool *retryable)
 }
 
 /* Records a conflict: counter, warning, and a row in <state_schema>.conflicts. */
-static bool record_conflict(applier *a, const pending *p, const char *kind, const char *outcome,
-                            bool *retryable)
+static bool record_conflict_row(applier *a, const pending *p, const char *key, wb_lsn lsn,
+                                const char *kind, const char *outcome, bool *retryable)
 {
     char lt[LSN_TEXT_MAX];
-    lsn_text(p->lsn, lt);
+    lsn_text(lsn, lt);
     log_warn("apply: conflict %s on %s key %s at LSN %s (xid %u): %s", kind,
-             table_name(a, p->table), p->key != NULL ? p->key : "?", lt, p->xid, outcome);
-    const char *params[5] = {a->cfg->slot, lt, table_name(a, p->table), kind, p->key};
+             table_name(a, p->table), key != NULL ? key : "?", lt, p->xid, outcome);
+    const char *params[5] = {a->cfg->slot, lt, table_name(a, p->table), kind, key};
     if (PQsendQueryParams(a->conn, a->conflict_sql, 5, NULL, params, NULL, NULL, 0) != 1) {
         report_result(a, NULL, "recording a conflict", p->table, p->xid, p->lsn);
         a->broken = true;
@@ -446,8 +493,14 @@ static bool record_conflict(applier *a, const pending *p, const char *kind, cons
     rec->what = PEND_UTILITY;
     rec->table = p->table;
     rec->xid = p->xid;
-    rec->lsn = p->lsn;
+    rec->lsn = lsn;
     return true;
+}
+
+static bool record_conflict(applier *a, const pending *p, const char *kind, const char *outcome,
+                            bool *retryable)
+{
+    return record_conflict_row(a, p, p->key, p->lsn, kind, outcome, retryable);
 }
 
 /* Rows the result reports: affected rows, or for RETURNING (xmax = 0) the "inserted" flag. */
@@ -460,6 +513,46 @@ static long result_rows(const PGresult *res)
 static bool result_inserted(const PGresult *res)
 {
     return PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+}
+
+/* Counts a multi-row statement's result: RETURNING gives one row per input row, in order. */
+static bool account_rows(applier *a, const pending *p, const PGresult *res, bool *retryable)
+{
+    apply_stats *s = &a->stats;
+    if (p->rows[0].what == PEND_KL_INSERT) {
+        s->rows_inserted += (uint64_t)p->nrows;
+        return true;
+    }
+    if (PQntuples(res) != p->nrows) {
+        char lt[LSN_TEXT_MAX];
+        log_error("apply: upsert of %d rows into %s at LSN %s returned %d rows", p->nrows,
+                  table_name(a, p->table), lsn_text(p->lsn, lt), PQntuples(res));
+        *retryable = false;
+        return false;
+    }
+    for (int r = 0; r < p->nrows; r++) {
+        const batch_row *row = &p->rows[r];
+        bool inserted = strcmp(PQgetvalue(res, r, 0), "t") == 0;
+        bool ok = true;
+        if (row->what == PEND_INSERT) {
+            s->rows_inserted++;
+            if (!inserted) {
+                s->conflicts_insert_existing++;
+                ok = record_conflict_row(a, p, row->key, row->lsn, "insert_existing",
+                                         "existing row updated", retryable);
+            }
+        } else {
+            s->rows_updated++;
+            if (inserted) {
+                s->conflicts_update_missing++;
+                ok = record_conflict_row(a, p, row->key, row->lsn, "update_missing", "row inserted",
+                                         retryable);
+            }
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
 }
 
 /* Counts what one successful result says. */
@@ -529,6 +622,8 @@ static bool account(applier *a, const pending *p, const PGresult *res, bool *ret
         return record_conflict(a, p, "delete_missing", "nothing to delete", retryable);
     case PEND_TRUNCATE:
         return true;
+    case PEND_ROWS:
+        return account_rows(a, p, res, retryable);
     }
     return true;
 }
@@ -667,6 +762,141 @@ static bool pipeline_discard(applier *a)
     return PQexitPipelineMode(a->conn) == 1;
 }
 
+/* ---- multi-row batches ---- */
+
+static void batch_clear(applier *a)
+{
+    row_batch *rb = &a->batch;
+    for (int r = 0; r < rb->nrows; r++) {
+        free(rb->rows[r].key);
+        rb->rows[r].key = NULL;
+    }
+    rb->nrows = 0;
+    if (rb->arena.cap > 4 * APPLY_BATCH_BYTES) {
+        strbuf_free(&rb->arena);
+        strbuf_init(&rb->arena);
+    }
+    strbuf_reset(&rb->arena);
+}
+
+/* Sends rows [first, first + n) of the batch as one n-row statement. */
+static bool batch_send(applier *a, int first, int n, bool *retryable)
+{
+    row_batch *rb = &a->batch;
+    stmt_entry *e =
+        cache_get(a, rb->table, rb->kind, n, rb->present, rb->rows[first].lsn, retryable);
+    if (e == NULL)
+        return false;
+    size_t total = (size_t)n * (size_t)rb->nparams;
+    if (total > rb->values_cap) {
+        rb->values_cap = total;
+        rb->values = wb_xrealloc(rb->values, total * sizeof *rb->values);
+    }
+    for (size_t i = 0; i < total; i++) {
+        long off = rb->offsets[(size_t)first * (size_t)rb->nparams + i];
+        rb->values[i] = off < 0 ? NULL : rb->arena.data + off;
+    }
+    char name[32];
+    statement_name(e->serial, name);
+    if (PQsendQueryPrepared(a->conn, name, (int)total, rb->values, NULL, NULL, 0) != 1) {
+        report_result(a, NULL, "insert", rb->table, a->xid, rb->rows[first].lsn);
+        a->broken = true;
+        *retryable = true;
+        return false;
+    }
+    pending *p = ring_push(a);
+    p->what = PEND_ROWS;
+    p->table = rb->table;
+    p->xid = a->xid;
+    p->lsn = rb->rows[first].lsn;
+    p->rows = wb_xmalloc((size_t)n * sizeof *p->rows);
+    memcpy(p->rows, &rb->rows[first], (size_t)n * sizeof *p->rows);
+    p->nrows = n;
+    for (int r = first; r < first + n; r++)
+        rb->rows[r].key = NULL; /* now owned by the pending entry */
+    return after_send(a, retryable);
+}
+
+/* Sends the gathered rows in power-of-two chunks (few distinct prepared statements). */
+static bool batch_flush(applier *a, bool *retryable)
+{
+    row_batch *rb = &a->batch;
+    int first = 0;
+    while (first < rb->nrows) {
+        int n = 1;
+        while (n * 2 <= rb->nrows - first)
+            n *= 2;
+        if (!batch_send(a, first, n, retryable)) {
+            batch_clear(a);
+            return false;
+        }
+        first += n;
+    }
+    batch_clear(a);
+    return true;
+}
+
+static bool batch_has_key(const row_batch *rb, const char *key)
+{
+    for (int r = 0; r < rb->nrows; r++) {
+        if (rb->rows[r].key != NULL && strcmp(rb->rows[r].key, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Adds the current message's row (a->present, a->new_vals) to the batch; takes key. */
+static bool batch_add(applier *a, int table, apply_stmt_kind kind, pending_what what, char *key,
+                      wb_lsn lsn, bool *retryable)
+{
+    row_batch *rb = &a->batch;
+    size_t n = 2 * a->cat->tables[table].ncolumns;
+    bool same = rb->nrows > 0 && rb->table == table && rb->kind == kind && rb->npresent == n &&
+                memcmp(rb->present, a->present, n * sizeof *rb->present) == 0;
+    if (rb->nrows > 0 &&
+        (!same || rb->nrows == rb->max_rows || rb->arena.len >= APPLY_BATCH_BYTES ||
+         (key != NULL && batch_has_key(rb, key)))) {
+        if (!batch_flush(a, retryable)) {
+            free(key);
+            return false;
+        }
+    }
+    stmt_entry *e = cache_get(a, table, kind, 1, a->present, lsn, retryable);
+    if (e == NULL) {
+        free(key);
+        return false;
+    }
+    if (rb->nrows == 0) {
+        rb->table = table;
+        rb->kind = kind;
+        rb->npresent = n;
+        memcpy(rb->present, a->present, n * sizeof *rb->present);
+        rb->nparams = e->stmt.nparams;
+        rb->max_rows = 1;
+        while (rb->max_rows * 2 <= APPLY_BATCH_ROWS &&
+               rb->max_rows * 2 * (rb->nparams > 0 ? rb->nparams : 1) <= 65535)
+            rb->max_rows *= 2;
+        size_t need = (size_t)APPLY_BATCH_ROWS * (size_t)rb->nparams;
+        if (need > rb->offsets_cap) {
+            rb->offsets_cap = need;
+            rb->offsets = wb_xrealloc(rb->offsets, need * sizeof *rb->offsets);
+        }
+    }
+    fill_params(a, &a->cat->tables[table], &e->stmt);
+    long *offs = rb->offsets + (size_t)rb->nrows * (size_t)rb->nparams;
+    for (int i = 0; i < rb->nparams; i++) {
+        if (a->params[i] == NULL) {
+            offs[i] = -1;
+            continue;
+        }
+        offs[i] = (long)rb->arena.len;
+        strbuf_append(&rb->arena, a->params[i]);
+        strbuf_append_char(&rb->arena, '\0');
+    }
+    rb->rows[rb->nrows++] = (batch_row){.what = what, .lsn = lsn, .key = key};
+    return true;
+}
+
 /* ---- messages to statements ---- */
 
 static bool text_equal(const w2j_value *x, const w2j_value *y)
@@ -764,7 +994,11 @@ static char *key_text(const applier *a, const table_plan *t, bool prefer_new)
 static bool send_stmt(applier *a, int table, apply_stmt_kind kind, pending_what what, char *key,
                       const w2j_change *c, bool *retryable)
 {
-    stmt_entry *e = cache_get(a, table, kind, c, retryable);
+    if (!batch_flush(a, retryable)) {
+        free(key);
+        return false;
+    }
+    stmt_entry *e = cache_get(a, table, kind, 1, a->present, c->lsn, retryable);
     if (e == NULL) {
         free(key);
         return false;
@@ -815,9 +1049,9 @@ static bool apply_insert(applier *a, int ti, const w2j_change *c, bool *retryabl
 {
     const table_plan *t = &a->cat->tables[ti];
     if (t->nkey_columns == 0)
-        return send_stmt(a, ti, APPLY_STMT_INSERT, PEND_KL_INSERT, NULL, c, retryable);
-    return check_key(a, t, c, retryable) &&
-           send_stmt(a, ti, APPLY_STMT_UPSERT, PEND_INSERT, key_text(a, t, true), c, retryable);
+        return batch_add(a, ti, APPLY_STMT_INSERT, PEND_KL_INSERT, NULL, c->lsn, retryable);
+    return check_key(a, t, c, retryable) && batch_add(a, ti, APPLY_STMT_UPSERT, PEND_INSERT,
+                                                      key_text(a, t, true), c->lsn, retryable);
 }
 
 static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryable)
@@ -846,8 +1080,8 @@ static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryabl
         return send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_UPDATE, key_text(a, t, false), c,
                          retryable);
     if (!key_changed)
-        return send_stmt(a, ti, APPLY_STMT_UPSERT, PEND_UPSERT_UPDATE, key_text(a, t, false), c,
-                         retryable);
+        return batch_add(a, ti, APPLY_STMT_UPSERT, PEND_UPSERT_UPDATE, key_text(a, t, false),
+                         c->lsn, retryable);
     /* Move the row to its new key, then upsert the full new row under it: either the
      * move found the row (the upsert rewrites the same values) or it inserts it. */
     return send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_KEYCHANGE_UPDATE, NULL, c, retryable) &&
@@ -910,6 +1144,8 @@ static bool flush_truncates(applier *a, wb_lsn lsn, bool *retryable)
 {
     if (a->ntruncates == 0)
         return true;
+    if (!batch_flush(a, retryable))
+        return false;
     strbuf sql;
     strbuf_init(&sql);
     apply_sql_truncate(a->cfg, a->truncates, a->ntruncates, &sql);
@@ -1017,7 +1253,7 @@ static bool on_commit(applier *a, const w2j_change *c, wb_lsn data_start, bool *
     wb_lsn commit = commit_position(c);
     if (commit == LSN_INVALID)
         commit = a->commit_lsn != LSN_INVALID ? a->commit_lsn : data_start;
-    if (!flush_truncates(a, commit, retryable))
+    if (!batch_flush(a, retryable) || !flush_truncates(a, commit, retryable))
         return false;
     if (commit > a->batch_end_lsn)
         a->batch_end_lsn = commit;
@@ -1048,7 +1284,7 @@ static bool feed(applier *a, const w2j_change *c, wb_lsn data_start, bool *retry
         if (a->skipping)
             return true;
         if (c->action == W2J_TRUNCATE)
-            return add_truncate(a, c, retryable);
+            return batch_flush(a, retryable) && add_truncate(a, c, retryable);
         return flush_truncates(a, c->lsn, retryable) && apply_row(a, c, retryable);
     }
     char action[4] = {(char)c->action, '\0'};
@@ -1122,6 +1358,7 @@ bool applier_flush(applier *a, bool *retryable)
 
 void applier_abort(applier *a)
 {
+    batch_clear(a);
     bool usable = pipeline_discard(a);
     if (!usable)
         a->broken = true;
@@ -1200,6 +1437,8 @@ applier *applier_new(const wb_config *cfg, const catalog *cat, PGconn *target)
     a->new_vals = wb_xcalloc(a->max_columns, sizeof *a->new_vals);
     a->old_vals = wb_xcalloc(a->max_columns, sizeof *a->old_vals);
     a->present = wb_xcalloc(2 * a->max_columns, sizeof *a->present);
+    a->batch.present = wb_xcalloc(2 * a->max_columns, sizeof *a->batch.present);
+    strbuf_init(&a->batch.arena);
     a->truncates = wb_xcalloc(cfg->ntables + 1, sizeof *a->truncates);
     strbuf sql;
     strbuf_init(&sql);
@@ -1229,6 +1468,11 @@ void applier_free(applier *a)
         applier_abort(a);
     ring_clear(a);
     free(a->ring);
+    batch_clear(a);
+    strbuf_free(&a->batch.arena);
+    free(a->batch.present);
+    free(a->batch.offsets);
+    free(a->batch.values);
     for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
         if (a->cache[i].used)
             cache_release(&a->cache[i]);

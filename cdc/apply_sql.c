@@ -18,6 +18,8 @@ typedef struct sql_builder {
     apply_param *params;
     int nparams;
     int cap;
+    int nrows;        /* UPSERT / INSERT: rows in the VALUES list */
+    int param_offset; /* added to every $n while writing row r > 0 */
 } sql_builder;
 
 bool apply_sql_column_travels(const table_plan *t, size_t column)
@@ -49,14 +51,14 @@ static int param_ref(sql_builder *b, int column, bool old, apply_param_how how)
     for (int i = 0; i < b->nparams; i++) {
         const apply_param *p = &b->params[i];
         if (p->column == column && p->old == old && p->how == how)
-            return i + 1;
+            return i + 1 + b->param_offset;
     }
     if (b->nparams == b->cap) {
         b->cap = b->cap == 0 ? 16 : b->cap * 2;
         b->params = wb_xrealloc(b->params, (size_t)b->cap * sizeof *b->params);
     }
     b->params[b->nparams] = (apply_param){.column = column, .old = old, .how = how};
-    return ++b->nparams;
+    return ++b->nparams + b->param_offset;
 }
 
 static const table_config *ref_parent(const sql_builder *b, size_t column)
@@ -213,22 +215,29 @@ static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_
         snprintf(err, errlen, "the message carries no column the target has");
         return false;
     }
-    strbuf_append(b->sql, as_select ? ") SELECT " : ") VALUES (");
-    any = false;
-    if (uuid_mapped) {
-        strbuf_appendf(b->sql, "$%d", param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
-        any = true;
+    strbuf_append(b->sql, as_select ? ") SELECT " : ") VALUES ");
+    int rows = as_select ? 1 : b->nrows;
+    for (int r = 0; r < rows; r++) {
+        /* Row r repeats row 0's expressions with its own parameter numbers. */
+        b->param_offset = r * b->nparams;
+        strbuf_append(b->sql, r > 0 ? ", (" : as_select ? "" : "(");
+        any = false;
+        if (uuid_mapped) {
+            strbuf_appendf(b->sql, "$%d", param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
+            any = true;
+        }
+        for (size_t i = 0; i < b->t->ncolumns; i++) {
+            if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
+                continue;
+            if (any)
+                strbuf_append(b->sql, ", ");
+            append_value(b, i, false);
+            any = true;
+        }
+        if (!as_select)
+            strbuf_append_char(b->sql, ')');
     }
-    for (size_t i = 0; i < b->t->ncolumns; i++) {
-        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
-            continue;
-        if (any)
-            strbuf_append(b->sql, ", ");
-        append_value(b, i, false);
-        any = true;
-    }
-    if (!as_select)
-        strbuf_append_char(b->sql, ')');
+    b->param_offset = 0;
     return true;
 }
 
@@ -353,9 +362,20 @@ bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind 
                      const bool *new_present, const bool *old_present, apply_stmt *out, char *err,
                      size_t errlen)
 {
+    return apply_sql_build_rows(cfg, t, kind, new_present, old_present, 1, out, err, errlen);
+}
+
+bool apply_sql_build_rows(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
+                          const bool *new_present, const bool *old_present, int nrows,
+                          apply_stmt *out, char *err, size_t errlen)
+{
+    if (nrows < 1 || (nrows > 1 && kind != APPLY_STMT_UPSERT && kind != APPLY_STMT_INSERT)) {
+        snprintf(err, errlen, "%d rows in one statement are only possible for inserts", nrows);
+        return false;
+    }
     strbuf sql;
     strbuf_init(&sql);
-    sql_builder b = {.cfg = cfg, .t = t, .sql = &sql};
+    sql_builder b = {.cfg = cfg, .t = t, .sql = &sql, .nrows = nrows};
     bool keyless = t->cfg->kind == TABLE_KEYLESS || t->nkey_columns == 0;
     bool ok = keyless ? build_keyless(&b, kind, new_present, old_present, err, errlen)
                       : build_keyed(&b, kind, new_present, old_present, err, errlen);
@@ -367,6 +387,7 @@ bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind 
     out->sql = strbuf_detach(&sql);
     out->params = b.params;
     out->nparams = b.nparams;
+    out->nrows = nrows;
     return true;
 }
 
@@ -377,6 +398,7 @@ void apply_stmt_free(apply_stmt *s)
     s->sql = NULL;
     s->params = NULL;
     s->nparams = 0;
+    s->nrows = 0;
 }
 
 void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables, strbuf *out)

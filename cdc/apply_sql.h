@@ -69,8 +69,9 @@ typedef struct apply_param {
 
 typedef struct apply_stmt {
     char *sql;           /* owned */
-    apply_param *params; /* owned, nparams entries, $1 first */
-    int nparams;
+    apply_param *params; /* owned, nparams entries: one row's parameters, $1 first */
+    int nparams;         /* per row; row r's parameters are $(r * nparams + 1) ... */
+    int nrows;           /* rows in the VALUES list (UPSERT / INSERT), else 1 */
 } apply_stmt;
 
 /* True when the column is written to the target (not skipped, not generated). */
@@ -88,6 +89,14 @@ bool apply_sql_is_key_column(const table_plan *t, size_t column);
 bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
                      const bool *new_present, const bool *old_present, apply_stmt *out, char *err,
                      size_t errlen);
+/*
+ * The same for nrows rows in one statement (UPSERT and INSERT only): VALUES
+ * (row 1), (row 2), ...; RETURNING gives one row per input row, in order.
+ * The rows must not share a key (ON CONFLICT cannot touch a row twice).
+ */
+bool apply_sql_build_rows(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
+                          const bool *new_present, const bool *old_present, int nrows,
+                          apply_stmt *out, char *err, size_t errlen);
 void apply_stmt_free(apply_stmt *s);
 
 /* Appends "TRUNCATE a, b, c" for the given wb_config table indexes. */

@@ -279,3 +279,23 @@ Test(apply_sql, truncate_names_all_tables_in_one_statement_and_conflict_insert)
                               "kind, key) VALUES (now(), $1, $2::pg_lsn, $3, $4, $5)");
     strbuf_free(&sb);
 }
+
+Test(apply_sql, multi_row_upsert_numbers_each_rows_parameters)
+{
+    bool np[3] = {true, true, true};
+    apply_stmt s = {0};
+    char err[256] = "";
+    cr_assert(
+        apply_sql_build_rows(&cfg, &tags, APPLY_STMT_UPSERT, np, NULL, 2, &s, err, sizeof err),
+        "%s", err);
+    cr_expect_str_eq(s.sql, "INSERT INTO \"public\".\"office_tags\" (\"office_id\", \"label\", "
+                            "\"note\") VALUES (" OFFICE_REF("1", "2") ", $3, $4), (" OFFICE_REF(
+                                "5", "6") ", $7, $8) ON CONFLICT (\"office_id\", \"label\") DO "
+                                          "UPDATE SET \"note\" = EXCLUDED.\"note\" RETURNING "
+                                          "(xmax = 0) AS inserted");
+    cr_expect_eq(s.nparams, 4, "parameters are listed once, per row");
+    cr_expect_eq(s.nrows, 2);
+    apply_stmt_free(&s);
+    cr_expect_not(
+        apply_sql_build_rows(&cfg, &tags, APPLY_STMT_DELETE, np, np, 2, &s, err, sizeof err));
+}
