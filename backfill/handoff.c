@@ -89,7 +89,8 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    double next_report = 2.0;
+    double next_report = 1.0;
+    bool reported = false;
     for (;;) {
         if (!PQconsumeInput(repl)) {
             log_error("creating slot \"%s\" failed: %s", cfg->slot, PQerrorMessage(repl));
@@ -99,6 +100,8 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
             return PQgetResult(repl);
         double waited = seconds_since(&t0);
         if (waited >= cfg->backfill.slot_create_timeout_s) {
+            if (!reported)
+                report_waiters(source, attempt_ts, cfg->slot, waited);
             cancel_request(repl);
             log_full(LOG_ERROR,
                      "CREATE_REPLICATION_SLOT waits until every transaction running when it "
@@ -111,6 +114,7 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
         }
         if (waited >= next_report) {
             report_waiters(source, attempt_ts, cfg->slot, waited);
+            reported = true;
             next_report = waited + 5.0;
         }
         struct pollfd pfd = {.fd = PQsocket(repl), .events = POLLIN, .revents = 0};

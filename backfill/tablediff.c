@@ -497,6 +497,32 @@ static bool prepare_checkpoint(const table_layout *lay, PGconn *tw, const tabled
     return bfstate_checkpoint_set(tw, o->state_schema, o->slot, table, NULL, 0, false);
 }
 
+/* Counts target rows whose key references a vanished parent; they count as extra. */
+static bool count_orphans(const table_layout *lay, PGconn *target_read, tablediff_result *res)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    if (!tablesql_target_orphans(lay, &sql)) {
+        strbuf_free(&sql);
+        return true;
+    }
+    PGresult *r = pgconn_query(target_read, lay->table->source, sql.data, 0, NULL, NULL);
+    strbuf_free(&sql);
+    if (r == NULL)
+        return false;
+    uint64_t n = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (n > 0)
+        log_full(LOG_WARN, NULL,
+                 "Delete them in the target, or restore their parent rows; they are counted as "
+                 "extra.",
+                 "%s: %" PRIu64 " target rows reference a parent row that does not exist, so "
+                 "they have no legacy key to compare",
+                 lay->table->source, n);
+    res->orphans = n;
+    return true;
+}
+
 static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const char *resume_key)
 {
     const table_layout *lay = d->lay;
@@ -567,7 +593,9 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
              prepare_checkpoint(lay, target_write, opts, res, &resume_key, &d.rows_copied);
     }
     if (ok && !res->skipped_done) {
-        ok = run_merge(&d, source, target_read, resume_key);
+        ok = count_orphans(lay, target_read, res) && run_merge(&d, source, target_read, resume_key);
+        res->counts.extra += res->orphans;
+        res->counts.target_rows += res->orphans;
         if (ok && opts->write)
             ok = batch_commit(&d, true);
         if (!ok && d.tw != NULL)

@@ -47,6 +47,7 @@ typedef struct tablediff_result {
     uint64_t copied;        /* missing rows staged and inserted */
     uint64_t stale_fixed;   /* stale rows rewritten */
     uint64_t extra_deleted; /* extra rows deleted */
+    uint64_t orphans;       /* target rows whose key's parent is gone (also in counts.extra) */
     double seconds;
     bool skipped_done; /* --resume: checkpoint said the table was finished */
     bool resumed;      /* started after a checkpoint key */

@@ -189,7 +189,18 @@ static void append_keys(const table_layout *lay, value_fn value, strbuf *out)
     }
 }
 
-static void target_from(const table_layout *lay, strbuf *out)
+/* Which target rows a FROM clause keeps. */
+typedef enum row_filter {
+    ROWS_KEYED,   /* rows with a complete source-form key */
+    ROWS_ORPHANED /* rows whose key references a parent row that does not exist */
+} row_filter;
+
+static bool is_reference_key(const layout_column *c)
+{
+    return c->is_key && c->parent >= 0;
+}
+
+static void target_from(const table_layout *lay, row_filter filter, strbuf *out)
 {
     const table_config *t = lay->table;
     pgconn_append_qualified(out, t->target_schema, t->target_name);
@@ -206,11 +217,39 @@ static void target_from(const table_layout *lay, strbuf *out)
         strbuf_append(out, " = ");
         append_alias_col(out, "t", c->target);
     }
+    size_t nconds = 0;
     if (t->kind == TABLE_UUID_MAPPED) {
         strbuf_append(out, " WHERE ");
         append_alias_col(out, "t", t->legacy_key);
         strbuf_append(out, " IS NOT NULL");
+        nconds++;
     }
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (!is_reference_key(&lay->cols[i]))
+            continue;
+        if (filter == ROWS_KEYED)
+            strbuf_append(out, nconds == 0 ? " WHERE " : " AND ");
+        else
+            strbuf_append(out, nconds == 0 ? " WHERE (" : " OR ");
+        strbuf_appendf(out, "p%zu.", i);
+        pgconn_append_ident(out, lay->cfg->tables[lay->cols[i].parent].legacy_key);
+        strbuf_append(out, filter == ROWS_KEYED ? " IS NOT NULL" : " IS NULL");
+        nconds++;
+    }
+    if (filter == ROWS_ORPHANED && nconds > 0)
+        strbuf_append_char(out, ')');
+}
+
+bool tablesql_target_orphans(const table_layout *lay, strbuf *out)
+{
+    bool any = false;
+    for (size_t i = 0; i < lay->ncols; i++)
+        any = any || is_reference_key(&lay->cols[i]);
+    if (!any || lay->table->kind == TABLE_UUID_MAPPED)
+        return false;
+    strbuf_append(out, "SELECT count(*) FROM ");
+    target_from(lay, ROWS_ORPHANED, out);
+    return true;
 }
 
 void tablesql_resume_setting(size_t i, strbuf *out)
@@ -270,7 +309,7 @@ void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)
         strbuf_append(out, " AS h");
     }
     strbuf_append(out, " FROM ");
-    target_from(lay, out);
+    target_from(lay, ROWS_KEYED, out);
     strbuf_append(out, ") x");
     append_resume_and_order(lay, resume, out);
     strbuf_append(out, ") TO STDOUT");
@@ -418,7 +457,7 @@ void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
                            "(PARTITION BY y.h) AS rn FROM (SELECT t.ctid, ");
         append_hash(lay, target_value, out);
         strbuf_append(out, " COLLATE \"C\" AS h FROM ");
-        target_from(lay, out);
+        target_from(lay, ROWS_KEYED, out);
         strbuf_appendf(out,
                        ") y) z JOIN (SELECT k0, count(*) AS n FROM pg_temp.wb_extra_%d "
                        "GROUP BY k0) e ON e.k0 = z.h WHERE z.rn <= e.n)",
@@ -428,7 +467,7 @@ void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
     strbuf_append(out, "SELECT x.ctid FROM (SELECT t.ctid, ");
     append_keys(lay, target_value, out);
     strbuf_append(out, " FROM ");
-    target_from(lay, out);
+    target_from(lay, ROWS_KEYED, out);
     strbuf_appendf(out, ") x JOIN pg_temp.wb_extra_%d e ON (", index);
     for (size_t k = 0; k < lay->nkey; k++)
         strbuf_appendf(out, "%sx.k%zu", k > 0 ? ", " : "", k);

@@ -82,6 +82,12 @@ size_t tablesql_row_field(const table_layout *lay);  /* index of the first row v
 void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out);
 /* The target diff query (rows translated back to source form). */
 void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out);
+/*
+ * For an identity-mapped table whose key includes a reference (order_tags):
+ * counts the target rows whose parent row is gone, which have no source-form
+ * key and so stay out of the diff.  False (nothing appended) for other tables.
+ */
+bool tablesql_target_orphans(const table_layout *lay, strbuf *out);
 /* SELECT set_config('walbridge.resume_<i>', $1, false) for key column i. */
 void tablesql_resume_setting(size_t i, strbuf *out);
 

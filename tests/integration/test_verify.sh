@@ -85,6 +85,15 @@ done
 wb_run -c "$cfg" verify
 wb_eq "verify after repair exits 0" 0 "$WB_RC"
 
+# ---- a composite-key row whose parent vanished cannot be translated: reported, not a crash
+tagged=$(wb_psql target -c "SELECT o.legacy_id FROM orders o JOIN order_tags t ON t.order_id = o.id ORDER BY 1 LIMIT 1")
+ntags=$(wb_psql target -c "SELECT count(*) FROM order_tags t JOIN orders o ON o.id = t.order_id WHERE o.legacy_id = $tagged")
+wb_psql target -c "SET session_replication_role = replica; DELETE FROM orders WHERE legacy_id = $tagged"
+wb_run -c "$cfg" verify --format json --tables order_tags
+wb_eq "orphaned composite-key rows: verify exits 1" 1 "$WB_RC"
+wb_eq "orphaned rows counted as extra" "$ntags" "$(jq '.tables[0].extra' <<<"$WB_OUT")"
+wb_contains "orphaned rows explained" "$WB_ERR" "reference a parent row that does not exist"
+
 wb_pg_stop target
 wb_run -c "$cfg" verify
 wb_eq "verify with the target down exits 3" 3 "$WB_RC"
