@@ -238,7 +238,46 @@ static bool wait_result(PGconn *conn, time_t deadline)
 }
 
 /* Creates (and, by disconnecting, drops) a temporary wal2json slot. */
-static void probe_wal2json(check_report *r, const wb_config *cfg, const source_facts *f)
+/*
+ * Slot creation timed out: it waits for every transaction that holds an xid
+ * to finish.  Names the oldest one (as far as this role may see it).
+ */
+static void report_slot_wait(check_report *r, PGconn *source)
+{
+    PGresult *res =
+        pgconn_query(source, "source: looking for the transaction slot creation waits for",
+                     "SELECT pid, coalesce(state, '?'), coalesce(usename, '?'),"
+                     " coalesce(extract(epoch FROM now() - xact_start)::bigint, 0)"
+                     " FROM pg_catalog.pg_stat_activity"
+                     " WHERE backend_xid IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()"
+                     " AND backend_type = 'client backend' ORDER BY xact_start LIMIT 1",
+                     0, NULL, NULL);
+    strbuf blocker, hint;
+    strbuf_init(&blocker);
+    strbuf_init(&hint);
+    if (res != NULL && PQntuples(res) > 0) {
+        strbuf_appendf(&blocker, "; the oldest is pid %s (%s, user %s, open for %s s)",
+                       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                       PQgetvalue(res, 0, 3));
+        strbuf_appendf(&hint,
+                       "Let it finish, or end it (SELECT pg_terminate_backend(%s);): backfill's "
+                       "slot creation would wait for it too.",
+                       PQgetvalue(res, 0, 0));
+    } else {
+        strbuf_append(&hint, "Look for long transactions: SELECT pid, xact_start, state, query "
+                             "FROM pg_stat_activity WHERE backend_xid IS NOT NULL;");
+    }
+    PQclear(res);
+    check_report_finding(r, CATALOG_WARNING, "source", hint.data,
+                         "source: could not verify wal2json within %d s: creating a test slot "
+                         "waits for running transactions to finish%s",
+                         CHECK_SLOT_TIMEOUT_S, blocker.data);
+    strbuf_free(&blocker);
+    strbuf_free(&hint);
+}
+
+static void probe_wal2json(check_report *r, PGconn *source, const wb_config *cfg,
+                           const source_facts *f)
 {
     if (!f->logical || !f->can_replicate || !f->sender_room || (!f->slot_room && !f->slot_exists)) {
         check_report_fact(r, true, "wal2json", "not verified (see the problems above)");
@@ -272,13 +311,7 @@ static void probe_wal2json(check_report *r, const wb_config *cfg, const source_f
             PQfreeCancel(cancel);
         }
         check_report_fact(r, true, "wal2json", "not verified: slot creation timed out");
-        check_report_finding(r, CATALOG_WARNING, "source",
-                             "Creating a slot waits for running transactions to finish; look "
-                             "for long ones: SELECT pid, xact_start, query FROM pg_stat_activity"
-                             " WHERE backend_xid IS NOT NULL ORDER BY xact_start;",
-                             "source: could not verify wal2json within %d s: creating a test "
-                             "slot waited for running transactions",
-                             CHECK_SLOT_TIMEOUT_S);
+        report_slot_wait(r, source);
     } else {
         PGresult *res;
         bool ok = true;
@@ -348,7 +381,7 @@ bool check_probe_source(check_report *r, PGconn *conn, const wb_config *cfg)
     if (!probe_source_settings(r, conn, &f) || !probe_slot(r, conn, cfg, &f) ||
         !probe_source_tables(r, conn, cfg))
         return false;
-    probe_wal2json(r, cfg, &f);
+    probe_wal2json(r, conn, cfg, &f);
     return true;
 }
 

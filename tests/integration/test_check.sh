@@ -118,6 +118,23 @@ wb_psql source -c "SELECT pg_create_logical_replication_slot('walbridge', 'wal2j
 check_expect 0 "existing wal2json slot" '"walbridge" exists: plugin wal2json, inactive'
 wb_psql source -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
 
+# A transaction holding an xid makes slot creation wait: check gives up after 10 s with a
+# warning naming the blocker, and still exits 0 (nothing is wrong with the setup).
+( printf 'BEGIN;\nSELECT txid_current();\nSELECT pg_sleep(25);\nCOMMIT;\n' |
+    psql -X -q -d "$SOURCE_DSN" >/dev/null 2>&1 || true ) &
+blocker=$!
+wb_wait_for "blocking transaction open" 10 bash -c \
+    "[[ \$(psql -X -qAt -d '$SOURCE_DSN' -c 'SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL') -ge 1 ]]"
+blocker_pid=$(wb_psql source -c "SELECT pid FROM pg_stat_activity WHERE backend_xid IS NOT NULL LIMIT 1")
+started=$SECONDS
+check_expect 0 "slot creation blocked" "WARNING  source: could not verify wal2json within 10 s" \
+    "the oldest is pid $blocker_pid" "pg_terminate_backend($blocker_pid)"
+wb_check "slot creation blocked: bounded (took $((SECONDS - started)) s)" \
+    test $((SECONDS - started)) -le 20
+wb_psql source -c "SELECT pg_terminate_backend($blocker_pid)" >/dev/null
+wait "$blocker" || true
+wb_eq "blocked check left no slot" 0 "$(wb_psql source -c 'SELECT count(*) FROM pg_replication_slots')"
+
 # ---------------------------------------------------------------- an unprivileged role
 # Like a fresh Supabase project role: no REPLICATION, no grants, no BYPASSRLS.
 wb_psql source -c "CREATE ROLE wb_plain LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO wb_plain;
