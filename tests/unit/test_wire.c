@@ -6,7 +6,10 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "cdc/replication.h"
 #include "cdc/wire.h"
+#include "common/config.h"
+#include "common/strbuf.h"
 
 Test(wire, big_endian_u64)
 {
@@ -91,4 +94,35 @@ Test(wire, epoch_is_2000_01_01_utc_in_microseconds)
     int64_t now = wire_now();
     cr_assert_gt(now, INT64_C(631152000) * 1000000);
     cr_assert_lt(now, INT64_C(3155760000) * 1000000);
+}
+
+/*
+ * The START_REPLICATION command (cdc/replication.c): wal2json options and the
+ * add-tables list with wal2json's backslash escaping of space, quote, comma,
+ * period, asterisk and backslash; single quotes doubled for the replication
+ * command grammar.
+ */
+Test(wire, start_replication_command_escapes_table_names)
+{
+    const char *json = "{\"source\": {\"dsn\": \"host=src\"}, \"target\": {\"dsn\": \"host=tgt\"},"
+                       " \"slot\": \"wb_slot\","
+                       " \"uuid_namespace\": \"0b6e2c1e-5d1f-4f4e-9a51-1c8a3f0e7d42\","
+                       " \"tables\": [{\"source\": \"public.offices\", \"key\": \"id\"},"
+                       "  {\"source\": \"My Schema.a,b*d'e\\\\f\", \"key\": \"id\"}]}";
+    wb_config cfg;
+    char err[512];
+    cr_assert(config_parse("walbridge.json", json, &cfg, err, sizeof err), "%s", err);
+    strbuf out;
+    strbuf_init(&out);
+    stream_append_add_tables(&out, &cfg);
+    cr_assert_str_eq(out.data, "public.offices,My\\ Schema.a\\,b\\*d\\'e\\\\f");
+    strbuf_reset(&out);
+    stream_build_start_command(&out, &cfg, ((wb_lsn)0x16 << 32) | 0xB374D848u);
+    cr_assert_str_eq(out.data,
+                     "START_REPLICATION SLOT \"wb_slot\" LOGICAL 16/B374D848 "
+                     "(\"format-version\" '2', \"include-xids\" '1', \"include-lsn\" '1', "
+                     "\"include-types\" '0', \"include-timestamp\" '1', \"add-tables\" "
+                     "'public.offices,My\\ Schema.a\\,b\\*d\\''e\\\\f')");
+    strbuf_free(&out);
+    config_free(&cfg);
 }
