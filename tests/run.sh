@@ -57,3 +57,20 @@ if [[ $unit_count == 0 ]]; then
 fi
 
 step "all tests passed (sanitized unit tests: see $log)"
+
+# ---------------------------------------------------------------- fuzz (fuzz/run.sh)
+# A short libFuzzer run of each harness (wal2json parser, wire decoder, config
+# loader), built with clang apart from the gcc build.  FUZZ_SECONDS per target
+# (default 60, so about 3 minutes plus the build); WB_FUZZ=0 skips the stage.
+if [[ ${WB_FUZZ:-1} != 0 ]]; then
+    step "fuzz: ${FUZZ_SECONDS:-60}s per target"
+    if ! command -v clang >/dev/null 2>&1; then
+        echo "run.sh: clang not found: the fuzz stage needs it (WB_FUZZ=0 skips it)" >&2
+        exit 1
+    fi
+    if ! FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash "$root/fuzz/run.sh"; then
+        echo "run.sh: the fuzzers found a crash (reproducers in ${FUZZ_BUILD_DIR:-$root/build-fuzz}/artifacts)" >&2
+        exit 1
+    fi
+    step "fuzz passed"
+fi
