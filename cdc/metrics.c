@@ -9,7 +9,7 @@
  *   walbridge_stream_applied_lsn                gauge, durable applied LSN
  *   walbridge_stream_source_current_lsn         gauge, server WAL end last seen
  *   walbridge_stream_feedback_lsn               gauge, flush LSN last confirmed
- *   walbridge_stream_lag_bytes                  gauge, source current - applied
+ *   walbridge_stream_lag_bytes                  gauge, source current - max(applied, feedback)
  *   walbridge_stream_rows_applied_total         counter {table, action}
  *   walbridge_stream_conflicts_total            counter {kind}
  *   walbridge_stream_transactions_applied_total counter
@@ -276,11 +276,13 @@ void metrics_render(stream_metrics *m, double now, strbuf *out)
            (double)m->source_current_lsn);
     single(out, m, "walbridge_stream_feedback_lsn", "gauge",
            "Flush LSN confirmed to the source in the last status update.", (double)m->feedback_lsn);
+    /* Idle WAL confirmed by feedback is done too, so it does not count as lag. */
+    wb_lsn done = m->applied_lsn > m->feedback_lsn ? m->applied_lsn : m->feedback_lsn;
     double lag = 0;
-    if (m->source_current_lsn > m->applied_lsn && m->applied_lsn != LSN_INVALID)
-        lag = (double)(m->source_current_lsn - m->applied_lsn);
+    if (m->source_current_lsn > done && done != LSN_INVALID)
+        lag = (double)(m->source_current_lsn - done);
     single(out, m, "walbridge_stream_lag_bytes", "gauge",
-           "Source WAL end minus applied LSN, in bytes.", lag);
+           "Source WAL end minus the applied (or idle-confirmed) LSN, in bytes.", lag);
     render_rows(m, out);
     single(out, m, "walbridge_stream_transactions_applied_total", "counter",
            "Source transactions applied.", (double)m->txns_applied);

@@ -100,6 +100,24 @@ Test(metrics, counters_render_as_prometheus_text)
     metrics_free(&m);
 }
 
+Test(metrics, idle_confirmed_wal_is_not_lag)
+{
+    stream_metrics m;
+    setup(&m);
+    metrics_set_applied(&m, 0x1000);
+    metrics_set_source_current(&m, 0x5000);
+    char *text = render(&m);
+    cr_assert(strstr(text, "walbridge_stream_lag_bytes{slot_name=\"walbridge\"} 16384\n"), "%s",
+              text);
+    free(text);
+    metrics_record_feedback(&m, 0x4000); /* idle advance confirmed past applied */
+    text = render(&m);
+    cr_assert(strstr(text, "walbridge_stream_lag_bytes{slot_name=\"walbridge\"} 4096\n"), "%s",
+              text);
+    free(text);
+    metrics_free(&m);
+}
+
 Test(metrics, every_line_is_valid_exposition_text)
 {
     stream_metrics m;
