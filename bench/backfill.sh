@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# bench/backfill.sh — backfill and verify performance on a ~1.2M-row clinic dataset
+# (issue 4, "Performance").  Not a CI test: it starts its own two PostgreSQL 15
+# clusters in a temp dir, prints its figures and ratios, and stops them.
+#
+#   bench/backfill.sh                       # SCALE=624 (~1.2M rows), build/walbridge
+#   SCALE=50 WALBRIDGE_BIN=build-x/walbridge bench/backfill.sh
+#
+# Measures, on one run:
+#   1. copy into an empty target (uuid keys, legacy_id UNIQUE, FKs and indexes as a
+#      live Supabase target has them): walbridge backfill rows/s, versus
+#      a. a plain `COPY ... TO STDOUT | COPY ... FROM STDIN` pipe into a database
+#         with the legacy schema (same indexes and foreign keys), table by table;
+#      b. `pgcopydb clone` of the source into an empty database (data, indexes,
+#         constraints);
+#   2. catch-up: 1% of the rows deleted from the target (scattered), 0.5% made stale:
+#      wall time of `backfill --include-stale`, then of `verify`;
+#   3. peak RSS of every walbridge run (GNU time).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${WALBRIDGE_BIN:-$ROOT/build/walbridge}
+SCALE=${SCALE:-624}
+PGBIN=/usr/lib/postgresql/15/bin
+export PATH=$PGBIN:$PATH PGUSER=postgres PGDATABASE=postgres
+export PGOPTIONS="-c client_min_messages=warning"
+# shellcheck source=../tests/harness/pg.sh
+source "$ROOT/tests/harness/pg.sh"
+# shellcheck source=../tests/harness/clinic_config.sh
+source "$ROOT/tests/harness/clinic_config.sh"
+
+[[ -x $BIN ]] || { echo "bench: $BIN not built (set WALBRIDGE_BIN)" >&2; exit 2; }
+
+WB_TMP=$(mktemp -d /tmp/walbridge-bench.XXXXXX)
+chmod 755 "$WB_TMP"
+[[ $EUID -eq 0 ]] && chown postgres: "$WB_TMP"
+export WB_TMP
+CLUSTERS=()
+cleanup() {
+    local c
+    for c in "${CLUSTERS[@]}"; do wb_pgc_stop "$c" immediate >/dev/null 2>&1 || true; done
+    rm -rf "$WB_TMP"
+}
+trap cleanup EXIT
+
+start_cluster() { # start_cluster NAME -> sets NAME_DSN
+    local dir=$WB_TMP/$1 port
+    wb_pgc_init "$dir" >/dev/null
+    CLUSTERS+=("$dir")
+    port=$(wb_pgc_start "$dir")
+    printf -v "${1^^}_DSN" '%s' "$(wb_pgc_dsn "$port")"
+    printf -v "${1^^}_PORT" '%s' "$port"
+}
+q() { psql -X -v ON_ERROR_STOP=1 -qAt "$@"; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# run_timed LABEL ARGS...: runs walbridge under GNU time; sets WALL and RSS_MB.
+run_timed() {
+    local label=$1
+    shift
+    local tf=$WB_TMP/time.$label rc=0
+    /usr/bin/time -f "%e %M" -o "$tf" "$BIN" "$@" >"$WB_TMP/out.$label" 2>"$WB_TMP/err.$label" || rc=$?
+    read -r WALL RSS_KB < <(tail -n 1 "$tf") # GNU time adds a line on a non-zero exit
+    RSS_MB=$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+    RC=$rc
+}
+
+echo "== setting up: clinic dataset at scale $SCALE"
+start_cluster source
+start_cluster target
+FIX=$ROOT/tests/fixtures/clinic
+t0=$(now)
+q -d "$SOURCE_DSN" -v scale="$SCALE" -f "$FIX/source_schema.sql" -f "$FIX/source_data.sql"
+q -d "$TARGET_DSN" -f "$FIX/target_schema.sql"
+q -d "$TARGET_DSN" -c "CREATE DATABASE pipe" -c "CREATE DATABASE cloned"
+q -d "${TARGET_DSN/dbname=postgres/dbname=pipe}" -f "$FIX/source_schema.sql"
+rows=$(q -d "$SOURCE_DSN" -c "SELECT (SELECT count(*) FROM offices) + (SELECT count(*) FROM profiles)
+    + (SELECT count(*) FROM doctors) + (SELECT count(*) FROM patients) + (SELECT count(*) FROM orders)
+    + (SELECT count(*) FROM order_tags) + (SELECT count(*) FROM audit_log)")
+echo "   $rows source rows, loaded in $(secs "$t0" "$(now)") s"
+q -d "$SOURCE_DSN" -c "CHECKPOINT"
+
+cfg=$WB_TMP/walbridge.json
+wb_write_config "$cfg" --log-level info
+
+echo "== 1. copy into an empty target"
+run_timed full -c "$cfg" backfill
+[[ $RC == 0 ]] || { tail -n 20 "$WB_TMP/err.full"; exit 3; }
+full_wall=$WALL full_rss=$RSS_MB
+full_rate=$(awk -v r="$rows" -v s="$full_wall" 'BEGIN { printf "%.0f", r / s }')
+echo "   walbridge backfill:  $full_wall s  ($full_rate rows/s, peak RSS $full_rss MB)"
+sed -n '1,9p' "$WB_TMP/out.full" | sed 's/^/     /'
+
+PIPE_DSN=${TARGET_DSN/dbname=postgres/dbname=pipe}
+t0=$(now)
+for t in offices profiles doctors patients orders order_tags audit_log; do
+    q -d "$SOURCE_DSN" -c "COPY $t TO STDOUT" | q -d "$PIPE_DSN" -c "COPY $t FROM STDIN"
+done
+pipe_wall=$(secs "$t0" "$(now)")
+pipe_rate=$(awk -v r="$rows" -v s="$pipe_wall" 'BEGIN { printf "%.0f", r / s }')
+echo "   plain COPY pipe:     $pipe_wall s  ($pipe_rate rows/s, legacy schema with the same indexes and FKs)"
+
+CLONED_DSN="postgresql://postgres@127.0.0.1:$TARGET_PORT/cloned"
+SOURCE_URI="postgresql://postgres@127.0.0.1:$SOURCE_PORT/postgres"
+t0=$(now)
+if pgcopydb clone --source "$SOURCE_URI" --target "$CLONED_DSN" --dir "$WB_TMP/pgcopydb" \
+    --no-owner --no-acl --skip-extensions --not-consistent >"$WB_TMP/pgcopydb.log" 2>&1; then
+    pgcopydb_wall=$(secs "$t0" "$(now)")
+    echo "   pgcopydb clone:      $pgcopydb_wall s  (data, indexes, constraints)"
+else
+    pgcopydb_wall=""
+    echo "   pgcopydb clone failed:"
+    tail -n 5 "$WB_TMP/pgcopydb.log" | sed 's/^/     /'
+fi
+
+echo "== 2. catch-up: 1% missing (scattered), 0.5% stale"
+q -d "$TARGET_DSN" <<'SQL'
+SET session_replication_role = replica;
+DELETE FROM order_tags WHERE abs(hashtext(tag || order_id::text)) % 100 = 37;
+DELETE FROM audit_log a WHERE substr(md5(a::text), 1, 2) < '03';
+DELETE FROM orders WHERE legacy_id % 100 = 37;
+DELETE FROM patients WHERE legacy_id % 100 = 37;
+DELETE FROM doctors WHERE legacy_id % 100 = 37;
+DELETE FROM profiles WHERE legacy_id % 100 = 37;
+DELETE FROM offices WHERE legacy_id % 100 = 37;
+UPDATE orders SET status = status || ' (stale)' WHERE legacy_id % 200 = 11;
+UPDATE patients SET full_name = full_name || ' (stale)' WHERE legacy_id % 200 = 11;
+UPDATE profiles SET full_name = full_name || ' (stale)' WHERE legacy_id % 200 = 11;
+UPDATE doctors SET license_no = license_no || ' (stale)' WHERE legacy_id % 200 = 11;
+UPDATE offices SET name = name || ' (stale)' WHERE legacy_id % 200 = 11;
+UPDATE order_tags SET added_at = added_at + interval '1 second' WHERE abs(hashtext(tag || order_id::text)) % 200 = 11;
+SQL
+q -d "$TARGET_DSN" -c "VACUUM ANALYZE" -c "CHECKPOINT"
+
+run_timed diff -c "$cfg" verify
+diff_wall=$WALL diff_rss=$RSS_MB
+echo "   verify before catch-up: $diff_wall s (exit $RC, peak RSS $diff_rss MB)"
+run_timed catchup -c "$cfg" backfill --include-stale
+[[ $RC == 0 ]] || { tail -n 20 "$WB_TMP/err.catchup"; exit 3; }
+catchup_wall=$WALL catchup_rss=$RSS_MB
+echo "   backfill --include-stale: $catchup_wall s (peak RSS $catchup_rss MB)"
+sed -n '1,9p' "$WB_TMP/out.catchup" | sed 's/^/     /'
+run_timed verify -c "$cfg" verify
+verify_wall=$WALL verify_rss=$RSS_MB
+echo "   verify after catch-up:  $verify_wall s (exit $RC: $(tail -n 1 "$WB_TMP/out.verify"), peak RSS $verify_rss MB)"
+
+echo "== summary (scale $SCALE, $rows rows, $(nproc) cores)"
+printf '   %-44s %10s\n' "catch-up backfill --include-stale (s)" "$catchup_wall"
+printf '   %-44s %10s\n' "verify (s)" "$verify_wall"
+printf '   %-44s %10s\n' "copy into empty target, walbridge (rows/s)" "$full_rate"
+printf '   %-44s %10s\n' "copy into empty target, plain pipe (rows/s)" "$pipe_rate"
+printf '   %-44s %10s\n' "walbridge / plain pipe (rows/s ratio)" "$(ratio "$full_rate" "$pipe_rate")"
+if [[ -n $pgcopydb_wall ]]; then
+    printf '   %-44s %10s\n' "pgcopydb clone / walbridge (time ratio)" "$(ratio "$pgcopydb_wall" "$full_wall")"
+fi
+max_rss=$(printf '%s\n' "$full_rss" "$diff_rss" "$catchup_rss" "$verify_rss" | sort -n | tail -n 1)
+printf '   %-44s %10s\n' "walbridge peak RSS, any run (MB)" "$max_rss"
