@@ -365,7 +365,8 @@ static void evaluate_target(const health_facts *f, const health_thresholds *t, h
 {
     if (!f->target_ok) {
         add_reason(v, HEALTH_WARNING, "check target.dsn and that the target is up",
-                   "target unreachable: %s (applied LSN unknown)",
+                   "target %s: %s (applied LSN unknown)",
+                   f->target_connected ? "query failed" : "unreachable",
                    f->target_error[0] ? f->target_error : "unknown error");
         return;
     }
@@ -442,7 +443,8 @@ void health_evaluate(const health_facts *f, const health_thresholds *t, health_v
     if (!f->source_ok) {
         add_reason(v, HEALTH_CRITICAL,
                    "check source.dsn and that the source is up; WAL may be piling up unseen",
-                   "source unreachable: %s (slot state unknown)",
+                   "source %s: %s (slot state unknown)",
+                   f->source_connected ? "query failed" : "unreachable",
                    f->source_error[0] ? f->source_error : "unknown error");
     } else {
         evaluate_settings(f, v);

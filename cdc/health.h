@@ -9,7 +9,7 @@
  * text.  Everything here is pure so the unit tests cover each rule.
  *
  * Rules (highest severity wins; every reason is listed):
- *   source unreachable                           CRITICAL (slot state unknown)
+ *   source unreachable or a query fails          CRITICAL (slot state unknown)
  *   slot missing, wal_status lost, invalidated   CRITICAL, hint: re-run backfill
  *   slot plugin not wal2json / other database    CRITICAL
  *   wal_level not logical                        CRITICAL
@@ -23,7 +23,7 @@
  *   applied LSN older than crit/warn_stale while the source has WAL past
  *     both the applied LSN and confirmed_flush
  *   confirmed_flush ahead of the applied LSN     CRITICAL (data may have been skipped)
- *   target unreachable                           WARNING (source figures still judged)
+ *   target unreachable or its query fails        WARNING (source figures still judged)
  *   no applied LSN recorded (stream never ran)   WARNING
  * Thresholds compare with ">": a value equal to the threshold passes.
  */
@@ -88,6 +88,8 @@ typedef struct health_facts {
 
     /* source */
     bool source_ok; /* connected and the queries ran */
+    bool
+        source_connected; /* connected (false: unreachable; true with !source_ok: a query failed) */
     char source_error[HEALTH_TEXT_LARGE];
     int server_version_num;
     char wal_level[HEALTH_TEXT_SMALL];
@@ -131,7 +133,8 @@ typedef struct health_facts {
     int64_t total_txns, total_bytes;
 
     /* target */
-    bool target_ok;
+    bool target_ok;        /* connected and the applied LSN was read */
+    bool target_connected; /* as source_connected */
     char target_error[HEALTH_TEXT_LARGE];
     bool state_exists; /* <schema>.stream_progress exists */
     bool applied_found;

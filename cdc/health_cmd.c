@@ -189,17 +189,25 @@ static int parse_options(int argc, char **argv, health_format *format, health_th
     return -1;
 }
 
-/* Copies the connection's last error, on one line, into buf. */
+/*
+ * Writes "what: <first line of the connection's last error>" into buf, without
+ * the "ERROR:  " severity prefix (the rest of a server error is LINE/context).
+ */
 static void conn_error(PGconn *conn, const char *what, char *buf, size_t len)
 {
     char *red = log_redact_text(PQerrorMessage(conn));
-    for (char *c = red; *c; c++)
-        if (*c == '\n')
-            *c = ' ';
-    size_t n = strlen(red);
-    while (n > 0 && red[n - 1] == ' ')
-        red[--n] = '\0';
-    snprintf(buf, len, "%s: %s", what, red);
+    char *msg = red;
+    static const char *const prefixes[] = {"ERROR:  ", "FATAL:  "};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
+            msg += strlen(prefixes[i]);
+    size_t n = strcspn(msg, "\n");
+    while (n > 0 && msg[n - 1] == ' ')
+        n--;
+    if (n == 0)
+        snprintf(buf, len, "%s failed", what);
+    else
+        snprintf(buf, len, "%s: %.*s", what, (int)n, msg);
     free(red);
 }
 
@@ -391,11 +399,12 @@ static void gather_source(const wb_config *cfg, health_facts *f)
         return;
     }
     f->source_ok = true;
+    f->source_connected = true;
     if (pgconn_exec(conn, "source: statement_timeout", HEALTH_STATEMENT_TIMEOUT) &&
         read_source_basics(conn, f, dbname, sizeof dbname) && read_slot(conn, f, dbname))
         read_slot_activity(conn, f);
     else if (f->source_ok)
-        conn_error(conn, "source", f->source_error, sizeof f->source_error);
+        conn_error(conn, "setting statement_timeout", f->source_error, sizeof f->source_error);
     if (f->source_error[0] != '\0')
         f->source_ok = false;
     PQfinish(conn);
@@ -409,6 +418,7 @@ static void gather_target(const wb_config *cfg, health_facts *f)
         snprintf(f->target_error, sizeof f->target_error, "%s", err);
         return;
     }
+    f->target_connected = true;
     strbuf rel;
     strbuf_init(&rel);
     pgconn_append_qualified(&rel, cfg->state_schema, "stream_progress");
@@ -425,7 +435,7 @@ static void gather_target(const wb_config *cfg, health_facts *f)
                                              &f->applied_found, &f->applied_age_s);
     }
     if (!f->target_ok)
-        conn_error(conn, "target", f->target_error, sizeof f->target_error);
+        conn_error(conn, "reading the applied LSN", f->target_error, sizeof f->target_error);
     PQfinish(conn);
 }
 

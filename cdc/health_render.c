@@ -96,7 +96,7 @@ static void append_summary(const health_facts *f, const health_verdict *v, strbu
 static void append_source_details(const health_facts *f, const health_verdict *v, strbuf *out)
 {
     if (!f->source_ok) {
-        strbuf_appendf(out, "source: unreachable: %s\n", f->source_error);
+        strbuf_appendf(out, "source: not checked: %s\n", f->source_error);
         return;
     }
     strbuf_appendf(out, "source: server_version_num %d, wal_level %s, current LSN ",
@@ -161,7 +161,7 @@ static void append_source_details(const health_facts *f, const health_verdict *v
 static void append_target_details(const health_facts *f, const health_verdict *v, strbuf *out)
 {
     if (!f->target_ok) {
-        strbuf_appendf(out, "target: unreachable: %s\n", f->target_error);
+        strbuf_appendf(out, "target: not checked: %s\n", f->target_error);
         return;
     }
     if (!f->applied_found) {
@@ -233,7 +233,7 @@ static void json_str(cJSON *obj, const char *name, bool known, const char *value
 static cJSON *json_source(const health_facts *f, const health_verdict *v)
 {
     cJSON *src = cJSON_CreateObject();
-    cJSON_AddBoolToObject(src, "reachable", f->source_ok);
+    cJSON_AddBoolToObject(src, "reachable", f->source_connected);
     json_str(src, "error", !f->source_ok, f->source_error);
     json_num(src, "server_version_num", f->source_ok, f->server_version_num);
     json_str(src, "wal_level", f->wal_level[0] != '\0', f->wal_level);
@@ -292,7 +292,7 @@ static cJSON *json_source(const health_facts *f, const health_verdict *v)
 static cJSON *json_target(const health_facts *f, const health_verdict *v)
 {
     cJSON *tgt = cJSON_CreateObject();
-    cJSON_AddBoolToObject(tgt, "reachable", f->target_ok);
+    cJSON_AddBoolToObject(tgt, "reachable", f->target_connected);
     json_str(tgt, "error", !f->target_ok, f->target_error);
     cJSON_AddStringToObject(tgt, "state_schema", f->state_schema);
     if (f->target_ok)

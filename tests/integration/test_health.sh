@@ -183,6 +183,14 @@ wb_contains "confirmed_flush ahead of applied: says data may be skipped" "$(firs
     "data may have been skipped"
 wb_psql target -c "UPDATE walbridge.stream_progress SET applied_lsn = '$confirmed'"
 
+# ---------------------------------------------------------------- target query fails
+wb_psql target -c "ALTER TABLE walbridge.stream_progress RENAME applied_lsn TO gone"
+wb_run -c "$cfg" health --warn-retained 1GB --crit-retained 2GB --warn-stale off --crit-stale off
+wb_eq "target query fails: exit 1 (WARNING)" 1 "$WB_RC"
+wb_contains "target query fails: says so with the server's reason" "$(first_line)" \
+    'target query failed: reading the applied LSN: column "applied_lsn" does not exist'
+wb_psql target -c "ALTER TABLE walbridge.stream_progress RENAME gone TO applied_lsn"
+
 # ---------------------------------------------------------------- source unreachable
 sed "s/port=$SOURCE_PORT/port=1/" "$cfg" >"$WB_TMP/nosource.json"
 wb_run -c "$WB_TMP/nosource.json" health --format json

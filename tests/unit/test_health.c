@@ -99,6 +99,7 @@ static void healthy(health_facts *f)
 {
     health_facts_init(f, "walbridge", "walbridge");
     f->source_ok = true;
+    f->source_connected = true;
     f->server_version_num = 150018;
     snprintf(f->wal_level, sizeof f->wal_level, "logical");
     f->max_replication_slots = 10;
@@ -116,6 +117,7 @@ static void healthy(health_facts *f)
     f->restart_lsn = 0x5000000;
     f->confirmed_flush_lsn = 0x5000400;
     f->target_ok = true;
+    f->target_connected = true;
     f->state_exists = true;
     f->applied_found = true;
     f->applied_lsn = 0x5000400;
@@ -326,6 +328,7 @@ Test(health_verdict, unreachable_sides)
     health_thresholds_default(&t);
     healthy(&f);
     f.target_ok = false;
+    f.target_connected = false;
     f.applied_found = false;
     snprintf(f.target_error, sizeof f.target_error, "connection refused");
     health_verdict v = judge(&f, &t);
@@ -334,12 +337,28 @@ Test(health_verdict, unreachable_sides)
     cr_assert_eq(v.stale_s, -1);
 
     healthy(&f);
+    f.target_ok = false;
+    snprintf(f.target_error, sizeof f.target_error, "permission denied for schema walbridge");
+    v = judge(&f, &t);
+    cr_assert_eq(v.status, HEALTH_WARNING);
+    cr_assert(has_reason(&v, HEALTH_WARNING, "target query failed: permission denied"));
+
+    healthy(&f);
     f.source_ok = false;
+    f.source_connected = false;
     snprintf(f.source_error, sizeof f.source_error, "timeout expired");
     v = judge(&f, &t);
     cr_assert_eq(v.status, HEALTH_CRITICAL);
     cr_assert(has_reason(&v, HEALTH_CRITICAL, "source unreachable: timeout expired"));
     cr_assert_eq(v.retained_bytes, -1);
+
+    healthy(&f);
+    f.source_ok = false;
+    snprintf(f.source_error, sizeof f.source_error, "column \"wal_status\" does not exist");
+    v = judge(&f, &t);
+    cr_assert_eq(v.status, HEALTH_CRITICAL);
+    cr_assert(has_reason(&v, HEALTH_CRITICAL, "source query failed: column"));
+    cr_assert(has_reason(&v, HEALTH_CRITICAL, "slot state unknown"));
 }
 
 Test(health_verdict, never_ran_and_settings)
