@@ -58,7 +58,9 @@ bool table_layout_init(table_layout *lay, const wb_config *cfg, const table_plan
             lc->target = t->legacy_key;
             lc->target_type = c->source_type;
         } else {
-            lc->target = c->target != NULL ? c->target : config_target_column(t, c->source);
+            lc->target = c->skipped || c->generated ? NULL
+                         : c->target != NULL        ? c->target
+                                                    : config_target_column(t, c->source);
             lc->target_type = c->target_type != NULL ? c->target_type : c->source_type;
         }
         if (lc->target == NULL) {
