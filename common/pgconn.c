@@ -197,13 +197,26 @@ static void notice_to_log(void *arg, const char *message)
         log_debug("%s: server %.*s", what, (int)n, message);
 }
 
-static void set_err(char *err, size_t errlen, const char *what, const char *dsn, const char *reason)
+/*
+ * Logs "cannot connect to <what>: <reason>; DSN: <redacted dsn>" once (the
+ * DSN last, so the logger's own password masking has nothing after it to
+ * swallow), copies it into err (when given) and returns NULL for pgconn_open
+ * to pass on.
+ */
+static PGconn *connect_failed(char *err, size_t errlen, const char *what, const char *dsn,
+                              const char *reason)
 {
-    if (err == NULL || errlen == 0)
-        return;
     char *red = log_redact_dsn(dsn != NULL ? dsn : "");
-    snprintf(err, errlen, "cannot connect to %s (%s): %s", what, red, reason);
+    char msg[1024];
+    if (red[0] != '\0')
+        snprintf(msg, sizeof msg, "cannot connect to %s: %s; DSN: %s", what, reason, red);
+    else
+        snprintf(msg, sizeof msg, "cannot connect to %s: %s", what, reason);
     free(red);
+    log_error("%s", msg);
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", msg);
+    return NULL;
 }
 
 /* The keyword/value arrays handed to PQconnectdbParams, built from the user's DSN. */
@@ -273,29 +286,21 @@ PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max
                     char *err, size_t errlen)
 {
     char reason[512];
-    if (dsn == NULL || dsn[0] == '\0') {
-        set_err(err, errlen, what, "", "no connection string configured");
-        log_error("%s", err != NULL ? err : "no connection string");
-        return NULL;
-    }
-    if (kind == PGCONN_TARGET && pgconn_is_transaction_pooler(dsn, reason, sizeof reason)) {
-        set_err(err, errlen, what, dsn, reason);
-        log_error("%s", err != NULL ? err : reason);
-        return NULL;
-    }
+    if (dsn == NULL || dsn[0] == '\0')
+        return connect_failed(err, errlen, what, NULL, "no connection string configured");
+    if (kind == PGCONN_TARGET && pgconn_is_transaction_pooler(dsn, reason, sizeof reason))
+        return connect_failed(err, errlen, what, dsn, reason);
     char *parse_err = NULL;
     PQconninfoOption *user = PQconninfoParse(dsn, &parse_err);
     if (user == NULL) {
+        /* Not parseable: the DSN itself is not shown, it may hold a password in a bad spot. */
         char *red = log_redact_text(parse_err != NULL ? parse_err : "out of memory");
+        PQfreemem(parse_err);
+        for (char *c = red; *c != '\0'; c++)
+            *c = *c == '\n' ? ' ' : *c;
         snprintf(reason, sizeof reason, "invalid connection string: %s", red);
         free(red);
-        PQfreemem(parse_err);
-        for (char *c = reason; *c != '\0'; c++)
-            *c = *c == '\n' ? ' ' : *c;
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "cannot connect to %s: %s", what, reason);
-        log_error("cannot connect to %s: %s", what, reason);
-        return NULL;
+        return connect_failed(err, errlen, what, NULL, reason);
     }
     conn_params params;
     conn_params_build(&params, dsn, user, kind);
@@ -318,15 +323,14 @@ PGconn *pgconn_open(const char *dsn, pgconn_kind kind, const char *what, int max
         PQfinish(conn);
         conn = NULL;
         if (!retry || attempt >= max_attempts) {
-            set_err(err, errlen, what, dsn, why);
-            log_error("%s", err != NULL ? err : why);
+            connect_failed(err, errlen, what, dsn, why);
             free(why);
             break;
         }
         char *red = log_redact_dsn(dsn);
         prev_ms = backoff_next(prev_ms, PGCONN_BACKOFF_BASE_MS, PGCONN_BACKOFF_CAP_MS);
-        log_warn("%s: connection attempt %d/%d failed (%s): %s; retrying in %d ms", what, attempt,
-                 max_attempts, red, why, prev_ms);
+        log_warn("%s: connection attempt %d/%d failed: %s; retrying in %d ms; DSN: %s", what,
+                 attempt, max_attempts, why, prev_ms, red);
         free(red);
         free(why);
         sleep_ms(prev_ms);
