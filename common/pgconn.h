@@ -58,7 +58,12 @@ pgerr_class pgconn_classify_sqlstate(const char *sqlstate);
  */
 PGresult *pgconn_query(PGconn *conn, const char *what, const char *sql, int nparams,
                        const char *const *params, pgerr_class *cls);
-/* pgconn_query for statements whose result is not needed. */
+/*
+ * pgconn_query for statements whose result is not needed.  Runs sql through
+ * the simple query protocol, so it may hold several statements (DDL scripts)
+ * and works on replication connections, where pgconn_query's extended
+ * protocol is refused.
+ */
 bool pgconn_exec(PGconn *conn, const char *what, const char *sql);
 
 /* Quotes an identifier the way quote_ident does ("a""b"), appended to out. Pure. */
