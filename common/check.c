@@ -10,6 +10,7 @@
  * (check_probe.c), and the catalogs compared (catalog.c).  The report and
  * plan are printed (check_report.c); exit 1 when any ERROR was found, else 0.
  */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,8 +115,10 @@ static int setup(const char *config_path, wb_config *cfg)
 }
 
 /* Prints the last libpq error of conn (redacted) for a failed probe. */
-static int probe_failed(const char *side, PGconn *conn)
+static int probe_failed(const char *side, PGconn *conn, const wb_config *cfg)
 {
+    if (cfg->log_file == NULL)
+        return EXIT_RUNTIME; /* the logger has already said why on stderr */
     char *why = log_redact_text(PQerrorMessage(conn));
     why[strcspn(why, "\n")] = '\0';
     fprintf(stderr, "walbridge check: a query on the %s failed: %s\n", side,
@@ -145,13 +148,14 @@ static int run_checks(const wb_config *cfg, PGconn *source, PGconn *target, chec
     if (!pgconn_exec(source, "source: setting a statement timeout",
                      "SET statement_timeout = '60s'") ||
         !check_probe_source(&report, source, cfg))
-        rc = probe_failed("source", source);
+        rc = probe_failed("source", source, cfg);
     else if (!pgconn_exec(target, "target: setting a statement timeout",
                           "SET statement_timeout = '60s'") ||
              !check_probe_target(&report, target, cfg))
-        rc = probe_failed("target", target);
+        rc = probe_failed("target", target, cfg);
     else if (!catalog_load(cfg, source, target, &cat))
-        rc = probe_failed("source or target", PQstatus(source) == CONNECTION_OK ? target : source);
+        rc = probe_failed("source or target", PQstatus(source) == CONNECTION_OK ? target : source,
+                          cfg);
     if (rc < 0) {
         report.cat = &cat;
         size_t errors = check_report_count(&report, CATALOG_ERROR);
@@ -168,6 +172,31 @@ static int run_checks(const wb_config *cfg, PGconn *source, PGconn *target, chec
     catalog_free(&cat);
     check_report_free(&report);
     return rc;
+}
+
+/* --format json when a side cannot be reached: still one JSON object on stdout. */
+static void print_unreachable_json(const wb_config *cfg, const char *const failures[2])
+{
+    cJSON *root = cJSON_CreateObject();
+    if (root == NULL)
+        return;
+    cJSON_AddStringToObject(root, "config", cfg->path != NULL ? cfg->path : "");
+    cJSON_AddBoolToObject(root, "ok", false);
+    cJSON *arr = cJSON_AddArrayToObject(root, "unreachable");
+    static const char *const sides[2] = {"source", "target"};
+    for (int i = 0; arr != NULL && i < 2; i++) {
+        cJSON *o = failures[i] != NULL ? cJSON_CreateObject() : NULL;
+        if (o == NULL)
+            continue;
+        cJSON_AddStringToObject(o, "side", sides[i]);
+        cJSON_AddStringToObject(o, "message", failures[i]);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (text != NULL)
+        printf("%s\n", text);
+    cJSON_free(text);
 }
 
 int check_main(const char *config_path, int argc, char **argv)
@@ -187,10 +216,14 @@ int check_main(const char *config_path, int argc, char **argv)
     PGconn *target = pgconn_open(cfg.target_dsn, PGCONN_TARGET, "target", CHECK_CONNECT_ATTEMPTS,
                                  err[1], sizeof err[1]);
     if (source == NULL || target == NULL) {
-        if (source == NULL)
-            fprintf(stderr, "walbridge check: %s\n", err[0]);
-        if (target == NULL)
-            fprintf(stderr, "walbridge check: %s\n", err[1]);
+        const char *failures[2] = {source == NULL ? err[0] : NULL, target == NULL ? err[1] : NULL};
+        for (int i = 0; i < 2; i++) {
+            /* Without a log file the logger has already said it on stderr. */
+            if (failures[i] != NULL && cfg.log_file != NULL)
+                fprintf(stderr, "walbridge check: %s\n", failures[i]);
+        }
+        if (format == CHECK_JSON)
+            print_unreachable_json(&cfg, failures);
         rc = EXIT_RUNTIME;
     } else {
         rc = run_checks(&cfg, source, target, format);

@@ -184,6 +184,11 @@ wb_check "unreachable target: no password in the output" \
     bash -c '! grep -q secret <<<"$1"' _ "$WB_OUT$WB_ERR"
 wb_check "unreachable target: no password in the log" bash -c "! grep -q secret '$WB_TMP/walbridge.log'"
 wb_contains "unreachable target: DSN redacted" "$WB_ERR" "password=********"
+wb_run -c "$BAD" check --format json
+wb_eq "unreachable target, json: exit 3" 3 "$WB_RC"
+wb_eq "unreachable target, json: names the side" target "$(jq -r '.unreachable[0].side' <<<"$WB_OUT")"
+wb_eq "unreachable target, json: not ok" false "$(jq -r .ok <<<"$WB_OUT")"
+wb_check "unreachable target, json: no password" bash -c '! grep -q secret <<<"$1"' _ "$WB_OUT"
 
 # ---------------------------------------------------------------- port 6543
 POOL=$WB_TMP/pooler.json
