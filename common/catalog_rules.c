@@ -80,10 +80,32 @@ static bool is_key_column(const table_config *t, const char *column)
     return t->key != NULL && in_list(t->key, t->nkey, column);
 }
 
+/* Widening order of the exact numeric types (0: not one of them). */
+static int integer_rank(const side_column *c)
+{
+    static const char *const order[] = {"int2", "int4", "int8", "numeric"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(c->typname, order[i]) == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+/* A widening conversion that cannot lose anything: int4 -> int8, varchar -> text, ... */
+static bool is_widening(const side_column *s, const side_column *t)
+{
+    int sr = integer_rank(s), tr = integer_rank(t);
+    if (sr > 0 && tr >= sr)
+        return tr < 4 || t->typmod == -1; /* numeric(p,s) targets may overflow */
+    if (strcmp(s->typname, "float4") == 0 && strcmp(t->typname, "float8") == 0)
+        return true;
+    return s->category == 'S' && strcmp(t->typname, "text") == 0;
+}
+
 /*
  * Whether a source type can travel into a target column of another type.
- * 0: compatible (same type, or a typmod difference), 1: probably, with
- * casts (warning), 2: clearly not (error).
+ * 0: compatible (same type, a wider typmod, a widening conversion),
+ * 1: probably, with casts (warning), 2: clearly not (error).
  */
 static int type_distance(const side_column *s, const side_column *t)
 {
@@ -102,6 +124,8 @@ static int type_distance(const side_column *s, const side_column *t)
         }
         return t->typmod >= s->typmod ? 0 : 1; /* varchar(40) into varchar(80) */
     }
+    if (is_widening(s, t))
+        return 0;
     if (t->category == 'S')
         return 1; /* anything has a text form */
     if (s->category == 'S' && t->category == 'E')

@@ -291,3 +291,49 @@ Test(catalog, missing_tables_are_named)
     cr_expect_eq(f.cat.tables[0].ncolumns, 0);
     done(&f);
 }
+
+/* Severity of the problem about column "c" (-1: none) for a source and target type. */
+static int type_verdict(side_column sc, side_column dc)
+{
+    fixture f;
+    load(&f, "{\"source\": \"public.t\", \"target\": \"public.t\"}");
+    sc.name = dc.name = (char *)"c";
+    side_table src = {.exists = true, .relkind = 'r', .replident = 'f', .cols = &sc, .ncols = 1};
+    side_table dst = {.exists = true, .relkind = 'r', .replident = 'f', .cols = &dc, .ncols = 1};
+    catalog_plan_table(&f.cfg, &f.cat, 0, &src, &dst);
+    int verdict = f.cat.nproblems == 0 ? -1 : (int)f.cat.problems[0].severity;
+    cr_expect_leq(f.cat.nproblems, 1);
+    done(&f);
+    return verdict;
+}
+
+Test(catalog, type_compatibility)
+{
+    side_column i4 = COL("", "integer", "int4", 'N'), i8 = COL("", "bigint", "int8", 'N');
+    side_column num = COL("", "numeric", "numeric", 'N');
+    side_column num12 = COL("", "numeric(12,2)", "numeric", 'N');
+    side_column txt = COL("", "text", "text", 'S');
+    side_column vc20 = COL("", "character varying(20)", "varchar", 'S');
+    side_column vc40 = COL("", "character varying(40)", "varchar", 'S');
+    side_column js = COL("", "json", "json", 'U'), jsb = COL("", "jsonb", "jsonb", 'U');
+    side_column uid = COL("", "uuid", "uuid", 'U'), ts = COL("", "timestamp", "timestamp", 'D');
+    side_column tstz = COL("", "timestamp with time zone", "timestamptz", 'D');
+    num12.typmod = (12 << 16 | 2) + 4;
+    vc20.typmod = 24;
+    vc40.typmod = 44;
+
+    cr_expect_eq(type_verdict(i4, i4), -1);
+    cr_expect_eq(type_verdict(i4, i8), -1, "widening int4 -> int8 is silent");
+    cr_expect_eq(type_verdict(i8, num), -1);
+    cr_expect_eq(type_verdict(vc20, vc40), -1);
+    cr_expect_eq(type_verdict(vc20, txt), -1);
+    cr_expect_eq(type_verdict(i8, i4), CATALOG_WARNING, "narrowing may overflow");
+    cr_expect_eq(type_verdict(i8, num12), CATALOG_WARNING);
+    cr_expect_eq(type_verdict(vc40, vc20), CATALOG_WARNING);
+    cr_expect_eq(type_verdict(ts, tstz), CATALOG_WARNING);
+    cr_expect_eq(type_verdict(js, jsb), CATALOG_WARNING);
+    cr_expect_eq(type_verdict(uid, txt), CATALOG_WARNING, "anything fits text, with a warning");
+    cr_expect_eq(type_verdict(txt, i4), CATALOG_ERROR, "text into integer is incompatible");
+    cr_expect_eq(type_verdict(i4, uid), CATALOG_ERROR);
+    cr_expect_eq(type_verdict(tstz, i8), CATALOG_ERROR);
+}
