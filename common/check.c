@@ -83,20 +83,23 @@ static int parse_options(int argc, char **argv, check_format *format)
 /* Config, log and pooler checks: everything that can fail before a connection. */
 static int setup(const char *config_path, wb_config *cfg)
 {
+    /* Config errors exit 2 here; a world-readable file with a password is warned about. */
+    int rc = cli_setup(config_path, cfg);
+    if (rc != EXIT_OK)
+        return rc;
+    /*
+     * Check's report is on stdout, so the log goes to the file only; without a
+     * file, stderr gets warnings and errors only.
+     */
     char err[1024];
-    const char *path = config_default_path(config_path);
-    if (!config_load(path, cfg, err, sizeof err)) {
-        fprintf(stderr, "walbridge check: %s\n", err);
-        return EXIT_USAGE;
-    }
-    /* Without a log file, stderr gets warnings and errors only: the report is on stdout. */
     log_options lo = {.file = cfg->log_file,
                       .to_stderr = cfg->log_file == NULL,
                       .level = cfg->log_file == NULL && cfg->log_level < LOG_WARN ? LOG_WARN
                                                                                   : cfg->log_level,
                       .format = cfg->log_format};
     if (!log_open(&lo, err, sizeof err)) {
-        fprintf(stderr, "walbridge check: %s: log.file: %s\n", path, err);
+        fprintf(stderr, "walbridge check: %s: log.file: %s\n", cfg->path, err);
+        log_close();
         config_free(cfg);
         return EXIT_USAGE;
     }
@@ -104,8 +107,8 @@ static int setup(const char *config_path, wb_config *cfg)
     const char *dsns[2] = {cfg->source_dsn, cfg->target_dsn};
     for (int i = 0; i < 2; i++) {
         if (pgconn_is_transaction_pooler(dsns[i], err, sizeof err)) {
-            fprintf(stderr, "walbridge check: %s: %s.dsn: %s\n", path, sides[i], err);
-            log_error("%s: %s.dsn: %s", path, sides[i], err);
+            fprintf(stderr, "walbridge check: %s: %s.dsn: %s\n", cfg->path, sides[i], err);
+            log_error("%s: %s.dsn: %s", cfg->path, sides[i], err);
             log_close();
             config_free(cfg);
             return EXIT_USAGE;
