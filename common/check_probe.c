@@ -96,7 +96,8 @@ static const char *const source_settings_sql =
     " (SELECT count(*) FROM pg_catalog.pg_replication_slots)::int,"
     " current_setting('max_wal_senders')::int,"
     " (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'walsender')::int,"
-    " (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'output_plugin_libraries')"
+    " (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'output_plugin_libraries'),"
+    " current_setting('max_slot_wal_keep_size')"
     " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user";
 
 static bool probe_source_settings(check_report *r, PGconn *conn, source_facts *f)
@@ -124,6 +125,11 @@ static bool probe_source_settings(check_report *r, PGconn *conn, source_facts *f
                              : "no REPLICATION");
     check_report_fact(r, true, "replication_slots", "%d of %d used", used_slots, max_slots);
     check_report_fact(r, true, "wal_senders", "%d of %d used", used_senders, max_senders);
+    const char *keep = PQgetvalue(res, 0, 11);
+    check_report_fact(r, true, "max_slot_wal_keep_size", "%s",
+                      strcmp(keep, "-1") == 0
+                          ? "unlimited (a stalled consumer retains WAL without bound)"
+                          : keep);
     if (!f->logical)
         check_report_finding(r, CATALOG_ERROR, "source",
                              "ALTER SYSTEM SET wal_level = logical; then restart the source "
