@@ -11,6 +11,7 @@
 # generated is committed): one file per line of tests/fixtures/wal2json/*.jsonl;
 # the same messages wrapped in a 25-byte 'w' XLogData header plus keepalives;
 # deploy/examples/*.json and a clinic config written by tests/harness.
+# Dictionaries: fuzz/w2j.dict, fuzz/config.dict.
 # A crash, leak or sanitizer report fails the run; the reproducer is kept in
 # FUZZ_BUILD_DIR/artifacts/ (replay: FUZZ_BUILD_DIR/fuzz_w2j ARTIFACT).
 set -euo pipefail
@@ -99,8 +100,13 @@ status=0
 for t in "${targets[@]}"; do
     corpus=$work/$t
     mkdir -p "$corpus"
+    dict=()
+    case $t in
+    fuzz_w2j | fuzz_wire) dict=(-dict="$root/fuzz/w2j.dict") ;;
+    fuzz_config) dict=(-dict="$root/fuzz/config.dict") ;;
+    esac
     echo "==== $t: ${seconds}s, $(find "$corpus" -type f | wc -l) seeds ===="
-    if ! "$build/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    if ! "$build/$t" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$corpus" \
         >"$build/$t.log" 2>&1; then
         status=1
