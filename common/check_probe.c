@@ -244,6 +244,48 @@ static bool wait_result(PGconn *conn, time_t deadline)
 }
 
 /* Creates (and, by disconnecting, drops) a temporary wal2json slot. */
+typedef enum slot_probe { SLOT_PROBE_LOADED, SLOT_PROBE_FAILED, SLOT_PROBE_TIMEOUT } slot_probe;
+
+/*
+ * Creates a TEMPORARY wal2json slot on the replication connection repl (it
+ * vanishes when repl is closed), waiting at most CHECK_SLOT_TIMEOUT_S and
+ * cancelling after.  On SLOT_PROBE_FAILED *why receives the server's reason
+ * (one line, redacted; caller frees).
+ */
+static slot_probe create_test_slot(PGconn *repl, char **why)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    strbuf_append(&sql, "CREATE_REPLICATION_SLOT ");
+    char name[64];
+    snprintf(name, sizeof name, "walbridge_check_%ld", (long)getpid());
+    pgconn_append_ident(&sql, name);
+    strbuf_append(&sql, " TEMPORARY LOGICAL wal2json");
+    bool sent = PQsendQuery(repl, sql.data) == 1;
+    strbuf_free(&sql);
+    if (sent && !wait_result(repl, time(NULL) + CHECK_SLOT_TIMEOUT_S)) {
+        PGcancel *cancel = PQgetCancel(repl);
+        char cerr[256];
+        if (cancel != NULL) {
+            PQcancel(cancel, cerr, sizeof cerr);
+            PQfreeCancel(cancel);
+        }
+        return SLOT_PROBE_TIMEOUT;
+    }
+    *why = sent ? NULL : log_redact_text(PQerrorMessage(repl));
+    PGresult *res;
+    while (sent && (res = PQgetResult(repl)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && *why == NULL)
+            *why = log_redact_text(PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    if (*why == NULL)
+        return SLOT_PROBE_LOADED;
+    (*why)[strcspn(*why, "\n")] = '\0';
+    return SLOT_PROBE_FAILED;
+}
+
 /*
  * Slot creation timed out: it waits for every transaction that holds an xid
  * to finish.  Names the oldest one (as far as this role may see it).
@@ -302,48 +344,25 @@ static void probe_wal2json(check_report *r, PGconn *source, const wb_config *cfg
                              "source: replication connection refused: %s", err);
         return;
     }
-    strbuf sql;
-    strbuf_init(&sql);
-    strbuf_append(&sql, "CREATE_REPLICATION_SLOT ");
-    char name[64];
-    snprintf(name, sizeof name, "walbridge_check_%ld", (long)getpid());
-    pgconn_append_ident(&sql, name);
-    strbuf_append(&sql, " TEMPORARY LOGICAL wal2json");
-    if (!PQsendQuery(repl, sql.data) || !wait_result(repl, time(NULL) + CHECK_SLOT_TIMEOUT_S)) {
-        PGcancel *cancel = PQgetCancel(repl);
-        char cerr[256];
-        if (cancel != NULL) {
-            PQcancel(cancel, cerr, sizeof cerr);
-            PQfreeCancel(cancel);
-        }
+    char *why = NULL;
+    switch (create_test_slot(repl, &why)) {
+    case SLOT_PROBE_LOADED:
+        check_report_fact(r, true, "wal2json", "loads (temporary test slot created)");
+        break;
+    case SLOT_PROBE_TIMEOUT:
         check_report_fact(r, true, "wal2json", "not verified: slot creation timed out");
         report_slot_wait(r, source);
-    } else {
-        PGresult *res;
-        bool ok = true;
-        char *msg = NULL;
-        while ((res = PQgetResult(repl)) != NULL) {
-            if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK &&
-                msg == NULL) {
-                ok = false;
-                msg = log_redact_text(PQresultErrorMessage(res));
-            }
-            PQclear(res);
-        }
-        if (ok) {
-            check_report_fact(r, true, "wal2json", "loads (temporary test slot created)");
-        } else {
-            msg[strcspn(msg, "\n")] = '\0';
-            check_report_fact(r, true, "wal2json", "does NOT load");
-            check_report_finding(r, CATALOG_ERROR, "source",
-                                 "Install wal2json on the source server (Debian: "
-                                 "postgresql-15-wal2json) and, where output_plugin_libraries "
-                                 "exists, list it there.",
-                                 "source: the wal2json output plugin cannot be loaded: %s", msg);
-        }
-        free(msg);
+        break;
+    case SLOT_PROBE_FAILED:
+        check_report_fact(r, true, "wal2json", "does NOT load");
+        check_report_finding(r, CATALOG_ERROR, "source",
+                             "Install wal2json on the source server (Debian: "
+                             "postgresql-15-wal2json) and, where output_plugin_libraries "
+                             "exists, list it there.",
+                             "source: the wal2json output plugin cannot be loaded: %s", why);
+        break;
     }
-    strbuf_free(&sql);
+    free(why);
     PQfinish(repl); /* drops the temporary slot */
 }
 
