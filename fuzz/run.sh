@@ -2,7 +2,7 @@
 # run.sh — a short libFuzzer run of every harness in fuzz/ (wal2json parser,
 # replication wire decoder, config loader), for CI and by hand.
 #
-#   bash fuzz/run.sh [TARGET...]       default: fuzz_w2j fuzz_wire fuzz_config
+#   bash fuzz/run.sh [TARGET...]       default: fuzz_w2j fuzz_wire fuzz_config fuzz_redact
 #   FUZZ_SECONDS=60                    time budget per target (default 60)
 #   FUZZ_BUILD_DIR=DIR                 where fuzz/build.sh builds (default <source>/build-fuzz)
 #   FUZZ_KEEP_CORPUS=1                 keep the generated corpus directory
@@ -10,7 +10,8 @@
 # Seed corpora are generated at run time into a temporary directory (nothing
 # generated is committed): one file per line of tests/fixtures/wal2json/*.jsonl;
 # the same messages wrapped in a 25-byte 'w' XLogData header plus keepalives;
-# deploy/examples/*.json and a clinic config written by tests/harness.
+# deploy/examples/*.json and a clinic config written by tests/harness; for the
+# redaction harness, passwords in keyword and URI connection strings.
 # Dictionaries: fuzz/w2j.dict, fuzz/config.dict.
 # A crash, leak or sanitizer report fails the run; the reproducer is kept in
 # FUZZ_BUILD_DIR/artifacts/ (replay: FUZZ_BUILD_DIR/fuzz_w2j ARTIFACT).
@@ -20,7 +21,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_w2j fuzz_wire fuzz_config)
+((${#targets[@]})) || targets=(fuzz_w2j fuzz_wire fuzz_config fuzz_redact)
 
 bash "$root/fuzz/build.sh" "$build"
 
@@ -89,9 +90,20 @@ seed_config() {
     )
 }
 
+seed_redact() {
+    local dir=$work/fuzz_redact form
+    mkdir -p "$dir"
+    for form in 0 1 2 3 4; do
+        printf '%b' "\\x0${form}Src-pw-7Kq9xVZt\nhost=127.0.0.1 port=5432 user=wb dbname=postgres" >"$dir/kw-$form"
+        printf '%b' "\\x0${form}Tgt.pw~3M\n127.0.0.1:5432/postgres?sslmode=verify-full&sslrootcert=/etc/ca.crt" >"$dir/uri-$form"
+        printf '%b' "\\x0${form}abc123def\n'x y' password=other dbname='a\\\\'b' options='-c a=b'" >"$dir/quote-$form"
+    done
+}
+
 seed_w2j
 seed_wire
 seed_config
+seed_redact
 
 mkdir -p "$build/artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

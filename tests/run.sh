@@ -67,8 +67,9 @@ step "all tests passed (sanitized unit tests: see $log)"
 
 # ---------------------------------------------------------------- fuzz (fuzz/run.sh)
 # A short libFuzzer run of each harness (wal2json parser, wire decoder, config
-# loader), built with clang apart from the gcc build.  FUZZ_SECONDS per target
-# (default 60, so about 3 minutes plus the build); WB_FUZZ=0 skips the stage.
+# loader, password redaction), built with clang apart from the gcc build.
+# FUZZ_SECONDS per target (default 60: about 4 minutes plus a 1-minute build);
+# WB_FUZZ=0 skips the stage.
 if [[ ${WB_FUZZ:-1} != 0 ]]; then
     step "fuzz: ${FUZZ_SECONDS:-60}s per target"
     if ! command -v clang >/dev/null 2>&1; then
