@@ -1,10 +1,11 @@
-# test_tls.sh — a target that requires TLS.  The target cluster has ssl = on and only
-# hostssl lines in pg_hba.conf; its certificate (CN localhost, SAN DNS:localhost and
-# IP:127.0.0.1) is signed by a test CA made with openssl at test time.  With
-# sslmode=verify-full and the right sslrootcert, check, backfill, stream, verify and
-# health connect (keyword DSN and URI); a certificate from another CA, a host name the
-# certificate does not name, and a connection without TLS are refused, with libpq's
-# reason in the message and a non-zero exit.
+# test_tls.sh — a target and a source that require TLS.  Both clusters have ssl = on
+# and only hostssl lines in pg_hba.conf (replication included); the certificate (CN
+# localhost, SAN DNS:localhost and IP:127.0.0.1) is signed by a test CA made with
+# openssl at test time.  With sslmode=verify-full and the right sslrootcert, check,
+# backfill, stream (its replication connection too), verify and health connect,
+# keyword DSN and URI; a certificate from another CA (target or source), a host name
+# the certificate does not name, a missing root certificate and a connection without
+# TLS are refused, with libpq's reason in the message and a non-zero exit.
 source "${WALBRIDGE_SOURCE_DIR:-$(dirname "$0")/../..}/tests/harness/lib.sh"
 
 wb_pg_start source
@@ -31,29 +32,38 @@ chmod 600 "$tls/server.key"
 [[ $EUID -eq 0 ]] && chown -R postgres: "$tls"
 chmod 755 "$tls"
 
-# ---------------------------------------------------------------- target requires TLS
-wb_psql target -c "ALTER SYSTEM SET ssl = on" \
-    -c "ALTER SYSTEM SET ssl_cert_file = '$tls/server.crt'" \
-    -c "ALTER SYSTEM SET ssl_key_file = '$tls/server.key'"
-wb_pgc_as_postgres tee "$TARGET_DIR/pg_hba.conf" >/dev/null <<'HBA'
+# ---------------------------------------------------------------- both sides require TLS
+require_tls() { # require_tls SIDE: ssl = on, only hostssl lines; restarts the cluster
+    local dir=${1^^}_DIR
+    wb_psql "$1" -c "ALTER SYSTEM SET ssl = on" \
+        -c "ALTER SYSTEM SET ssl_cert_file = '$tls/server.crt'" \
+        -c "ALTER SYSTEM SET ssl_key_file = '$tls/server.key'"
+    wb_pgc_as_postgres tee "${!dir}/pg_hba.conf" >/dev/null <<'HBA'
 local   all         all                   trust
 hostssl all         all      127.0.0.1/32 trust
 hostssl replication all      127.0.0.1/32 trust
 HBA
-wb_pg_stop target
-wb_pg_start_again target
+    wb_pg_stop "$1"
+    wb_pg_start_again "$1"
+}
+require_tls target
+require_tls source
 # The harness's own DSN (sslmode prefer) keeps working over TLS for wb_psql.
 wb_eq "target serves TLS" t "$(wb_psql target -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")"
 wb_check "target refuses a connection without TLS" \
     bash -c "! psql -X -d '$TARGET_DSN sslmode=disable' -c 'SELECT 1' 2>$WB_TMP/nossl.err"
 wb_contains "... because pg_hba.conf has no entry without encryption" "$(cat "$WB_TMP/nossl.err")" \
     "no encryption"
+wb_check "source refuses a replication connection without TLS" \
+    bash -c "! psql -X -d '$SOURCE_DSN sslmode=disable replication=database' -c 'IDENTIFY_SYSTEM' 2>/dev/null"
 
 wb_load_clinic source 1
 wb_load_clinic target 1
 
-cfg_with_target() { # cfg_with_target FILE TARGET_DSN
-    TARGET_DSN=$2 wb_write_config "$1" '"stream": { "reconnect_max_s": 1, "reconnect_max_attempts": 2 }'
+src_full="host=localhost hostaddr=127.0.0.1 port=$SOURCE_PORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$tls/ca.crt"
+cfg_with_target() { # cfg_with_target FILE TARGET_DSN [SOURCE_DSN]: source verify-full by default
+    SOURCE_DSN=${3:-$src_full} TARGET_DSN=$2 wb_write_config "$1" \
+        '"stream": { "reconnect_max_s": 1, "reconnect_max_attempts": 2 }'
 }
 
 # ---------------------------------------------------------------- verify-full, right CA
@@ -93,6 +103,11 @@ ssl_sessions() {
           AND a.application_name <> 'psql'")" -ge 1
 }
 wb_wait_for "a running stream's target session uses TLS" 30 ssl_sessions || true
+walsender_ssl() {
+    test "$(wb_psql source -c "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_replication r USING (pid)
+        WHERE s.ssl")" -ge 1
+}
+wb_wait_for "... and its replication connection to the source uses TLS" 30 walsender_ssl || true
 kill -TERM "$stream_pid"
 wb_bg_wait "$stream_pid" 30
 wb_eq "stream over TLS stops cleanly on SIGTERM" 0 "$WB_RC"
@@ -135,5 +150,20 @@ wb_run -c "$noroot" check
 wb_check "check, sslrootcert missing: refused (exit $WB_RC)" test "$WB_RC" -ne 0 -a "$WB_RC" -ne 124
 wb_contains "check, sslrootcert missing: names the file" "$WB_OUT$WB_ERR$(tail -n 5 "$WB_TMP/walbridge.log")" \
     "missing.crt"
+
+# A source whose certificate is not trusted: the stream's replication connection and
+# backfill's snapshot connection are refused as well.
+srcbad=$WB_TMP/source-wrong-ca.json
+cfg_with_target "$srcbad" \
+    "host=localhost hostaddr=127.0.0.1 port=$TARGET_PORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$tls/ca.crt" \
+    "postgresql://postgres@localhost:$SOURCE_PORT/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert=$tls/other-ca.crt"
+for cmd in check "stream --until-caught-up" "backfill --dry-run"; do
+    # shellcheck disable=SC2086
+    wb_run -c "$srcbad" $cmd
+    wb_check "$cmd, source certificate from another CA: refused (exit $WB_RC)" \
+        test "$WB_RC" -ne 0 -a "$WB_RC" -ne 124
+    wb_contains "$cmd, source with another CA: says the certificate failed verification" \
+        "$WB_OUT$WB_ERR$(tail -n 5 "$WB_TMP/walbridge.log")" "certificate verify failed"
+done
 
 wb_finish
