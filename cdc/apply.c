@@ -44,7 +44,7 @@
 #include "common/strbuf.h"
 #include "common/uuidmap.h"
 
-#define APPLY_CACHE_MAX 128              /* prepared statements kept per session */
+#define APPLY_CACHE_MAX 256              /* prepared statements kept per session */
 #define APPLY_INFLIGHT_HIGH 512          /* read results back when this many are outstanding */
 #define APPLY_INFLIGHT_LOW 128           /* ... down to this many */
 #define APPLY_SEND_FLUSH_EVERY 32        /* push buffered statements to the server this often */
@@ -65,7 +65,8 @@ typedef enum pending_what {
     PEND_KL_UPSERT,        /* keyless update-else-insert: 1 row inserted = update of missing */
     PEND_DELETE,           /* DELETE or soft delete: 0 rows = delete of a missing row */
     PEND_TRUNCATE,
-    PEND_ROWS /* a multi-row upsert / insert: per-row meaning in pending.rows */
+    PEND_ROWS,     /* a multi-row upsert / insert: per-row meaning in pending.rows */
+    PEND_SAVEPOINT /* SAVEPOINT after the source transactions that end at pending.lsn */
 } pending_what;
 
 /* One row of a multi-row statement. */
@@ -98,7 +99,8 @@ typedef struct row_batch {
     apply_stmt_kind kind;
     bool *present; /* 2 * max_columns, the statement's column set */
     size_t npresent;
-    int nparams; /* per row */
+    int nparams;                /* per row */
+    const apply_stmt *row_stmt; /* the 1-row statement's parameter plan (cache entry) */
     int max_rows;
     int nrows;
     batch_row rows[64];
@@ -133,7 +135,10 @@ struct applier {
     /* target transaction (batch) */
     bool batch_open;
     bool in_pipeline;
-    bool broken; /* the connection is in an unknown state: every call fails, retryable */
+    bool broken;          /* the connection is in an unknown state: every call fails, retryable */
+    bool server_failed;   /* a statement failed: later results are "aborted" */
+    bool savepoint_sent;  /* a SAVEPOINT was queued in this batch (RELEASE before the next) */
+    wb_lsn savepoint_lsn; /* the server holds a savepoint after everything up to here */
     wb_lsn batch_end_lsn;
     char *batch_commit_time; /* owned */
     uint64_t batch_rows;
@@ -624,6 +629,9 @@ static bool account(applier *a, const pending *p, const PGresult *res, bool *ret
         return true;
     case PEND_ROWS:
         return account_rows(a, p, res, retryable);
+    case PEND_SAVEPOINT:
+        a->savepoint_lsn = p->lsn;
+        return true;
     }
     return true;
 }
@@ -637,7 +645,10 @@ static const char *pending_label(pending_what what)
         return "bookkeeping statement";
     case PEND_INSERT:
     case PEND_KL_INSERT:
+    case PEND_ROWS:
         return "insert";
+    case PEND_SAVEPOINT:
+        return "savepoint";
     case PEND_DELETE:
         return "delete";
     case PEND_TRUNCATE:
@@ -656,6 +667,7 @@ static bool consume_one(applier *a, bool *retryable)
     PGresult *res = PQgetResult(a->conn);
     ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (res == NULL || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)) {
+        a->server_failed = true;
         pgerr_class cls = report_result(a, res, pending_label(p.what), p.table, p.xid, p.lsn);
         *retryable = cls == PGERR_RETRY;
         if (res == NULL)
@@ -861,12 +873,15 @@ static bool batch_add(applier *a, int table, apply_stmt_kind kind, pending_what 
             return false;
         }
     }
-    stmt_entry *e = cache_get(a, table, kind, 1, a->present, lsn, retryable);
-    if (e == NULL) {
-        free(key);
-        return false;
-    }
     if (rb->nrows == 0) {
+        /* No cache lookup happens while a batch gathers rows (any other statement flushes
+         * it first), so the 1-row entry found here stays valid until the flush. */
+        stmt_entry *e = cache_get(a, table, kind, 1, a->present, lsn, retryable);
+        if (e == NULL) {
+            free(key);
+            return false;
+        }
+        rb->row_stmt = &e->stmt;
         rb->table = table;
         rb->kind = kind;
         rb->npresent = n;
@@ -882,7 +897,7 @@ static bool batch_add(applier *a, int table, apply_stmt_kind kind, pending_what 
             rb->offsets = wb_xrealloc(rb->offsets, need * sizeof *rb->offsets);
         }
     }
-    fill_params(a, &a->cat->tables[table], &e->stmt);
+    fill_params(a, &a->cat->tables[table], rb->row_stmt);
     long *offs = rb->offsets + (size_t)rb->nrows * (size_t)rb->nparams;
     for (int i = 0; i < rb->nparams; i++) {
         if (a->params[i] == NULL) {
@@ -1211,7 +1226,77 @@ static bool batch_begin(applier *a, bool *retryable)
         return false;
     }
     a->in_pipeline = true;
+    a->server_failed = false;
+    a->savepoint_sent = false;
+    a->savepoint_lsn = LSN_INVALID;
     return true;
+}
+
+static bool send_utility(applier *a, const char *sql, pending_what what, wb_lsn lsn,
+                         bool *retryable)
+{
+    if (PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+        report_result(a, NULL, sql, -1, a->xid, lsn);
+        a->broken = true;
+        *retryable = true;
+        return false;
+    }
+    pending *p = ring_push(a);
+    p->what = what;
+    p->xid = a->xid;
+    p->lsn = lsn;
+    return after_send(a, retryable);
+}
+
+/*
+ * A source transaction joining a batch that already holds complete ones gets a
+ * savepoint in front of it: if it cannot be applied, the ones before it are
+ * still committed (salvage_before_failure) and the stream stops right at it.
+ */
+static bool mark_savepoint(applier *a, bool *retryable)
+{
+    if (a->savepoint_sent &&
+        !send_utility(a, "RELEASE SAVEPOINT wb_txn", PEND_UTILITY, a->batch_end_lsn, retryable))
+        return false;
+    a->savepoint_sent = true;
+    return send_utility(a, "SAVEPOINT wb_txn", PEND_SAVEPOINT, a->batch_end_lsn, retryable);
+}
+
+/*
+ * After a non-retryable failure inside a batch: commits the complete source
+ * transactions before the failing one (up to the last savepoint the server
+ * executed), so the durable LSN stops right before the bad change.
+ */
+static void salvage_before_failure(applier *a)
+{
+    if (a->broken || !a->batch_open || !a->in_pipeline || !a->savepoint_sent)
+        return;
+    bool ignored;
+    if (!a->server_failed)
+        (void)consume_until(a, 0, &ignored); /* results still due move savepoint_lsn */
+    if (!pipeline_discard(a)) {
+        a->broken = true;
+        return;
+    }
+    wb_lsn lsn = a->savepoint_lsn;
+    if (lsn == LSN_INVALID || lsn <= a->durable_lsn)
+        return;
+    PGresult *res = PQexec(a->conn, "ROLLBACK TO SAVEPOINT wb_txn");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok || !state_set_applied_lsn(a->conn, a->cfg->state_schema, a->cfg->slot, lsn, NULL))
+        return;
+    res = PQexec(a->conn, "COMMIT");
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    PQclear(res);
+    if (!ok)
+        return;
+    char lt[LSN_TEXT_MAX];
+    log_info("apply: committed the source transactions before the failing one (applied LSN %s)",
+             lsn_text(lsn, lt));
+    a->durable_lsn = lsn;
+    a->batch_open = false;
+    a->stats.batches_committed++;
 }
 
 /* The commit position of a B or C message: its end ("nextlsn"), else its "lsn". */
@@ -1228,7 +1313,9 @@ static bool on_begin(applier *a, const w2j_change *c, bool *retryable)
     a->in_source = true;
     a->xid = c->xid;
     a->commit_lsn = commit_position(c);
-    wb_lsn done = a->durable_lsn > a->batch_end_lsn ? a->durable_lsn : a->batch_end_lsn;
+    wb_lsn done = a->durable_lsn;
+    if (a->batch_open && a->batch_end_lsn > done)
+        done = a->batch_end_lsn;
     if (a->commit_lsn != LSN_INVALID && a->commit_lsn <= done) {
         char lt[LSN_TEXT_MAX], dt[LSN_TEXT_MAX];
         log_debug("apply: skipping transaction %u (commit %s, already applied up to %s)", c->xid,
@@ -1238,6 +1325,8 @@ static bool on_begin(applier *a, const w2j_change *c, bool *retryable)
         return true;
     }
     a->skipping = false;
+    if (a->batch_open && a->batch_end_lsn != LSN_INVALID)
+        return mark_savepoint(a, retryable);
     return batch_begin(a, retryable);
 }
 
@@ -1302,6 +1391,8 @@ bool applier_feed(applier *a, const w2j_change *c, wb_lsn data_start, bool *retr
     }
     if (feed(a, c, data_start, retryable))
         return true;
+    if (!*retryable)
+        salvage_before_failure(a);
     applier_abort(a);
     return false;
 }
@@ -1344,7 +1435,9 @@ bool applier_flush(applier *a, bool *retryable)
     if (!a->batch_open || a->in_source)
         return true;
     if (!commit_batch(a, retryable)) {
-        a->batch_open = false; /* COMMIT (or its failure) ended the transaction */
+        if (!*retryable && a->in_pipeline)
+            salvage_before_failure(a); /* a change failed: keep the transactions before it */
+        a->batch_open = false;         /* COMMIT (or its failure) ended the transaction */
         applier_abort(a);
         return false;
     }

@@ -19,6 +19,14 @@
  * resuming from applier_durable_lsn may help (connection loss) or the stream
  * must stop (data that cannot be applied).  After a failure the open target
  * transaction is rolled back and nothing past the durable LSN is confirmed.
+ * After a retryable failure, free the applier and create a new one on a fresh
+ * connection (applier_new re-reads the applied LSN from the target).
+ *
+ * Conflicts (source wins) are counted in apply_stats, logged as warnings and
+ * inserted into <state_schema>.conflicts (kind insert_existing,
+ * update_missing, update_missing_partial, delete_missing) in the same target
+ * transaction as the change.  LSNs: a source transaction's commit position is
+ * its end ("nextlsn" on B/C); that is what is stored and made durable.
  */
 #ifndef WALBRIDGE_APPLY_H
 #define WALBRIDGE_APPLY_H
