@@ -120,6 +120,9 @@ no_secret "target pg_stat_activity" \
 kill -TERM "$stream_pid"
 wb_bg_wait "$stream_pid" 30
 wb_eq "running stream exits 0 on SIGTERM" 0 "$WB_RC"
+state=$(pg_dump -d "$TARGET_DSN" --data-only --schema=walbridge 2>&1 || true)
+wb_contains "the state schema dumps" "$state" "COPY walbridge."
+no_secret "walbridge's state tables in the target" "$state"
 cat "$WB_BG_OUT" "$WB_BG_ERR" >>"$ALL_OUT"
 
 # ---------------------------------------------------------------- failures
