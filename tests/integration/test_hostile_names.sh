@@ -8,6 +8,7 @@
 #   values: single and double quotes, backslashes, COPY's own \N and \. markers, tabs,
 #   newlines, carriage returns, every other NUL-free control character, DEL, unicode,
 #   '' next to NULL, and 1 MB of text (TOASTed; an update that leaves it untouched).
+# A TRUNCATE of the quoted keyless table is streamed too.
 # After each phase the rows are compared with psql on both sides through the mapping
 # (md5 of every row's text) and `walbridge verify` must agree.
 source "${WALBRIDGE_SOURCE_DIR:-$(dirname "$0")/../..}/tests/harness/lib.sh"
@@ -212,5 +213,16 @@ compare "after stream" "49 124 36"
 wb_eq "the untouched 1 MB value kept its content" \
     "$(wb_psql source -c 'SELECT md5("big text") FROM "Weird ""Schema"""."Order" WHERE "select" = 13')" \
     "$(wb_psql target -c 'SELECT md5("Big ""Text"" Here") FROM "Weird ""Schema"""."Order" WHERE "legacy select" = 13')"
+
+# ---------------------------------------------------------------- truncate
+wb_psql source <<'SQL'
+TRUNCATE public."Audit Log";
+INSERT INTO public."Audit Log" SELECT hostile(n), E'after\ttruncate', n FROM generate_series(1, 5) n;
+UPDATE "Weird ""Schema"""."Order" SET "quote""col" = E'last \\ "one"' WHERE "select" = 2;
+SQL
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "stream after TRUNCATE of a quoted table: exit 0" 0 "$WB_RC"
+((WB_RC == 0)) || printf '%s\n%s\n' "$WB_OUT" "$WB_ERR" | tail -n 30
+compare "after truncate" "49 124 5"
 
 wb_finish
