@@ -100,6 +100,28 @@ wb__cleanup() {
     fi
     exit "$rc"
 }
+# The reaper: a detached process that waits for this test shell to end and then
+# stops whatever it left behind (clusters, background walbridge runs).  The EXIT
+# trap normally does that; the reaper covers a SIGKILL, e.g. a ctest timeout.
+wb__start_reaper() {
+    setsid bash -c '
+        source "$1/pg.sh"
+        while kill -0 "$2" 2>/dev/null; do sleep 1; done
+        if [[ -f $3/.bg_pids ]]; then
+            while read -r pid; do
+                if [[ $(cat "/proc/$pid/cmdline" 2>/dev/null | tr "\0" " ") == *walbridge* ]]; then
+                    kill -KILL "$pid" 2>/dev/null
+                fi
+            done <"$3/.bg_pids"
+        fi
+        for pidfile in "$3"/*/postmaster.pid; do
+            [[ -f $pidfile ]] && wb_pgc_stop "$(dirname "$pidfile")" immediate
+        done
+        [[ $4 == 1 ]] || rm -rf "$3"
+    ' wb-reaper "$WB_HARNESS_DIR" "$$" "$WB_TMP" "${WB_KEEP:-0}" </dev/null >/dev/null 2>&1 &
+}
+wb__start_reaper
+
 trap 'wb__on_err $? $LINENO "$BASH_COMMAND"' ERR
 trap wb__cleanup EXIT
 trap 'exit 130' INT
@@ -201,6 +223,7 @@ wb_run_bg() {
     "$WALBRIDGE_BIN" "$@" </dev/null >"$WB_BG_OUT" 2>"$WB_BG_ERR" &
     WB_BG_PID=$!
     WB_BG_PIDS+=("$WB_BG_PID")
+    echo "$WB_BG_PID" >>"$WB_TMP/.bg_pids"
 }
 
 # wb_bg_wait PID TIMEOUT_S: waits for a background run to exit; WB_RC is its exit
