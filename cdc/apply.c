@@ -49,8 +49,9 @@
 #define APPLY_INFLIGHT_LOW 128           /* ... down to this many */
 #define APPLY_SEND_FLUSH_EVERY 32        /* push buffered statements to the server this often */
 #define APPLY_SCRATCH_KEEP (1024 * 1024) /* larger per-parameter buffers are released */
-#define APPLY_BATCH_ROWS 64              /* rows per multi-row statement */
-#define APPLY_BATCH_BYTES (1024 * 1024)  /* ... or this many bytes of values */
+#define APPLY_SAVEPOINTS_MAX 1000 /* source txns per batch: each holds a subtransaction lock */
+#define APPLY_BATCH_ROWS 64       /* rows per multi-row statement */
+#define APPLY_BATCH_BYTES (1024 * 1024) /* ... or this many bytes of values */
 
 /* What a result in the pipeline means, and how to count it. */
 typedef enum pending_what {
@@ -139,6 +140,7 @@ struct applier {
     bool server_failed;   /* a statement failed: later results are "aborted" */
     bool savepoint_sent;  /* a SAVEPOINT was queued in this batch (RELEASE before the next) */
     wb_lsn savepoint_lsn; /* the server holds a savepoint after everything up to here */
+    int savepoints;       /* in this batch */
     wb_lsn batch_end_lsn;
     char *batch_commit_time; /* owned */
     uint64_t batch_rows;
@@ -1229,6 +1231,7 @@ static bool batch_begin(applier *a, bool *retryable)
     a->server_failed = false;
     a->savepoint_sent = false;
     a->savepoint_lsn = LSN_INVALID;
+    a->savepoints = 0;
     return true;
 }
 
@@ -1259,6 +1262,7 @@ static bool mark_savepoint(applier *a, bool *retryable)
         !send_utility(a, "RELEASE SAVEPOINT wb_txn", PEND_UTILITY, a->batch_end_lsn, retryable))
         return false;
     a->savepoint_sent = true;
+    a->savepoints++;
     return send_utility(a, "SAVEPOINT wb_txn", PEND_SAVEPOINT, a->batch_end_lsn, retryable);
 }
 
@@ -1402,7 +1406,8 @@ bool applier_batch_due(const applier *a)
     if (!a->batch_open || a->in_source || a->broken)
         return false;
     if (a->batch_rows >=
-        (uint64_t)(a->cfg->stream.batch_max_rows > 0 ? a->cfg->stream.batch_max_rows : 1))
+            (uint64_t)(a->cfg->stream.batch_max_rows > 0 ? a->cfg->stream.batch_max_rows : 1) ||
+        a->savepoints >= APPLY_SAVEPOINTS_MAX)
         return true;
     return elapsed_ms(&a->batch_started) >= (double)a->cfg->stream.batch_max_ms;
 }
