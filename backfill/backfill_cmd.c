@@ -32,6 +32,7 @@ typedef struct backfill_args {
     bool resume;
     const char *tables;
     int batch_rows; /* 0: from the config */
+    int writers;    /* target write connections used (2 pipelines batches) */
 } backfill_args;
 
 static void print_help(FILE *out)
@@ -111,7 +112,7 @@ static int parse_args(int argc, char **argv, backfill_args *a)
 /* Records the consistent point (stream start) and the run row; false on failure. */
 static bool record_handoff(bf_session *s, const handoff *h, int64_t *run_id)
 {
-    PGconn *tw = s->target_write;
+    PGconn *tw = s->target_write[0];
     const wb_config *cfg = &s->cfg;
     if (!pgconn_exec(tw, "target: BEGIN", "BEGIN"))
         return false;
@@ -136,20 +137,22 @@ static bool record_handoff(bf_session *s, const handoff *h, int64_t *run_id)
 }
 
 /* SET session_replication_role = replica where the role may (skips FK triggers). */
-static void try_replica_role(PGconn *tw)
+static bool try_replica_role(PGconn *tw, bool say)
 {
     PGresult *res = PQexec(tw, "SET session_replication_role = replica");
-    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (PQresultStatus(res) == PGRES_COMMAND_OK && say)
         log_info("target: session_replication_role = replica (triggers and FK checks skipped "
                  "for backfill writes; integrity rests on parents-first order and "
                  "deterministic ids)");
-    else
+    else if (PQresultStatus(res) != PGRES_COMMAND_OK && say)
         log_info("target: cannot set session_replication_role (%s); triggers and FK checks "
                  "run for every row",
                  PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL
                      ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
                      : "?");
     PQclear(res);
+    return ok;
 }
 
 static void print_summary(const bf_session *s, const tablediff_result *results,
@@ -204,16 +207,17 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
         const table_config *t = &cfg->tables[i];
         o.estimate = bf_session_estimate(s, t);
         log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
-        if (!tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write, &o,
-                           &results[i]))
+        if (!tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
+                           a->writers, &o, &results[i]))
             return false;
         const tablediff_result *r = &results[i];
         if (!r->skipped_done)
             log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
                      " extra; copied %" PRIu64 ", stale fixed %" PRIu64 ", extra deleted %" PRIu64
-                     " in %.2fs",
+                     " in %.2fs (%.2fs writing batches)",
                      t->source, r->counts.source_rows, r->counts.missing, r->counts.stale,
-                     r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds);
+                     r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds,
+                     r->write_seconds);
         if (r->counts.extra > 0 && !a->delete_extra)
             log_warn("%s: %" PRIu64 " target rows have no source row (kept; --delete-extra "
                      "removes them)",
@@ -235,11 +239,17 @@ int backfill_main(const char *config_path, int argc, char **argv)
         return rc;
     }
     if (!a.dry_run) {
-        if (!state_ensure(s.target_write, s.cfg.state_schema)) {
+        if (!state_ensure(s.target_write[0], s.cfg.state_schema)) {
             bf_session_close(&s);
             return EXIT_RUNTIME;
         }
-        try_replica_role(s.target_write);
+        /* Two writers overlap one batch's insert with the next batch; without replica
+         * role, FK checks could see a parent row of the other, uncommitted batch
+         * missing, so then batches go one by one. */
+        bool replica = true;
+        for (int i = 0; i < 2; i++)
+            replica = try_replica_role(s.target_write[i], i == 0) && replica;
+        a.writers = replica ? 2 : 1;
     }
     if (a.include_stale && !a.dry_run)
         log_warn("--include-stale rewrites target rows that differ from the source; with the "
@@ -257,7 +267,7 @@ int backfill_main(const char *config_path, int argc, char **argv)
     if (ok)
         print_summary(&s, results, &a);
     if (!a.dry_run && run_id > 0)
-        bfstate_run_finish(s.target_write, s.cfg.state_schema, run_id, ok ? "done" : "failed");
+        bfstate_run_finish(s.target_write[0], s.cfg.state_schema, run_id, ok ? "done" : "failed");
     if (ok)
         pgconn_exec(s.source, "source: COMMIT", "COMMIT");
     for (size_t i = 0; i < s.cfg.ntables; i++)

@@ -131,9 +131,11 @@ int bf_session_open(bf_session *s, const char *config_path, const char *tables, 
     if (rc != EXIT_OK)
         return rc;
     if (want_write) {
-        s->target_write = open_side(s->cfg.target_dsn, PGCONN_TARGET, "target");
-        if (s->target_write == NULL)
-            return EXIT_RUNTIME;
+        for (int i = 0; i < 2; i++) {
+            s->target_write[i] = open_side(s->cfg.target_dsn, PGCONN_TARGET, "target");
+            if (s->target_write[i] == NULL)
+                return EXIT_RUNTIME;
+        }
     }
     return EXIT_OK;
 }
@@ -152,8 +154,10 @@ void bf_session_close(bf_session *s)
         PQfinish(s->source);
     if (s->target_read != NULL)
         PQfinish(s->target_read);
-    if (s->target_write != NULL)
-        PQfinish(s->target_write);
+    for (int i = 0; i < 2; i++) {
+        if (s->target_write[i] != NULL)
+            PQfinish(s->target_write[i]);
+    }
     if (s->cfg_loaded) {
         config_free(&s->cfg);
         log_close();

@@ -20,9 +20,10 @@
 typedef struct bf_session {
     wb_config cfg;
     bool cfg_loaded;
-    PGconn *source;       /* plain source connection (diff reads, snapshot) */
-    PGconn *target_read;  /* target diff reads */
-    PGconn *target_write; /* staging, inserts, checkpoints (NULL unless want_write) */
+    PGconn *source;          /* plain source connection (diff reads, snapshot) */
+    PGconn *target_read;     /* target diff reads */
+    PGconn *target_write[2]; /* staging, inserts, checkpoints; two so that one batch's insert
+                                runs while the next is staged (NULL unless want_write) */
     catalog cat;
     bool cat_loaded;
     bool *selected;        /* per cfg table: part of this run (--tables) */

@@ -13,12 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "backfill/batchwriter.h"
 #include "backfill/bfstate.h"
 #include "backfill/progress.h"
 #include "common/copytext.h"
 #include "common/log.h"
 #include "common/pgconn.h"
-#include "common/uuidmap.h"
 
 /* ---------------------------------------------------------------- COPY reader */
 
@@ -154,20 +154,10 @@ static bool copy_started(PGconn *conn, const char *what, const char *table)
 
 typedef struct diff_ctx {
     const table_layout *lay;
-    int index;
     const tablediff_options *opts;
-    PGconn *tw; /* target write connection, NULL when not writing */
     tablediff_result *res;
-    bool in_txn;
-    bool copying;      /* COPY into the stage table is open */
-    strbuf line;       /* one staged row */
-    strbuf extras;     /* COPY text of the batch's extra keys */
-    strbuf key, last;  /* encoded key of this / the previous entry */
-    strbuf insert_sql; /* INSERT ... SELECT from the stage */
-    strbuf delete_sql; /* DELETE of the staged extra keys */
-    size_t batch_size; /* staged rows + extra keys in the open batch */
-    uint64_t batch_missing, batch_stale;
-    int64_t rows_copied; /* checkpoint's rows_copied: earlier runs + this one */
+    batch_writer *bw; /* NULL when not writing */
+    strbuf key, last; /* encoded key of this / the previous entry */
     uint64_t source_seen;
     progress_meter meter;
 } diff_ctx;
@@ -194,195 +184,19 @@ static void remember_key(diff_ctx *d, const keyset_entry *e, char ***list, size_
     (*list)[(*n)++] = strbuf_detach(&text);
 }
 
-static bool exec_simple(PGconn *conn, const char *what, const char *sql)
-{
-    return pgconn_exec(conn, what, sql);
-}
-
-static bool ensure_txn(diff_ctx *d)
-{
-    if (d->in_txn)
-        return true;
-    if (!exec_simple(d->tw, "backfill: BEGIN", "BEGIN"))
-        return false;
-    d->in_txn = true;
-    return true;
-}
-
-static void rollback(diff_ctx *d)
-{
-    if (d->copying) {
-        PQputCopyEnd(d->tw, "walbridge: batch abandoned");
-        drain_results(d->tw, "target", d->lay->table->source);
-        d->copying = false;
-    }
-    if (d->in_txn) {
-        exec_simple(d->tw, "backfill: ROLLBACK", "ROLLBACK");
-        d->in_txn = false;
-    }
-}
-
-/* NUL-terminated copy of a short field (integer key text) for uuidmap_v5. */
-static void field_text(const char *value, size_t len, char *buf, size_t cap)
-{
-    size_t n = len < cap - 1 ? len : cap - 1;
-    memcpy(buf, value, n);
-    buf[n] = '\0';
-}
-
-static bool stage_row(diff_ctx *d, const keyset_entry *src)
-{
-    const table_layout *lay = d->lay;
-    const char *table = lay->table->source;
-    if (!ensure_txn(d))
-        return false;
-    if (!d->copying) {
-        strbuf sql;
-        strbuf_init(&sql);
-        tablesql_stage_copy(d->index, &sql);
-        PGresult *res = PQexec(d->tw, sql.data);
-        strbuf_free(&sql);
-        bool ok = PQresultStatus(res) == PGRES_COPY_IN;
-        if (!ok)
-            log_error("%s: starting COPY into the staging table failed: %s", table,
-                      PQresultErrorMessage(res));
-        PQclear(res);
-        if (!ok)
-            return false;
-        d->copying = true;
-    }
-    strbuf_reset(&d->line);
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (i > 0)
-            strbuf_append_char(&d->line, '\t');
-        copytext_escape(&d->line, src->row[i], src->row_len[i]);
-    }
-    char key[64], uuid[UUID_TEXT_LEN + 1];
-    if (lay->table->kind == TABLE_UUID_MAPPED) {
-        field_text(src->key[0], src->key_len[0], key, sizeof key);
-        uuidmap_v5(lay->cfg->uuid_namespace, table, key, uuid);
-        strbuf_append_char(&d->line, '\t');
-        strbuf_append(&d->line, uuid);
-    }
-    for (size_t i = 0; i < lay->ncols; i++) {
-        const layout_column *c = &lay->cols[i];
-        if (c->parent < 0)
-            continue;
-        strbuf_append_char(&d->line, '\t');
-        if (src->row[i] == NULL) {
-            strbuf_append(&d->line, "\\N");
-            continue;
-        }
-        field_text(src->row[i], src->row_len[i], key, sizeof key);
-        uuidmap_v5(lay->cfg->uuid_namespace, lay->cfg->tables[c->parent].source, key, uuid);
-        strbuf_append(&d->line, uuid);
-    }
-    strbuf_append_char(&d->line, '\n');
-    if (PQputCopyData(d->tw, d->line.data, (int)d->line.len) != 1) {
-        log_error("%s: writing to the staging table failed: %s", table, PQerrorMessage(d->tw));
-        return false;
-    }
-    d->batch_size++;
-    return true;
-}
-
-/* Ends the stage COPY and runs the INSERT ... SELECT; *affected = rows written. */
-static bool insert_staged(diff_ctx *d, uint64_t *affected)
-{
-    const char *table = d->lay->table->source;
-    *affected = 0;
-    if (!d->copying)
-        return true;
-    d->copying = false;
-    if (PQputCopyEnd(d->tw, NULL) != 1) {
-        log_error("%s: ending COPY into the staging table failed: %s", table,
-                  PQerrorMessage(d->tw));
-        return false;
-    }
-    if (!drain_results(d->tw, "staged", table))
-        return false;
-    PGresult *res = pgconn_query(d->tw, table, d->insert_sql.data, 0, NULL, NULL);
-    if (res == NULL)
-        return false;
-    *affected = strtoull(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return true;
-}
-
-static bool delete_extras(diff_ctx *d, uint64_t *deleted)
-{
-    const char *table = d->lay->table->source;
-    *deleted = 0;
-    if (d->extras.len == 0)
-        return true;
-    strbuf sql;
-    strbuf_init(&sql);
-    tablesql_extra_copy(d->index, &sql);
-    PGresult *res = PQexec(d->tw, sql.data);
-    strbuf_free(&sql);
-    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
-    if (!ok)
-        log_error("%s: starting COPY of extra keys failed: %s", table, PQresultErrorMessage(res));
-    PQclear(res);
-    if (!ok)
-        return false;
-    if (PQputCopyData(d->tw, d->extras.data, (int)d->extras.len) != 1 ||
-        PQputCopyEnd(d->tw, NULL) != 1) {
-        log_error("%s: writing extra keys failed: %s", table, PQerrorMessage(d->tw));
-        return false;
-    }
-    if (!drain_results(d->tw, "extra key", table))
-        return false;
-    strbuf_reset(&d->extras);
-    res = pgconn_query(d->tw, table, d->delete_sql.data, 0, NULL, NULL);
-    if (res == NULL)
-        return false;
-    *deleted = strtoull(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return true;
-}
-
-/* Commits the open batch with its checkpoint (last key handled, or done). */
-static bool batch_commit(diff_ctx *d, bool done)
-{
-    const table_config *t = d->lay->table;
-    uint64_t affected = 0, deleted = 0;
-    if (!ensure_txn(d) || !insert_staged(d, &affected) || !delete_extras(d, &deleted))
-        return false;
-    uint64_t staged = d->batch_missing + d->batch_stale;
-    if (affected < staged)
-        log_info("%s: %" PRIu64 " of %" PRIu64 " staged rows were already present (written "
-                 "concurrently, e.g. by the stream) and left as they are",
-                 t->source, staged - affected, staged);
-    d->rows_copied += (int64_t)d->batch_missing;
-    if (!bfstate_checkpoint_set(d->tw, d->opts->state_schema, d->opts->slot, t->source,
-                                d->last.len > 0 ? d->last.data : NULL, d->rows_copied, done))
-        return false;
-    if (!exec_simple(d->tw, "backfill: COMMIT", "COMMIT"))
-        return false;
-    d->in_txn = false;
-    d->res->copied += d->batch_missing;
-    d->res->stale_fixed += d->batch_stale;
-    d->res->extra_deleted += deleted;
-    if (staged > 0 || deleted > 0)
-        log_debug("%s: batch committed: %" PRIu64 " copied, %" PRIu64 " stale fixed, %" PRIu64
-                  " extra deleted",
-                  t->source, d->batch_missing, d->batch_stale, deleted);
-    d->batch_size = 0;
-    d->batch_missing = d->batch_stale = 0;
-    return true;
-}
-
 static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src,
                       const keyset_entry *tgt)
 {
     diff_ctx *d = ctx;
     const tablediff_options *o = d->opts;
+    batch_writer *bw = d->bw;
     const keyset_entry *e = src != NULL ? src : tgt;
     strbuf_reset(&d->key);
     encode_key(d->lay, e, &d->key);
-    bool new_key = d->key.len != d->last.len || memcmp(d->key.data, d->last.data, d->key.len) != 0;
-    if (o->write && d->batch_size >= (size_t)o->batch_rows && new_key && !batch_commit(d, false))
+    /* A batch closes only between two different keys (a multiset group stays whole). */
+    if (bw != NULL && bw_batch_size(bw) >= (size_t)o->batch_rows &&
+        (d->key.len != d->last.len || memcmp(d->key.data, d->last.data, d->key.len) != 0) &&
+        !bw_flush(bw, d->last.data))
         return false;
 
     switch (verdict) {
@@ -390,27 +204,18 @@ static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src
         break;
     case KEYSET_MISSING:
         remember_key(d, e, &d->res->missing_keys, &d->res->nmissing_keys);
-        if (o->write) {
-            if (!stage_row(d, src))
-                return false;
-            d->batch_missing++;
-        }
+        if (bw != NULL && !bw_stage(bw, src, false))
+            return false;
         break;
     case KEYSET_STALE:
         remember_key(d, e, &d->res->stale_keys, &d->res->nstale_keys);
-        if (o->write && o->include_stale) {
-            if (!stage_row(d, src))
-                return false;
-            d->batch_stale++;
-        }
+        if (bw != NULL && o->include_stale && !bw_stage(bw, src, true))
+            return false;
         break;
     case KEYSET_EXTRA:
         remember_key(d, e, &d->res->extra_keys, &d->res->nextra_keys);
-        if (o->write && o->delete_extra) {
-            strbuf_append_len(&d->extras, d->key.data, d->key.len);
-            strbuf_append_char(&d->extras, '\n');
-            d->batch_size++;
-        }
+        if (bw != NULL && o->delete_extra)
+            bw_extra(bw, d->key.data, d->key.len);
         break;
     }
     strbuf tmp = d->last;
@@ -422,22 +227,6 @@ static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src
 }
 
 /* ---------------------------------------------------------------- setup */
-
-/* Creates the TEMP staging tables on the write connection (idempotent). */
-static bool create_stage_tables(const table_layout *lay, int index, PGconn *tw, bool extras)
-{
-    strbuf sql;
-    strbuf_init(&sql);
-    tablesql_stage_create(lay, index, &sql);
-    bool ok = pgconn_exec(tw, lay->table->source, sql.data);
-    if (ok && extras) {
-        strbuf_reset(&sql);
-        tablesql_extra_create(lay, index, &sql);
-        ok = pgconn_exec(tw, lay->table->source, sql.data);
-    }
-    strbuf_free(&sql);
-    return ok;
-}
 
 /* Sends the resume key (COPY text line) to walbridge.resume_<i> on one connection. */
 static bool set_resume_key(const table_layout *lay, PGconn *conn, const char *last_key)
@@ -564,7 +353,8 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
 }
 
 bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGconn *target_read,
-                   PGconn *target_write, const tablediff_options *opts, tablediff_result *res)
+                   PGconn *const *target_write, int nwriters, const tablediff_options *opts,
+                   tablediff_result *res)
 {
     memset(res, 0, sizeof *res);
     struct timespec t0, t1;
@@ -572,45 +362,45 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
     diff_ctx d;
     memset(&d, 0, sizeof d);
     d.lay = lay;
-    d.index = table_index;
     d.opts = opts;
-    d.tw = opts->write ? target_write : NULL;
     d.res = res;
-    strbuf_init(&d.line);
-    strbuf_init(&d.extras);
     strbuf_init(&d.key);
     strbuf_init(&d.last);
-    strbuf_init(&d.insert_sql);
-    strbuf_init(&d.delete_sql);
     progress_init(&d.meter, lay->table->source, opts->estimate, opts->progress);
 
+    batch_writer bw;
     char *resume_key = NULL;
     bool ok = true;
     if (opts->write) {
-        tablesql_stage_insert(lay, table_index, opts->include_stale, &d.insert_sql);
-        tablesql_extra_delete(lay, table_index, &d.delete_sql);
-        ok = create_stage_tables(lay, table_index, target_write, opts->delete_extra) &&
-             prepare_checkpoint(lay, target_write, opts, res, &resume_key, &d.rows_copied);
+        int64_t rows_copied = 0;
+        ok = prepare_checkpoint(lay, target_write[0], opts, res, &resume_key, &rows_copied);
+        bw_init(&bw, lay, table_index, target_write, nwriters, opts->state_schema, opts->slot,
+                opts->include_stale, rows_copied);
+        d.bw = &bw;
+        ok = ok && (res->skipped_done || bw_prepare(&bw, opts->delete_extra));
     }
     if (ok && !res->skipped_done) {
         ok = count_orphans(lay, target_read, res) && run_merge(&d, source, target_read, resume_key);
         res->counts.extra += res->orphans;
         res->counts.target_rows += res->orphans;
-        if (ok && opts->write)
-            ok = batch_commit(&d, true);
-        if (!ok && d.tw != NULL)
-            rollback(&d);
+        if (ok && d.bw != NULL)
+            ok = bw_finish(d.bw, d.last.len > 0 ? d.last.data : NULL);
+        if (!ok && d.bw != NULL)
+            bw_abort(d.bw);
+    }
+    if (d.bw != NULL) {
+        res->copied = bw.copied;
+        res->stale_fixed = bw.stale_fixed;
+        res->extra_deleted = bw.extra_deleted;
+        res->write_seconds = bw.wait_seconds;
+        bw_free(&bw);
     }
     progress_done(&d.meter, d.source_seen);
     free(resume_key);
-    strbuf_free(&d.line);
-    strbuf_free(&d.extras);
     strbuf_free(&d.key);
     strbuf_free(&d.last);
-    strbuf_free(&d.insert_sql);
-    strbuf_free(&d.delete_sql);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    res->seconds = progress_seconds(&t0, &t1);
     return ok;
 }
 

@@ -49,8 +49,9 @@ typedef struct tablediff_result {
     uint64_t extra_deleted; /* extra rows deleted */
     uint64_t orphans;       /* target rows whose key's parent is gone (also in counts.extra) */
     double seconds;
-    bool skipped_done; /* --resume: checkpoint said the table was finished */
-    bool resumed;      /* started after a checkpoint key */
+    double write_seconds; /* part of seconds spent waiting for batch writes */
+    bool skipped_done;    /* --resume: checkpoint said the table was finished */
+    bool resumed;         /* started after a checkpoint key */
     /* verify --show: up to show keys of each kind, as text (caller frees with the result). */
     char **missing_keys, **extra_keys, **stale_keys;
     size_t nmissing_keys, nextra_keys, nstale_keys;
@@ -61,7 +62,8 @@ typedef struct tablediff_result {
  * logging the failure (table named).  The result is filled either way.
  */
 bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGconn *target_read,
-                   PGconn *target_write, const tablediff_options *opts, tablediff_result *res);
+                   PGconn *const *target_write, int nwriters, const tablediff_options *opts,
+                   tablediff_result *res);
 void tablediff_result_free(tablediff_result *res);
 
 #endif

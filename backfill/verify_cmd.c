@@ -186,7 +186,8 @@ int verify_main(const char *config_path, int argc, char **argv)
     for (size_t i = 0; ok && i < s.cfg.ntables; i++) {
         if (!s.selected[i])
             continue;
-        ok = tablediff_run(&s.layouts[i], (int)i, s.source, s.target_read, NULL, &o, &results[i]);
+        ok =
+            tablediff_run(&s.layouts[i], (int)i, s.source, s.target_read, NULL, 0, &o, &results[i]);
         if (ok && differs(&results[i]))
             ndiffer++;
     }

@@ -1,0 +1,346 @@
+/*
+ * batchwriter.c — staged, pipelined, checkpointed batch writes of backfill
+ * (see batchwriter.h).
+ *
+ * Life of a batch on connection c:  BEGIN; COPY wb_stage_N FROM STDIN (rows
+ * streamed as the diff finds them); close: end COPY, PQsendQuery(INSERT ...
+ * SELECT) and move on; finish (when the other connection's newer batch is
+ * closed, or at the end): read the INSERT's result, COPY + DELETE the extra
+ * keys, upsert the checkpoint, COMMIT.
+ */
+#include "backfill/batchwriter.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backfill/bfstate.h"
+#include "backfill/progress.h"
+#include "common/copytext.h"
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "common/uuidmap.h"
+
+void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const *conns, int nconns,
+             const char *state_schema, const char *slot, bool update_stale, int64_t rows_copied)
+{
+    memset(bw, 0, sizeof *bw);
+    bw->lay = lay;
+    bw->index = index;
+    bw->state_schema = state_schema;
+    bw->slot = slot;
+    bw->nconns = nconns < 1 ? 1 : (nconns > BW_MAX_CONNS ? BW_MAX_CONNS : nconns);
+    for (int i = 0; i < bw->nconns; i++) {
+        bw->w[i].conn = conns[i];
+        strbuf_init(&bw->w[i].extras);
+        strbuf_init(&bw->w[i].ckpt_key);
+    }
+    strbuf_init(&bw->line);
+    strbuf_init(&bw->insert_sql);
+    strbuf_init(&bw->delete_sql);
+    tablesql_stage_insert(lay, index, update_stale, &bw->insert_sql);
+    tablesql_extra_delete(lay, index, &bw->delete_sql);
+    bw->rows_copied = rows_copied;
+}
+
+void bw_free(batch_writer *bw)
+{
+    for (int i = 0; i < bw->nconns; i++) {
+        strbuf_free(&bw->w[i].extras);
+        strbuf_free(&bw->w[i].ckpt_key);
+    }
+    strbuf_free(&bw->line);
+    strbuf_free(&bw->insert_sql);
+    strbuf_free(&bw->delete_sql);
+}
+
+bool bw_prepare(batch_writer *bw, bool extras)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    bool ok = true;
+    for (int i = 0; ok && i < bw->nconns; i++) {
+        strbuf_reset(&sql);
+        tablesql_stage_create(bw->lay, bw->index, &sql);
+        ok = pgconn_exec(bw->w[i].conn, bw->lay->table->source, sql.data);
+        if (ok && extras) {
+            strbuf_reset(&sql);
+            tablesql_extra_create(bw->lay, bw->index, &sql);
+            ok = pgconn_exec(bw->w[i].conn, bw->lay->table->source, sql.data);
+        }
+    }
+    strbuf_free(&sql);
+    return ok;
+}
+
+static bool ensure_txn(bw_conn *c)
+{
+    if (c->in_txn)
+        return true;
+    if (!pgconn_exec(c->conn, "backfill: BEGIN", "BEGIN"))
+        return false;
+    c->in_txn = true;
+    return true;
+}
+
+/* Collects results until NULL; false (logged) when one is an error. */
+static bool drain(PGconn *conn, const char *table, const char *what, uint64_t *affected)
+{
+    bool ok = true;
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COMMAND_OK) {
+            if (affected != NULL)
+                *affected += strtoull(PQcmdTuples(res), NULL, 10);
+        } else {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            log_error("%s: %s failed: %s (SQLSTATE %s)", table, what, PQresultErrorMessage(res),
+                      state != NULL ? state : "none");
+            ok = false;
+        }
+        PQclear(res);
+    }
+    return ok;
+}
+
+static bool start_copy(PGconn *conn, const char *sql, const char *table)
+{
+    PGresult *res = PQexec(conn, sql);
+    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+    if (!ok)
+        log_error("%s: starting COPY failed: %s", table, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok;
+}
+
+/* NUL-terminated copy of a short field (integer key text) for uuidmap_v5. */
+static void field_text(const char *value, size_t len, char *buf, size_t cap)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(buf, value, n);
+    buf[n] = '\0';
+}
+
+/* One staged row: the mapped values, the row's UUIDv5, one UUIDv5 per reference. */
+static void build_line(batch_writer *bw, const keyset_entry *src)
+{
+    const table_layout *lay = bw->lay;
+    strbuf *line = &bw->line;
+    strbuf_reset(line);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (i > 0)
+            strbuf_append_char(line, '\t');
+        copytext_escape(line, src->row[i], src->row_len[i]);
+    }
+    char key[64], uuid[UUID_TEXT_LEN + 1];
+    if (lay->table->kind == TABLE_UUID_MAPPED) {
+        field_text(src->key[0], src->key_len[0], key, sizeof key);
+        uuidmap_v5(lay->cfg->uuid_namespace, lay->table->source, key, uuid);
+        strbuf_append_char(line, '\t');
+        strbuf_append(line, uuid);
+    }
+    for (size_t i = 0; i < lay->ncols; i++) {
+        const layout_column *c = &lay->cols[i];
+        if (c->parent < 0)
+            continue;
+        strbuf_append_char(line, '\t');
+        if (src->row[i] == NULL) {
+            strbuf_append(line, "\\N");
+            continue;
+        }
+        field_text(src->row[i], src->row_len[i], key, sizeof key);
+        uuidmap_v5(lay->cfg->uuid_namespace, lay->cfg->tables[c->parent].source, key, uuid);
+        strbuf_append(line, uuid);
+    }
+    strbuf_append_char(line, '\n');
+}
+
+bool bw_stage(batch_writer *bw, const keyset_entry *src, bool stale)
+{
+    bw_conn *c = &bw->w[bw->cur];
+    const char *table = bw->lay->table->source;
+    if (!ensure_txn(c))
+        return false;
+    if (!c->copying) {
+        strbuf sql;
+        strbuf_init(&sql);
+        tablesql_stage_copy(bw->index, &sql);
+        bool ok = start_copy(c->conn, sql.data, table);
+        strbuf_free(&sql);
+        if (!ok)
+            return false;
+        c->copying = true;
+    }
+    build_line(bw, src);
+    if (PQputCopyData(c->conn, bw->line.data, (int)bw->line.len) != 1) {
+        log_error("%s: writing to the staging table failed: %s", table, PQerrorMessage(c->conn));
+        return false;
+    }
+    if (stale)
+        c->stale++;
+    else
+        c->missing++;
+    return true;
+}
+
+void bw_extra(batch_writer *bw, const char *key, size_t len)
+{
+    bw_conn *c = &bw->w[bw->cur];
+    strbuf_append_len(&c->extras, key, len);
+    strbuf_append_char(&c->extras, '\n');
+    c->nextras++;
+}
+
+size_t bw_batch_size(const batch_writer *bw)
+{
+    const bw_conn *c = &bw->w[bw->cur];
+    return (size_t)(c->missing + c->stale + c->nextras);
+}
+
+/* Closes the batch on c: ends its COPY and sends the INSERT without waiting. */
+static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
+{
+    const char *table = bw->lay->table->source;
+    strbuf_reset(&c->ckpt_key);
+    if (ckpt_key != NULL)
+        strbuf_append(&c->ckpt_key, ckpt_key);
+    c->queued = true;
+    if (!c->copying)
+        return true;
+    c->copying = false;
+    if (PQputCopyEnd(c->conn, NULL) != 1) {
+        log_error("%s: ending COPY into the staging table failed: %s", table,
+                  PQerrorMessage(c->conn));
+        return false;
+    }
+    if (!drain(c->conn, table, "COPY into the staging table", NULL))
+        return false;
+    if (!PQsendQuery(c->conn, bw->insert_sql.data)) {
+        log_error("%s: sending the insert failed: %s", table, PQerrorMessage(c->conn));
+        return false;
+    }
+    c->sent = true;
+    return true;
+}
+
+static bool delete_extras(batch_writer *bw, bw_conn *c, uint64_t *deleted)
+{
+    const char *table = bw->lay->table->source;
+    *deleted = 0;
+    if (c->extras.len == 0)
+        return true;
+    strbuf sql;
+    strbuf_init(&sql);
+    tablesql_extra_copy(bw->index, &sql);
+    bool ok = start_copy(c->conn, sql.data, table);
+    strbuf_free(&sql);
+    if (!ok)
+        return false;
+    if (PQputCopyData(c->conn, c->extras.data, (int)c->extras.len) != 1 ||
+        PQputCopyEnd(c->conn, NULL) != 1) {
+        log_error("%s: writing extra keys failed: %s", table, PQerrorMessage(c->conn));
+        return false;
+    }
+    if (!drain(c->conn, table, "COPY of extra keys", NULL))
+        return false;
+    PGresult *res = pgconn_query(c->conn, table, bw->delete_sql.data, 0, NULL, NULL);
+    if (res == NULL)
+        return false;
+    *deleted = strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return true;
+}
+
+/* Finishes the closed batch on c: insert result, extras, checkpoint, COMMIT. */
+static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
+{
+    const char *table = bw->lay->table->source;
+    uint64_t affected = 0, deleted = 0;
+    if (c->sent) {
+        c->sent = false;
+        if (!drain(c->conn, table, "insert of staged rows", &affected))
+            return false;
+    }
+    if (!ensure_txn(c) || !delete_extras(bw, c, &deleted))
+        return false;
+    uint64_t staged = c->missing + c->stale;
+    if (affected < staged)
+        log_info("%s: %" PRIu64 " of %" PRIu64 " staged rows were already present (written "
+                 "concurrently, e.g. by the stream) and left as they are",
+                 table, staged - affected, staged);
+    int64_t rows_copied = bw->rows_copied + (int64_t)c->missing;
+    if (!bfstate_checkpoint_set(c->conn, bw->state_schema, bw->slot, table,
+                                c->ckpt_key.len > 0 ? c->ckpt_key.data : NULL, rows_copied, done))
+        return false;
+    if (!pgconn_exec(c->conn, "backfill: COMMIT", "COMMIT"))
+        return false;
+    c->in_txn = false;
+    bw->rows_copied = rows_copied;
+    bw->copied += c->missing;
+    bw->stale_fixed += c->stale;
+    bw->extra_deleted += deleted;
+    if (staged > 0 || deleted > 0)
+        log_debug("%s: batch committed: %" PRIu64 " copied, %" PRIu64 " stale fixed, %" PRIu64
+                  " extra deleted",
+                  table, c->missing, c->stale, deleted);
+    c->queued = false;
+    c->missing = c->stale = c->nextras = 0;
+    strbuf_reset(&c->extras);
+    return true;
+}
+
+static void add_wait(batch_writer *bw, const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    bw->wait_seconds += progress_seconds(t0, &t1);
+}
+
+bool bw_flush(batch_writer *bw, const char *ckpt_key)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool ok = close_batch(bw, &bw->w[bw->cur], ckpt_key);
+    bw->cur = (bw->cur + 1) % bw->nconns;
+    /* The next batch goes where the oldest one is: finish that first (commit order). */
+    if (ok && bw->w[bw->cur].queued)
+        ok = finish_batch(bw, &bw->w[bw->cur], false);
+    add_wait(bw, &t0);
+    return ok;
+}
+
+bool bw_finish(batch_writer *bw, const char *ckpt_key)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int last = bw->cur;
+    bool ok = close_batch(bw, &bw->w[last], ckpt_key);
+    for (int step = 1; ok && step <= bw->nconns; step++) {
+        int i = (last + step) % bw->nconns; /* oldest first, the last batch at the end */
+        if (bw->w[i].queued)
+            ok = finish_batch(bw, &bw->w[i], i == last);
+    }
+    add_wait(bw, &t0);
+    return ok;
+}
+
+void bw_abort(batch_writer *bw)
+{
+    for (int i = 0; i < bw->nconns; i++) {
+        bw_conn *c = &bw->w[i];
+        if (c->copying)
+            PQputCopyEnd(c->conn, "walbridge: batch abandoned");
+        if (c->copying || c->sent) {
+            PGresult *res;
+            while ((res = PQgetResult(c->conn)) != NULL)
+                PQclear(res);
+        }
+        c->copying = c->sent = c->queued = false;
+        if (c->in_txn)
+            pgconn_exec(c->conn, "backfill: ROLLBACK", "ROLLBACK");
+        c->in_txn = false;
+    }
+}

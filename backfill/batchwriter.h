@@ -1,0 +1,83 @@
+/*
+ * batchwriter.h — backfill's writes to the target, batch by batch.
+ *
+ * Rows the diff finds missing (or stale) are staged with COPY into a TEMP
+ * table in source form plus the UUIDv5 ids computed here; extra keys to
+ * delete are buffered.  Closing a batch ends the COPY and sends the
+ * set-based INSERT ... SELECT (tablesql.h) without waiting for it; the
+ * batch's transaction is finished later: extras deleted, checkpoint written,
+ * COMMIT.  With two connections the INSERT of one batch runs on the server
+ * while the diff goes on and the next batch is staged on the other
+ * connection.  Batches always commit in order, so the checkpoint only moves
+ * forward and covers exactly the committed rows.
+ *
+ * The caller owns the struct (bw_init / bw_free) and borrows the
+ * connections, which must be idle, outside a transaction, with the staging
+ * tables created (bw_prepare).
+ */
+#ifndef WALBRIDGE_BATCHWRITER_H
+#define WALBRIDGE_BATCHWRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+
+#include "backfill/keyset.h"
+#include "backfill/tablesql.h"
+#include "common/strbuf.h"
+
+#define BW_MAX_CONNS 2
+
+/* One write connection and the batch it holds. Private to batchwriter.c. */
+typedef struct bw_conn {
+    PGconn *conn;
+    bool in_txn;      /* BEGIN sent */
+    bool copying;     /* COPY into the stage is open */
+    bool sent;        /* INSERT sent, result not yet read */
+    bool queued;      /* a closed batch waits to be finished */
+    strbuf extras;    /* COPY text of the batch's extra keys */
+    strbuf ckpt_key;  /* checkpoint key of the closed batch ("" = none yet) */
+    uint64_t missing; /* rows of the batch that were missing */
+    uint64_t stale;   /* rows of the batch that were stale */
+    uint64_t nextras; /* extra keys buffered */
+} bw_conn;
+
+typedef struct batch_writer {
+    const table_layout *lay;
+    int index; /* table index: names the TEMP tables */
+    const char *state_schema;
+    const char *slot;
+    bw_conn w[BW_MAX_CONNS];
+    int nconns;
+    int cur;             /* connection staging the open batch */
+    strbuf line;         /* one staged row */
+    strbuf insert_sql;   /* INSERT ... SELECT from the stage */
+    strbuf delete_sql;   /* DELETE of the staged extra keys */
+    int64_t rows_copied; /* checkpoint's rows_copied: earlier runs + committed batches */
+    uint64_t copied, stale_fixed, extra_deleted; /* committed by this run */
+    double wait_seconds;                         /* time spent waiting for the target */
+} batch_writer;
+
+void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const *conns, int nconns,
+             const char *state_schema, const char *slot, bool update_stale, int64_t rows_copied);
+void bw_free(batch_writer *bw);
+
+/* Creates the TEMP staging tables on every connection (idempotent). */
+bool bw_prepare(batch_writer *bw, bool extras);
+
+/* Stages one source row (missing, or stale when stale is true). */
+bool bw_stage(batch_writer *bw, const keyset_entry *src, bool stale);
+/* Buffers one extra key (COPY text line without the newline). */
+void bw_extra(batch_writer *bw, const char *key, size_t len);
+/* Rows staged + extra keys in the open batch. */
+size_t bw_batch_size(const batch_writer *bw);
+
+/* Closes the open batch (its checkpoint: every key up to ckpt_key is handled). */
+bool bw_flush(batch_writer *bw, const char *ckpt_key);
+/* Closes the open batch and finishes everything; the last checkpoint says done. */
+bool bw_finish(batch_writer *bw, const char *ckpt_key);
+/* Rolls back whatever is open (after a failure). */
+void bw_abort(batch_writer *bw);
+
+#endif
