@@ -143,6 +143,15 @@ run_and_keep "verify, wrong port" -c "$badcfg" verify
 wb_eq "verify, wrong port: exit 3" 3 "$WB_RC"
 run_and_keep "stream, wrong port" -c "$badcfg" stream --until-caught-up
 wb_eq "stream, wrong port: gives up with exit 3" 3 "$WB_RC"
+# The same failures logged as JSON lines (escaping must not undo the redaction).
+jsonlog=$WB_TMP/walbridge-json.log
+sed -e 's/"format": "text"/"format": "json"/' -e "s|\"file\": \"$log\"|\"file\": \"$jsonlog\"|" \
+    "$badcfg" >"$WB_TMP/wrong-port-json.json"
+chmod 600 "$WB_TMP/wrong-port-json.json"
+run_and_keep "check, wrong port, JSON log" -c "$WB_TMP/wrong-port-json.json" check
+run_and_keep "stream, wrong port, JSON log" -c "$WB_TMP/wrong-port-json.json" stream
+wb_contains "JSON log written, with the redacted DSN" "$(cat "$jsonlog" 2>/dev/null)" "password=********"
+no_secret "JSON log file" "$(cat "$jsonlog" 2>/dev/null)"
 
 pwcfg=$WB_TMP/wrong-password.json
 SOURCE_DSN=${src_dsn/$SRC_PW/${SRC_PW}x} TARGET_DSN=${tgt_dsn/$TGT_PW/${TGT_PW}x} \
