@@ -1,9 +1,9 @@
 /*
  * tablediff.c — one table's diff (and repair) for backfill and verify; see
  * tablediff.h for the model.  Three parts: a keyset reader over a COPY TO
- * STDOUT stream, the sink that stages missing rows and extra keys, and the
- * batch commit that turns a staged batch into target rows plus a checkpoint
- * in one transaction.
+ * STDOUT stream, the sink that hands missing/stale rows and extra keys to
+ * the batch writer (batchwriter.h) and closes batches between keys, and the
+ * driver: checkpoint and resume, both diff queries sent at once, the merge.
  */
 #include "backfill/tablediff.h"
 

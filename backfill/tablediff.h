@@ -2,22 +2,21 @@
  * tablediff.h — the diff engine of backfill and verify for one table: both
  * sides' (key, hash) streams as COPY TO STDOUT in flight at once (one source
  * and one target connection), merged by keyset_merge; optionally the missing
- * (and stale) rows are copied and the extra rows deleted on a third
- * connection, batch by batch, each batch one target transaction carrying its
- * checkpoint.
+ * (and stale) rows are copied and the extra rows deleted on one or two
+ * write connections (batchwriter.h), batch by batch, each batch one target
+ * transaction carrying its checkpoint.
  *
  * Writing (backfill): the source diff query also carries each row's mapped
  * columns, so a missing row is staged the moment the merge finds it (no
  * second read of the source).  Staged rows go with COPY into a TEMP table in
- * source form plus the UUIDv5 ids computed here (uuidmap_v5), then one
- * INSERT ... SELECT per batch remaps keys and references in SQL
- * (tablesql.h).  A batch is closed only between two different keys, so a
+ * source form plus their UUIDv5 ids, then one INSERT ... SELECT per batch
+ * remaps keys and references in SQL (tablesql.h).  A batch is closed only between two different keys, so a
  * multiset group (keyless table) never straddles a checkpoint.
  *
  * Connections are borrowed: source must already be inside its snapshot
- * transaction; target_read is idle; target_write is idle (NULL when not
- * writing).  On failure the write connection's transaction is rolled back
- * and the read connections may be left mid-COPY: close them.
+ * transaction; target_read is idle; the nwriters target_write connections
+ * are idle (NULL / 0 when not writing).  On failure the write transactions
+ * are rolled back and the read connections may be left mid-COPY: close them.
  */
 #ifndef WALBRIDGE_TABLEDIFF_H
 #define WALBRIDGE_TABLEDIFF_H
