@@ -3,6 +3,7 @@
 # replication wire decoder, config loader), for CI and by hand.
 #
 #   bash fuzz/run.sh [TARGET...]       default: fuzz_w2j fuzz_wire fuzz_config fuzz_redact
+#                                      fuzz_copytext
 #   FUZZ_SECONDS=60                    time budget per target (default 60)
 #   FUZZ_BUILD_DIR=DIR                 where fuzz/build.sh builds (default <source>/build-fuzz)
 #   FUZZ_KEEP_CORPUS=1                 keep the generated corpus directory
@@ -11,7 +12,8 @@
 # generated is committed): one file per line of tests/fixtures/wal2json/*.jsonl;
 # the same messages wrapped in a 25-byte 'w' XLogData header plus keepalives;
 # deploy/examples/*.json and a clinic config written by tests/harness; for the
-# redaction harness, passwords in keyword and URI connection strings.
+# redaction harness, passwords in keyword and URI connection strings; for the COPY
+# text codec, hostile values and escaped lines.
 # Dictionaries: fuzz/w2j.dict, fuzz/config.dict.
 # A crash, leak or sanitizer report fails the run; the reproducer is kept in
 # FUZZ_BUILD_DIR/artifacts/ (replay: FUZZ_BUILD_DIR/fuzz_w2j ARTIFACT).
@@ -21,7 +23,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_w2j fuzz_wire fuzz_config fuzz_redact)
+((${#targets[@]})) || targets=(fuzz_w2j fuzz_wire fuzz_config fuzz_redact fuzz_copytext)
 
 bash "$root/fuzz/build.sh" "$build"
 
@@ -100,10 +102,19 @@ seed_redact() {
     done
 }
 
+seed_copytext() {
+    local dir=$work/fuzz_copytext
+    mkdir -p "$dir"
+    printf '%b' '\x02it'"'"'s "q"\0\0back\\slash \\N\0tab\there\nnl\r\0\x01\x1f\x7f' >"$dir/values"
+    printf '%b' '\x001\tAlice\t\\N\t\\\\\\t\\n\tend' >"$dir/line"
+    printf '%b' '\xff\0\0\0' >"$dir/nulls"
+}
+
 seed_w2j
 seed_wire
 seed_config
 seed_redact
+seed_copytext
 
 mkdir -p "$build/artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

@@ -67,8 +67,9 @@ step "all tests passed (sanitized unit tests: see $log)"
 
 # ---------------------------------------------------------------- fuzz (fuzz/run.sh)
 # A short libFuzzer run of each harness (wal2json parser, wire decoder, config
-# loader, password redaction), built with clang apart from the gcc build.
-# FUZZ_SECONDS per target (default 60: about 4 minutes plus a 1-minute build);
+# loader, password redaction, COPY text codec), built with clang apart from the
+# gcc build.
+# FUZZ_SECONDS per target (default 60: 5 minutes plus a 1-minute build);
 # WB_FUZZ=0 skips the stage.
 if [[ ${WB_FUZZ:-1} != 0 ]]; then
     step "fuzz: ${FUZZ_SECONDS:-60}s per target"
