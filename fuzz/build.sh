@@ -18,14 +18,15 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 mkdir -p "$out/obj"
 
-pkgs="libpq libcjson uuid libmicrohttpd"
-# shellcheck disable=SC2086
+pkgs=(libpq libcjson uuid libmicrohttpd)
+read -ra pkg_cflags <<<"$(pkg-config --cflags "${pkgs[@]}")"
+read -ra pkg_libs <<<"$(pkg-config --libs "${pkgs[@]}")"
 cflags=(-std=c11 -g -O1 -fno-omit-frame-pointer -I"$root"
     -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DWALBRIDGE_VERSION=\"fuzz\"
-    $(pkg-config --cflags $pkgs))
+    "${pkg_cflags[@]}")
+# shellcheck disable=SC2054  # one flag with a comma-separated value
 san=(-fsanitize=address,undefined -fno-sanitize-recover=all)
-# shellcheck disable=SC2086
-libs=($(pkg-config --libs $pkgs) -lm)
+libs=("${pkg_libs[@]}" -lm)
 
 # The library: everything CMake puts into walbridge_core (all but main.c),
 # instrumented for coverage (fuzzer-no-link) and the sanitizers.

@@ -28,6 +28,7 @@ targets=("$@")
 bash "$root/fuzz/build.sh" "$build"
 
 work=$(mktemp -d /tmp/walbridge-fuzz.XXXXXX)
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     if [[ ${FUZZ_KEEP_CORPUS:-0} == 1 ]]; then
         echo "fuzz/run.sh: kept corpus in $work" >&2
@@ -82,9 +83,9 @@ seed_config() {
     (
         # shellcheck source=../tests/harness/clinic_config.sh
         source "$root/tests/harness/clinic_config.sh"
-        SOURCE_DSN="host=127.0.0.1 port=5432 user=postgres dbname=src"
-        TARGET_DSN="postgresql://postgres:secret@127.0.0.1:5433/dst?sslmode=verify-full"
-        WB_TMP=/tmp
+        export SOURCE_DSN="host=127.0.0.1 port=5432 user=postgres dbname=src"
+        export TARGET_DSN="postgresql://postgres:secret@127.0.0.1:5433/dst?sslmode=verify-full"
+        export WB_TMP=/tmp
         wb_write_config "$dir/clinic.json" \
             '"stream": { "batch_max_rows": 50, "heartbeat_interval_s": 5 }' \
             '"backfill": { "batch_rows": 1000 }'

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # test_hostile_names.sh — names that need quoting and values that break naive
 # escaping go through backfill, stream and verify unchanged.
 #   names: a schema and a table with spaces, double quotes and upper case

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # test_secrets.sh — passwords never leak.  Source and target require SCRAM password
 # authentication for the walbridge roles; the config holds the passwords literally
 # (keyword DSN "password=..." for the source, URI "user:pass@" for the target).  Every

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # test_tls.sh — a target and a source that require TLS.  Both clusters have ssl = on
 # and only hostssl lines in pg_hba.conf (replication included); the certificate (CN
 # localhost, SAN DNS:localhost and IP:127.0.0.1) is signed by a test CA made with
