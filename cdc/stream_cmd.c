@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <time.h>
 
 #include "cdc/apply.h"
 #include "cdc/metrics.h"
@@ -335,6 +336,46 @@ static int stream_current_wal_lsn(PGconn *source, wb_lsn *out)
     return ok ? EXIT_OK : EXIT_RUNTIME;
 }
 
+/* ------------------------------------------------------------ consumer lock */
+
+/*
+ * Takes a session advisory lock on the target for this slot, waiting while
+ * another session holds it.  After a kill -9, the previous process's target
+ * backend may still be executing statements it already received (pipelined
+ * changes and even the COMMIT of a batch); reading the applied LSN before that
+ * session is gone would apply those transactions twice.  The lock is released
+ * when that backend exits, so waiting for it closes the race.  Returns false
+ * on a query failure or when stopped (SIGTERM) while waiting.
+ */
+static bool stream_lock_target(PGconn *target, const wb_config *cfg)
+{
+    const char *params[1] = {cfg->slot};
+    int64_t started = stream_now_ms(), last_note = 0;
+    for (;;) {
+        PGresult *res = pgconn_query(target, "taking the stream lock",
+                                     "SELECT pg_try_advisory_lock(hashtext('walbridge stream'), "
+                                     "hashtext($1))",
+                                     1, params, NULL);
+        if (res == NULL)
+            return false;
+        bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        if (got)
+            return true;
+        int64_t now = stream_now_ms();
+        if (last_note == 0 || now - last_note >= 10000) {
+            log_warn("waiting for the stream lock of slot \"%s\" on the target: another walbridge "
+                     "stream runs, or the session of a killed one is still finishing (%d s)",
+                     cfg->slot, (int)((now - started) / 1000));
+            last_note = now;
+        }
+        if (stream_stop_requested)
+            return false;
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* ------------------------------------------------------------ setup */
 
 typedef struct stream_run {
@@ -358,7 +399,8 @@ static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *star
     if (source == NULL)
         return EXIT_RUNTIME;
     int rc = EXIT_RUNTIME;
-    if (!state_ensure(run->target, run->cfg.state_schema))
+    if (!stream_lock_target(run->target, &run->cfg) ||
+        !state_ensure(run->target, run->cfg.state_schema))
         goto done;
     if (!catalog_load(&run->cfg, source, run->target, &run->cat))
         goto done;
@@ -420,7 +462,7 @@ static bool stream_reopen_target(stream_run *run)
     if (run->target != NULL)
         PQfinish(run->target);
     run->target = pgconn_open(run->cfg.target_dsn, PGCONN_TARGET, "target", 1, err, sizeof err);
-    if (run->target == NULL)
+    if (run->target == NULL || !stream_lock_target(run->target, &run->cfg))
         return false;
     run->app = applier_new(&run->cfg, &run->cat, run->target);
     return run->app != NULL;

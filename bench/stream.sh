@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# bench/stream.sh — `walbridge stream` throughput against the two references of
+# issue 5 ("Performance"), on one run, the same two PostgreSQL 15 clusters and the
+# same data.  Not a CI test: it starts its own clusters in a temp dir, prints the
+# figures and ratios, and stops them.
+#
+#   bench/stream.sh                                  # build/walbridge
+#   WALBRIDGE_BIN=build-x/walbridge ROWS="100000" bench/stream.sh
+#
+# Scenarios (each a single source transaction on public.bench, id bigint PK,
+# md5 text, numeric(12,2), timestamptz):
+#   insert-100k, insert-1M   INSERT ... SELECT generate_series in one transaction
+#   update-100k              100,000 single-row UPDATEs in one transaction
+# Consumers, measured one at a time (each with a fresh slot created just before the
+# transaction, so nothing else is decoded):
+#   recvlogical  pg_recvlogical -P wal2json format-version 2 (walbridge's options),
+#                output piped to a grep that stops at the last row: the decode ceiling
+#   native       publication/subscription into an identical-schema database on the
+#                target cluster (copy_data = false)
+#   walbridge    walbridge stream --create-slot into the target (identity mapping)
+# Time = from the source COMMIT returning until the last row is visible in the
+# target (polled every 20 ms) or seen by the grep.  rows/s = rows / time.
+# walbridge peak RSS: VmHWM of the stream process (whole run, incl. the 1M insert).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${WALBRIDGE_BIN:-$ROOT/build/walbridge}
+ROWS=${ROWS:-"100000 1000000"}
+UPDATES=${UPDATES:-100000}
+PGBIN=/usr/lib/postgresql/15/bin
+export PATH=$PGBIN:$PATH PGUSER=postgres PGDATABASE=postgres
+export PGOPTIONS="-c client_min_messages=warning"
+# shellcheck source=../tests/harness/pg.sh
+source "$ROOT/tests/harness/pg.sh"
+
+[[ -x $BIN ]] || { echo "bench: $BIN not built (set WALBRIDGE_BIN)" >&2; exit 2; }
+
+WB_TMP=$(mktemp -d /tmp/walbridge-bench-stream.XXXXXX)
+chmod 755 "$WB_TMP"
+[[ $EUID -eq 0 ]] && chown postgres: "$WB_TMP"
+CLUSTERS=()
+STREAM_PID=""
+cleanup() {
+    local c
+    [[ -n $STREAM_PID ]] && kill -TERM "$STREAM_PID" 2>/dev/null && wait "$STREAM_PID" 2>/dev/null
+    for c in "${CLUSTERS[@]}"; do wb_pgc_stop "$c" immediate >/dev/null 2>&1 || true; done
+    rm -rf "$WB_TMP"
+}
+trap cleanup EXIT
+
+start_cluster() { # start_cluster NAME -> sets NAME_DSN, NAME_PORT
+    local dir=$WB_TMP/$1 port
+    wb_pgc_init "$dir" >/dev/null
+    CLUSTERS+=("$dir")
+    port=$(wb_pgc_start "$dir")
+    printf -v "${1^^}_DSN" '%s' "$(wb_pgc_dsn "$port")"
+    printf -v "${1^^}_PORT" '%s' "$port"
+}
+q() { psql -X -v ON_ERROR_STOP=1 -qAt "$@"; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
+
+start_cluster source
+start_cluster target
+NATIVE_DSN="host=127.0.0.1 port=$TARGET_PORT user=postgres dbname=native"
+SCHEMA="CREATE TABLE bench (id bigint PRIMARY KEY, label text, amount numeric(12,2), at timestamptz);"
+q -d "$SOURCE_DSN" -c "$SCHEMA" -c "CREATE PUBLICATION bench_pub FOR TABLE bench"
+q -d "$TARGET_DSN" -c "$SCHEMA"
+q -d "$TARGET_DSN" -c "CREATE DATABASE native"
+q -d "$NATIVE_DSN" -c "$SCHEMA"
+
+CFG=$WB_TMP/walbridge.json
+cat >"$CFG" <<EOF
+{
+  "source": { "dsn": "$SOURCE_DSN" },
+  "target": { "dsn": "$TARGET_DSN" },
+  "slot": "walbridge",
+  "uuid_namespace": "0b6e2c1e-5d1f-4f4e-9a51-1c8a3f0e7d42",
+  "log": { "file": "$WB_TMP/walbridge.log", "level": "info" },
+  "tables": [ { "source": "public.bench", "target": "public.bench", "key": "id" } ]
+}
+EOF
+
+# reset_data PRELOAD: empties every copy of bench; with PRELOAD > 0 loads rows
+# 1..PRELOAD into the source and the same rows into both targets (for updates).
+reset_data() {
+    q -d "$SOURCE_DSN" -c "TRUNCATE bench"
+    q -d "$TARGET_DSN" -c "TRUNCATE bench"
+    q -d "$NATIVE_DSN" -c "TRUNCATE bench"
+    if (($1 > 0)); then
+        q -d "$SOURCE_DSN" -c "INSERT INTO bench SELECT g, md5(g::text), g / 100.0, '2024-01-01' FROM generate_series(1, $1) g"
+        q -d "$SOURCE_DSN" -c "COPY bench TO STDOUT" | q -d "$TARGET_DSN" -c "COPY bench FROM STDIN"
+        q -d "$SOURCE_DSN" -c "COPY bench TO STDOUT" | q -d "$NATIVE_DSN" -c "COPY bench FROM STDIN"
+    fi
+    q -d "$SOURCE_DSN" -c "CHECKPOINT"
+}
+
+# run_txn KIND N: runs the measured source transaction; prints nothing; sets T0.
+run_txn() {
+    case $1 in
+    insert) q -d "$SOURCE_DSN" -c "INSERT INTO bench SELECT g, md5(g::text), g / 100.0, now() FROM generate_series(1, $2) g" ;;
+    update) q -d "$SOURCE_DSN" -c "DO \$\$ BEGIN FOR i IN 1..$2 LOOP UPDATE bench SET amount = amount + 1 WHERE id = i; END LOOP; END \$\$" ;;
+    esac
+    T0=$(now)
+}
+
+# The condition that says the whole transaction arrived, as SQL on a target.
+done_sql() {
+    case $1 in
+    insert) echo "SELECT 1 FROM bench WHERE id = $2" ;;
+    update) echo "SELECT 1 FROM bench WHERE id = $2 AND amount = $2 / 100.0 + 1" ;;
+    esac
+}
+
+# wait_target DSN SQL: polls every 20 ms until SQL returns a row; sets T1.
+wait_target() {
+    until [[ -n $(q -d "$1" -c "$2") ]]; do sleep 0.02; done
+    T1=$(now)
+}
+
+measure_recvlogical() { # KIND N
+    local needle fifo=$WB_TMP/recv.done
+    q -d "$SOURCE_DSN" -c "SELECT 1 FROM pg_create_logical_replication_slot('bench_recv', 'wal2json')" >/dev/null
+    needle="{\"name\":\"id\",\"value\":$2}"
+    rm -f "$fifo"
+    (
+        pg_recvlogical -d "$SOURCE_DSN options='-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex'" \
+            --slot bench_recv --start --no-loop -f - -o format-version=2 -o include-xids=1 -o include-lsn=1 \
+            -o include-types=0 -o include-timestamp=1 -o add-tables=public.bench 2>/dev/null |
+            grep -m1 -F "$needle" >/dev/null
+        now >"$fifo"
+    ) &
+    local pid=$!
+    sleep 1
+    run_txn "$1" "$2"
+    while [[ ! -s $fifo ]]; do sleep 0.02; done
+    T1=$(cat "$fifo")
+    wait "$pid" 2>/dev/null || true
+    # pg_recvlogical exits on the broken pipe at its next write, or when its
+    # walsender goes away (--no-loop): end the walsender so it is gone for sure.
+    until [[ $(q -d "$SOURCE_DSN" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'bench_recv'") == f ]]; do
+        q -d "$SOURCE_DSN" -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'bench_recv' AND active" >/dev/null
+        sleep 0.2
+    done
+    q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('bench_recv')" >/dev/null
+}
+
+measure_native() { # KIND N
+    q -d "$NATIVE_DSN" -c "CREATE SUBSCRIPTION bench_sub CONNECTION '$SOURCE_DSN' PUBLICATION bench_pub WITH (copy_data = false)"
+    until [[ $(q -d "$NATIVE_DSN" -c "SELECT pid IS NOT NULL FROM pg_stat_subscription WHERE subname = 'bench_sub'") == t ]]; do
+        sleep 0.1
+    done
+    sleep 1
+    run_txn "$1" "$2"
+    wait_target "$NATIVE_DSN" "$(done_sql "$1" "$2")"
+    q -d "$NATIVE_DSN" -c "DROP SUBSCRIPTION bench_sub"
+}
+
+measure_walbridge() { # KIND N
+    q -d "$TARGET_DSN" -c "DELETE FROM walbridge.stream_progress" 2>/dev/null || true
+    : >"$WB_TMP/walbridge.log"
+    "$BIN" -c "$CFG" stream --create-slot </dev/null >"$WB_TMP/stream.out" 2>&1 &
+    STREAM_PID=$!
+    until grep -q 'streaming from slot' "$WB_TMP/walbridge.log" 2>/dev/null; do
+        kill -0 "$STREAM_PID" || { cat "$WB_TMP/stream.out" >&2; exit 3; }
+        sleep 0.1
+    done
+    sleep 1
+    run_txn "$1" "$2"
+    wait_target "$TARGET_DSN" "$(done_sql "$1" "$2")"
+    local hwm
+    hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$STREAM_PID/status")
+    RSS_MB=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+    kill -TERM "$STREAM_PID"
+    wait "$STREAM_PID" || true
+    STREAM_PID=""
+    q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
+}
+
+printf '%-12s %-11s %10s %9s %10s %12s\n' scenario consumer rows seconds "rows/s" "walbridge/x"
+scenarios=()
+for n in $ROWS; do scenarios+=("insert:$n"); done
+scenarios+=("update:$UPDATES")
+for sc in "${scenarios[@]}"; do
+    kind=${sc%%:*} n=${sc##*:}
+    declare -A R=()
+    for consumer in recvlogical native walbridge; do
+        if [[ $kind == update ]]; then reset_data "$n"; else reset_data 0; fi
+        RSS_MB=""
+        "measure_$consumer" "$kind" "$n"
+        s=$(secs "$T0" "$T1")
+        R[$consumer]=$(rate "$n" "$s")
+        extra=""
+        [[ -n $RSS_MB ]] && extra="  peak RSS ${RSS_MB} MB"
+        printf '%-12s %-11s %10s %9s %10s%s\n' "$kind-$n" "$consumer" "$n" "$s" "${R[$consumer]}" "$extra"
+    done
+    printf '%-12s walbridge/recvlogical %s   walbridge/native %s\n' "$kind-$n" \
+        "$(ratio "${R[walbridge]}" "${R[recvlogical]}")" "$(ratio "${R[walbridge]}" "${R[native]}")"
+    unset R
+done
