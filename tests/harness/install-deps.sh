@@ -6,7 +6,7 @@
 set -euo pipefail
 
 WB_PACKAGES=(
-    build-essential cmake pkg-config clang
+    build-essential cmake pkg-config clang libclang-rt-14-dev
     libpq-dev libcjson-dev uuid-dev libcriterion-dev libmicrohttpd-dev
     postgresql-15 postgresql-15-wal2json postgresql-client-15
     python3 jq curl procps iproute2 ca-certificates
@@ -41,5 +41,6 @@ fi
 
 echo "install-deps.sh: installing ${missing[*]}"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# With recommends: clang's sanitizer/libFuzzer runtimes and symbolizer come that way.
+apt-get install -y -qq "${missing[@]}" >/dev/null
 echo "install-deps.sh: done"
