@@ -9,7 +9,7 @@ WB_PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     libpq-dev libcjson-dev uuid-dev libcriterion-dev libmicrohttpd-dev
     postgresql-15 postgresql-15-wal2json postgresql-client-15
-    python3 jq curl procps iproute2 ca-certificates
+    python3 jq curl procps iproute2 ca-certificates openssl bc
 )
 
 if [[ $EUID -ne 0 ]]; then
