@@ -12,6 +12,10 @@ wb_load_clinic target 30
 cfg=$WB_TMP/walbridge.json
 wb_write_config "$cfg" --log-level info
 
+# 120 identical rows in the keyless table: a multiset group larger than a batch.
+wb_psql source -c "INSERT INTO audit_log (happened_at, actor, action, detail)
+    SELECT '2024-05-01 00:00:00+00', 'bulk', 'same', '{\"n\": 1}' FROM generate_series(1, 120)"
+
 wb_run -c "$cfg" backfill --dry-run
 missing_orders=$(awk '$1 == "public.orders" {print $4}' <<<"$WB_OUT")
 wb_check "dry run: orders are missing ($missing_orders)" test "$missing_orders" -gt 1000
@@ -47,6 +51,8 @@ wb_eq "resumed run copied exactly the rest (no row twice)" "$((missing_orders - 
 wb_eq "orders: target row count equals source (no gap, no duplicate)" "$(bf_count source orders)" "$(bf_count target orders)"
 wb_eq "orders: legacy ids are distinct" "$(bf_count target orders)" "$(wb_psql target -c "SELECT count(DISTINCT legacy_id) FROM orders")"
 wb_eq "audit_log: same multiset size" "$(bf_count source audit_log)" "$(bf_count target audit_log)"
+wb_eq "audit_log: all 120 identical rows copied across batches of 50" 120 \
+    "$(wb_psql target -c "SELECT count(*) FROM audit_log WHERE actor = 'bulk'")"
 
 wb_run -c "$cfg" verify --format json
 wb_eq "verify: nothing missing or extra after resume" 0 "$(jq '[.tables[] | .missing + .extra] | add' <<<"$WB_OUT")"
