@@ -312,6 +312,21 @@ static bool count_orphans(const table_layout *lay, PGconn *target_read, tabledif
     return true;
 }
 
+/* *empty: the target holds no row of the table that has a source-form key. */
+static bool target_has_rows(const table_layout *lay, PGconn *target_read, bool *empty)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    tablesql_target_any(lay, &sql);
+    PGresult *res = pgconn_query(target_read, lay->table->source, sql.data, 0, NULL, NULL);
+    strbuf_free(&sql);
+    if (res == NULL)
+        return false;
+    *empty = strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+    PQclear(res);
+    return true;
+}
+
 static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const char *resume_key)
 {
     const table_layout *lay = d->lay;
@@ -323,7 +338,16 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     strbuf src_sql, tgt_sql;
     strbuf_init(&src_sql);
     strbuf_init(&tgt_sql);
-    tablesql_source_diff(lay, d->opts->write, resume, &src_sql);
+    bool target_empty = false;
+    if (d->opts->write && !target_has_rows(lay, target_read, &target_empty))
+        return false;
+    if (target_empty) {
+        /* Nothing to compare with: skip hashing the source rows. */
+        log_info("%s: no rows in the target yet: copying every source row", table);
+        tablesql_source_all_rows(lay, resume, &src_sql);
+    } else {
+        tablesql_source_diff(lay, d->opts->write, resume, &src_sql);
+    }
     tablesql_target_diff(lay, resume, &tgt_sql);
     log_debug("%s: source diff: %s", table, src_sql.data);
     log_debug("%s: target diff: %s", table, tgt_sql.data);

@@ -10,8 +10,8 @@
  * columns, so a missing row is staged the moment the merge finds it (no
  * second read of the source).  Staged rows go with COPY into a TEMP table in
  * source form plus their UUIDv5 ids, then one INSERT ... SELECT per batch
- * remaps keys and references in SQL (tablesql.h).  A batch is closed only between two different keys, so a
- * multiset group (keyless table) never straddles a checkpoint.
+ * remaps keys and references in SQL (tablesql.h).  A batch is closed only between two different
+ * keys, so a multiset group (keyless table) never straddles a checkpoint.
  *
  * Connections are borrowed: source must already be inside its snapshot
  * transaction; target_read is idle; the nwriters target_write connections

@@ -277,15 +277,18 @@ static void append_resume_and_order(const table_layout *lay, bool resume, strbuf
         strbuf_appendf(out, "%s%zu", k > 0 ? ", " : "", k + 1);
 }
 
-void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out)
+static void source_query(const table_layout *lay, bool with_rows, bool with_hash, bool resume,
+                         strbuf *out)
 {
     const table_config *t = lay->table;
     strbuf_append(out, "COPY (SELECT * FROM (SELECT ");
     append_keys(lay, source_value, out);
-    if (t->kind != TABLE_KEYLESS) {
+    if (t->kind != TABLE_KEYLESS && with_hash) {
         strbuf_append(out, ", ");
         append_hash(lay, source_value, out);
         strbuf_append(out, " AS h");
+    } else if (t->kind != TABLE_KEYLESS) {
+        strbuf_append(out, ", ''::text AS h");
     }
     if (with_rows) {
         for (size_t i = 0; i < lay->ncols; i++) {
@@ -299,6 +302,23 @@ void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, 
     strbuf_append(out, " s) x");
     append_resume_and_order(lay, resume, out);
     strbuf_append(out, ") TO STDOUT");
+}
+
+void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out)
+{
+    source_query(lay, with_rows, true, resume, out);
+}
+
+void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out)
+{
+    source_query(lay, true, false, resume, out);
+}
+
+void tablesql_target_any(const table_layout *lay, strbuf *out)
+{
+    strbuf_append(out, "SELECT EXISTS (SELECT 1 FROM ");
+    target_from(lay, ROWS_KEYED, out);
+    strbuf_append(out, ")");
 }
 
 void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)

@@ -80,6 +80,14 @@ size_t tablesql_row_field(const table_layout *lay);  /* index of the first row v
 
 /* The source diff query; with_rows adds every mapped column after the hash. */
 void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out);
+/*
+ * The source query of a copy into a table with no target rows yet: every
+ * row is missing, so the rows are streamed with an empty hash (keyed tables;
+ * a keyless table's key is its hash, which stays).
+ */
+void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out);
+/* SELECT EXISTS: does the target hold any row of the table with a source-form key? */
+void tablesql_target_any(const table_layout *lay, strbuf *out);
 /* The target diff query (rows translated back to source form). */
 void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out);
 /*

@@ -143,6 +143,10 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     tablesql_source_diff(&lay, false, false, &sql);
     HAS_NOT(" AS c0");
     HAS_NOT("resume");
+    strbuf_reset(&sql);
+    tablesql_source_all_rows(&lay, false, &sql);
+    HAS("SELECT s.\"id\" AS k0, ''::text AS h, s.\"id\" AS c0");
+    HAS_NOT("md5");
     table_layout_free(&lay);
 }
 
@@ -229,6 +233,9 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     HAS("SELECT md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0, "
         "s.\"actor\" AS c0");
     HAS_NOT(" AS h");
+    strbuf_reset(&sql);
+    tablesql_source_all_rows(&lay, false, &sql);
+    HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
     strbuf_reset(&sql);
     tablesql_stage_insert(&lay, 6, true, &sql);
     HAS_NOT("ON CONFLICT");
