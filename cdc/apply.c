@@ -5,14 +5,16 @@
  * triggers and FK checks); otherwise one warning, and parents must come
  * before children, which the source's own order gives.
  *
- * Throughput: each (table, statement kind, column set) gets a prepared
- * statement, kept in a small LRU cache (DEALLOCATEd on eviction).  Changes
- * are sent in libpq pipeline mode inside the open target transaction; every
- * result is read back and checked, in order, at most APPLY_INFLIGHT_HIGH
- * statements behind.  Statements never need a client-side decision before
- * the next one is sent (source-wins logic lives in SQL: upserts, an UPDATE
- * followed by an upsert on a key change, WITH ... INSERT WHERE NOT EXISTS for
- * keyless rows), so the pipeline keeps the source order exactly.
+ * Throughput (apply_pipeline.c): each (table, statement kind, column set)
+ * gets a prepared statement; changes are sent in libpq pipeline mode inside
+ * the open target transaction, inserts as multi-row statements, and every
+ * result is read back and checked in order.  Statements never need a
+ * client-side decision before the next one is sent (source-wins logic lives
+ * in SQL: upserts, an UPDATE followed by an upsert on a key change, WITH ...
+ * INSERT WHERE NOT EXISTS for keyless rows), so the pipeline keeps the source
+ * order exactly.  A source transaction joining a batch gets a SAVEPOINT in
+ * front of it, so a change that cannot be applied still lets the complete
+ * transactions before it commit (the stream then stops right at it).
  *
  * Conflicts (source wins, DESIGN.md guarantee 3) are counted in apply_stats,
  * logged as a warning naming table, kind, key and LSN, and inserted into
@@ -37,189 +39,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "cdc/apply_internal.h"
 #include "cdc/apply_sql.h"
 #include "common/log.h"
-#include "common/pgconn.h"
 #include "common/state.h"
-#include "common/strbuf.h"
-#include "common/uuidmap.h"
-
-#define APPLY_CACHE_MAX 256              /* prepared statements kept per session */
-#define APPLY_INFLIGHT_HIGH 512          /* read results back when this many are outstanding */
-#define APPLY_INFLIGHT_LOW 128           /* ... down to this many */
-#define APPLY_SEND_FLUSH_EVERY 32        /* push buffered statements to the server this often */
-#define APPLY_SCRATCH_KEEP (1024 * 1024) /* larger per-parameter buffers are released */
-#define APPLY_SAVEPOINTS_MAX 1000 /* source txns per batch: each holds a subtransaction lock */
-#define APPLY_BATCH_ROWS 64       /* rows per multi-row statement */
-#define APPLY_BATCH_BYTES (1024 * 1024) /* ... or this many bytes of values */
-
-/* What a result in the pipeline means, and how to count it. */
-typedef enum pending_what {
-    PEND_PREPARE,          /* PQsendPrepare of a cache entry */
-    PEND_UTILITY,          /* DEALLOCATE, conflict record: only checked */
-    PEND_INSERT,           /* upsert for I: inserted = f is an insert of an existing key */
-    PEND_UPSERT_UPDATE,    /* upsert for a full-row U: inserted = t is an update of a missing row */
-    PEND_UPDATE,           /* UPDATE of present columns: 0 rows cannot be resolved */
-    PEND_KEYCHANGE_UPDATE, /* first half of a full-row key change */
-    PEND_KEYCHANGE_UPSERT, /* second half: counts only when the first found no row */
-    PEND_KL_INSERT,        /* keyless insert */
-    PEND_KL_UPSERT,        /* keyless update-else-insert: 1 row inserted = update of missing */
-    PEND_DELETE,           /* DELETE or soft delete: 0 rows = delete of a missing row */
-    PEND_TRUNCATE,
-    PEND_ROWS,     /* a multi-row upsert / insert: per-row meaning in pending.rows */
-    PEND_SAVEPOINT /* SAVEPOINT after the source transactions that end at pending.lsn */
-} pending_what;
-
-/* One row of a multi-row statement. */
-typedef struct batch_row {
-    pending_what what; /* PEND_INSERT, PEND_UPSERT_UPDATE or PEND_KL_INSERT */
-    wb_lsn lsn;
-    char *key; /* owned, may be NULL */
-} batch_row;
-
-typedef struct pending {
-    pending_what what;
-    int table; /* wb_config index, -1 for none */
-    uint32_t xid;
-    wb_lsn lsn;
-    char *key;       /* owned; key text for conflict messages, may be NULL */
-    int cache_slot;  /* PEND_PREPARE: entry being confirmed */
-    uint64_t serial; /* PEND_PREPARE: entry serial at send time */
-    batch_row *rows; /* PEND_ROWS: owned, nrows entries */
-    int nrows;
-} pending;
-
-/*
- * Consecutive inserts (and full-row updates, which are upserts too) of one
- * table with the same column set, gathered into one multi-row statement of
- * up to APPLY_BATCH_ROWS rows.  Their parameter texts are copied into arena
- * (offsets, -1 for NULL) because the message is freed after applier_feed.
- */
-typedef struct row_batch {
-    int table;
-    apply_stmt_kind kind;
-    bool *present; /* 2 * max_columns, the statement's column set */
-    size_t npresent;
-    int nparams;                /* per row */
-    const apply_stmt *row_stmt; /* the 1-row statement's parameter plan (cache entry) */
-    int max_rows;
-    int nrows;
-    batch_row rows[64];
-    strbuf arena;
-    long *offsets; /* nrows * nparams */
-    size_t offsets_cap;
-    const char **values; /* parameter pointers for one send */
-    size_t values_cap;
-} row_batch;
-
-/* One prepared statement.  Private to this file. */
-typedef struct stmt_entry {
-    bool used;
-    bool confirmed; /* the server acknowledged the PREPARE */
-    int table;
-    apply_stmt_kind kind;
-    uint64_t hash;
-    bool *present; /* 2 * ncolumns: new_present then old_present */
-    size_t npresent;
-    uint64_t serial; /* names the statement: wb_apply_<serial> */
-    uint64_t last_used;
-    apply_stmt stmt;
-} stmt_entry;
-
-struct applier {
-    const wb_config *cfg;
-    const catalog *cat;
-    PGconn *conn; /* borrowed */
-    wb_lsn durable_lsn;
-    apply_stats stats;
-
-    /* target transaction (batch) */
-    bool batch_open;
-    bool in_pipeline;
-    bool broken;          /* the connection is in an unknown state: every call fails, retryable */
-    bool server_failed;   /* a statement failed: later results are "aborted" */
-    bool savepoint_sent;  /* a SAVEPOINT was queued in this batch (RELEASE before the next) */
-    wb_lsn savepoint_lsn; /* the server holds a savepoint after everything up to here */
-    int savepoints;       /* in this batch */
-    wb_lsn batch_end_lsn;
-    char *batch_commit_time; /* owned */
-    uint64_t batch_rows;
-    struct timespec batch_started;
-
-    /* source transaction */
-    bool in_source;
-    bool skipping;
-    uint32_t xid;
-    wb_lsn commit_lsn;
-
-    /* pending TRUNCATE targets (wb_config indexes) */
-    int *truncates;
-    size_t ntruncates;
-
-    /* results not read yet: a ring */
-    pending *ring;
-    size_t ring_cap, ring_head, ring_count;
-    bool unflushed;       /* sent since the last flush request */
-    int sent_since_push;  /* statements since the last PQflush */
-    bool keychange_found; /* result of the last PEND_KEYCHANGE_UPDATE */
-
-    stmt_entry cache[APPLY_CACHE_MAX];
-    uint64_t next_serial, tick;
-
-    /* per-message scratch, sized for the widest table */
-    size_t max_columns;
-    const w2j_value **new_vals, **old_vals;
-    bool *present; /* new_present [0, ncolumns) then old_present [ncolumns, 2 ncolumns) */
-    strbuf *scratch;
-    const char **params;
-    int nscratch;
-
-    row_batch batch;
-
-    char **warned; /* "table\x1fcolumn" already warned about */
-    size_t nwarned;
-    char *conflict_sql;
-    bool replica_role;
-};
-
-/* ---- small helpers ---- */
-
-static const char *lsn_text(wb_lsn lsn, char buf[LSN_TEXT_MAX])
-{
-    return lsn_format(lsn, buf);
-}
-
-static double elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - since->tv_sec) * 1000.0 +
-           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
-}
-
-static const char *table_name(const applier *a, int table)
-{
-    return table >= 0 ? a->cfg->tables[table].source : "(none)";
-}
-
-/* Logs a failed result with the change's context; returns the classification. */
-static pgerr_class report_result(applier *a, const PGresult *res, const char *what, int table,
-                                 uint32_t xid, wb_lsn lsn)
-{
-    char lt[LSN_TEXT_MAX];
-    pgerr_class cls = pgconn_classify(a->conn, res);
-    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    if (msg == NULL)
-        msg = PQerrorMessage(a->conn);
-    log_full(LOG_ERROR, res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL,
-             cls == PGERR_RETRY ? "The stream reconnects and resumes from the last applied LSN."
-                                : "Nothing past the last applied LSN is confirmed; fix the cause "
-                                  "and restart the stream.",
-             "apply: %s on table %s failed at LSN %s (xid %u): %s (SQLSTATE %s)", what,
-             table_name(a, table), lsn_text(lsn, lt), xid, msg, state != NULL ? state : "none");
-    return cls;
-}
 
 /* A failure not coming from the server (bad input, protocol order): never retryable. */
 static bool fail_input(bool *retryable, const w2j_change *c, const char *fmt, ...)
@@ -234,684 +57,18 @@ static bool fail_input(bool *retryable, const w2j_change *c, const char *fmt, ..
     va_end(ap);
     log_full(LOG_ERROR, NULL, "Nothing past the last applied LSN is confirmed.",
              "apply: cannot apply %c message at LSN %s (xid %u, table %s%s%s): %s", (char)c->action,
-             lsn_text(c->lsn, lt), c->xid, c->schema ? c->schema : "", c->schema ? "." : "",
+             apply_lsn_text(c->lsn, lt), c->xid, c->schema ? c->schema : "", c->schema ? "." : "",
              c->table ? c->table : "(none)", reason);
     *retryable = false;
     return false;
 }
 
-/* ---- pending ring ---- */
-
-static pending *ring_push(applier *a)
+static double elapsed_ms(const struct timespec *since)
 {
-    if (a->ring_count == a->ring_cap) {
-        size_t cap = a->ring_cap == 0 ? 1024 : a->ring_cap * 2;
-        pending *ring = wb_xcalloc(cap, sizeof *ring);
-        for (size_t i = 0; i < a->ring_count; i++)
-            ring[i] = a->ring[(a->ring_head + i) % a->ring_cap];
-        free(a->ring);
-        a->ring = ring;
-        a->ring_cap = cap;
-        a->ring_head = 0;
-    }
-    pending *p = &a->ring[(a->ring_head + a->ring_count) % a->ring_cap];
-    memset(p, 0, sizeof *p);
-    p->table = -1;
-    p->cache_slot = -1;
-    a->ring_count++;
-    a->unflushed = true;
-    return p;
-}
-
-static void ring_pop(applier *a)
-{
-    pending *p = &a->ring[a->ring_head];
-    free(p->key);
-    p->key = NULL;
-    for (int r = 0; r < p->nrows; r++)
-        free(p->rows[r].key);
-    free(p->rows);
-    p->rows = NULL;
-    p->nrows = 0;
-    a->ring_head = (a->ring_head + 1) % a->ring_cap;
-    a->ring_count--;
-}
-
-static void ring_clear(applier *a)
-{
-    while (a->ring_count > 0)
-        ring_pop(a);
-}
-
-/* ---- statement cache ---- */
-
-static uint64_t cache_hash(int table, apply_stmt_kind kind, const bool *present, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    h = (h ^ (uint64_t)table) * 1099511628211ULL;
-    h = (h ^ (uint64_t)kind) * 1099511628211ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (present[i] ? 1u : 2u)) * 1099511628211ULL;
-    return h;
-}
-
-static void cache_release(stmt_entry *e)
-{
-    free(e->present);
-    apply_stmt_free(&e->stmt);
-    memset(e, 0, sizeof *e);
-}
-
-/* Drops entries whose PREPARE was never acknowledged (after a failure). */
-static void cache_drop_unconfirmed(applier *a)
-{
-    for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
-        if (a->cache[i].used && !a->cache[i].confirmed)
-            cache_release(&a->cache[i]);
-    }
-}
-
-static void statement_name(uint64_t serial, char buf[32])
-{
-    snprintf(buf, 32, "wb_apply_%llu", (unsigned long long)serial);
-}
-
-/* Picks a free slot, evicting (and DEALLOCATing) the least recently used. */
-static stmt_entry *cache_slot(applier *a)
-{
-    stmt_entry *victim = NULL;
-    for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
-        if (!a->cache[i].used)
-            return &a->cache[i];
-        if (victim == NULL || a->cache[i].last_used < victim->last_used)
-            victim = &a->cache[i];
-    }
-    char name[32], sql[64];
-    statement_name(victim->serial, name);
-    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
-    if (PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1) {
-        pending *p = ring_push(a);
-        p->what = PEND_UTILITY;
-        p->key = wb_xstrdup(sql);
-    } /* else: the next send fails too and reports the connection error */
-    cache_release(victim);
-    return victim;
-}
-
-/*
- * Finds or prepares the statement for (table, kind, nrows, present), where
- * present is new_present followed by old_present (2 * ncolumns).  Returns
- * NULL after logging when it cannot be built or sent.
- */
-static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nrows,
-                             const bool *flat, wb_lsn lsn, bool *retryable)
-{
-    const table_plan *t = &a->cat->tables[table];
-    size_t n = 2 * t->ncolumns;
-    uint64_t h = cache_hash(table, kind, flat, n) ^ ((uint64_t)nrows << 40);
-    a->tick++;
-    for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
-        stmt_entry *e = &a->cache[i];
-        if (e->used && e->hash == h && e->table == table && e->kind == kind &&
-            e->stmt.nrows == nrows && e->npresent == n &&
-            memcmp(e->present, flat, n * sizeof *flat) == 0) {
-            e->last_used = a->tick;
-            return e;
-        }
-    }
-    apply_stmt stmt;
-    char err[256];
-    if (!apply_sql_build_rows(a->cfg, t, kind, flat, flat + t->ncolumns, nrows, &stmt, err,
-                              sizeof err)) {
-        char lt[LSN_TEXT_MAX];
-        log_full(LOG_ERROR, NULL, "Nothing past the last applied LSN is confirmed.",
-                 "apply: cannot apply change at LSN %s (xid %u, table %s): %s", lsn_text(lsn, lt),
-                 a->xid, table_name(a, table), err);
-        *retryable = false;
-        return NULL;
-    }
-    stmt_entry *e = cache_slot(a);
-    e->used = true;
-    e->table = table;
-    e->kind = kind;
-    e->hash = h;
-    e->npresent = n;
-    e->present = wb_xmalloc(n * sizeof *e->present + 1);
-    memcpy(e->present, flat, n * sizeof *flat);
-    e->serial = ++a->next_serial;
-    e->last_used = a->tick;
-    e->stmt = stmt;
-    char name[32];
-    statement_name(e->serial, name);
-    log_debug("apply: preparing %s for %s: %s", name, table_name(a, table), stmt.sql);
-    if (PQsendPrepare(a->conn, name, stmt.sql, 0, NULL) != 1) {
-        report_result(a, NULL, "sending a prepared statement", table, a->xid, lsn);
-        *retryable = true;
-        a->broken = true;
-        cache_release(e);
-        return NULL;
-    }
-    pending *p = ring_push(a);
-    p->what = PEND_PREPARE;
-    p->table = table;
-    p->xid = a->xid;
-    p->lsn = lsn;
-    p->cache_slot = (int)(e - a->cache);
-    p->serial = e->serial;
-    return e;
-}
-
-/* ---- parameters ---- */
-
-/* The value of column from the new or old row; old key columns fall back to new. */
-static const w2j_value *param_value(const applier *a, const table_plan *t, const apply_param *p)
-{
-    const w2j_value *v = p->old ? a->old_vals[p->column] : a->new_vals[p->column];
-    if (v == NULL && p->old && apply_sql_is_key_column(t, (size_t)p->column))
-        v = a->new_vals[p->column];
-    return v;
-}
-
-static void scratch_reserve(applier *a, int n)
-{
-    if (n <= a->nscratch)
-        return;
-    a->scratch = wb_xrealloc(a->scratch, (size_t)n * sizeof *a->scratch);
-    a->params = wb_xrealloc(a->params, (size_t)n * sizeof *a->params);
-    for (int i = a->nscratch; i < n; i++)
-        strbuf_init(&a->scratch[i]);
-    a->nscratch = n;
-}
-
-/* Fills a->params for stmt from the current message's values. */
-static void fill_params(applier *a, const table_plan *t, const apply_stmt *stmt)
-{
-    scratch_reserve(a, stmt->nparams);
-    for (int i = 0; i < stmt->nparams; i++) {
-        const apply_param *p = &stmt->params[i];
-        const w2j_value *v = param_value(a, t, p);
-        const char *text = v != NULL ? v->text : NULL;
-        strbuf *sb = &a->scratch[i];
-        if (sb->cap > APPLY_SCRATCH_KEEP) {
-            strbuf_free(sb);
-            strbuf_init(sb);
-        }
-        strbuf_reset(sb);
-        a->params[i] = text;
-        if (text == NULL)
-            continue;
-        char uuid[UUID_TEXT_LEN + 1];
-        switch (p->how) {
-        case APARAM_RAW:
-            break;
-        case APARAM_BYTEA:
-            strbuf_append(sb, "\\x");
-            strbuf_append_len(sb, text, v->len);
-            a->params[i] = sb->data;
-            break;
-        case APARAM_V5_ROW:
-            uuidmap_v5(a->cfg->uuid_namespace, t->cfg->source, text, uuid);
-            strbuf_append(sb, uuid);
-            a->params[i] = sb->data;
-            break;
-        case APARAM_V5_PARENT:
-            uuidmap_v5(a->cfg->uuid_namespace,
-                       a->cfg->tables[t->columns[p->column].ref_parent].source, text, uuid);
-            strbuf_append(sb, uuid);
-            a->params[i] = sb->data;
-            break;
-        }
-    }
-}
-
-/* ---- pipeline ---- */
-
-static bool send_flush_request(applier *a, bool *retryable)
-{
-    if (!a->unflushed)
-        return true;
-    if (PQsendFlushRequest(a->conn) != 1 || PQflush(a->conn) != 0) {
-        report_result(a, NULL, "sending to the target", -1, a->xid, a->commit_lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    a->unflushed = false;
-    a->sent_since_push = 0;
-    return true;
-}
-
-/* Records a conflict: counter, warning, and a row in <state_schema>.conflicts. */
-static bool record_conflict_row(applier *a, const pending *p, const char *key, wb_lsn lsn,
-                                const char *kind, const char *outcome, bool *retryable)
-{
-    char lt[LSN_TEXT_MAX];
-    lsn_text(lsn, lt);
-    log_warn("apply: conflict %s on %s key %s at LSN %s (xid %u): %s", kind,
-             table_name(a, p->table), key != NULL ? key : "?", lt, p->xid, outcome);
-    const char *params[5] = {a->cfg->slot, lt, table_name(a, p->table), kind, key};
-    if (PQsendQueryParams(a->conn, a->conflict_sql, 5, NULL, params, NULL, NULL, 0) != 1) {
-        report_result(a, NULL, "recording a conflict", p->table, p->xid, p->lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *rec = ring_push(a);
-    rec->what = PEND_UTILITY;
-    rec->table = p->table;
-    rec->xid = p->xid;
-    rec->lsn = lsn;
-    return true;
-}
-
-static bool record_conflict(applier *a, const pending *p, const char *kind, const char *outcome,
-                            bool *retryable)
-{
-    return record_conflict_row(a, p, p->key, p->lsn, kind, outcome, retryable);
-}
-
-/* Rows the result reports: affected rows, or for RETURNING (xmax = 0) the "inserted" flag. */
-static long result_rows(const PGresult *res)
-{
-    const char *n = PQcmdTuples((PGresult *)res);
-    return n != NULL && *n != '\0' ? strtol(n, NULL, 10) : 0;
-}
-
-static bool result_inserted(const PGresult *res)
-{
-    return PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-}
-
-/* Counts a multi-row statement's result: RETURNING gives one row per input row, in order. */
-static bool account_rows(applier *a, const pending *p, const PGresult *res, bool *retryable)
-{
-    apply_stats *s = &a->stats;
-    if (p->rows[0].what == PEND_KL_INSERT) {
-        s->rows_inserted += (uint64_t)p->nrows;
-        return true;
-    }
-    if (PQntuples(res) != p->nrows) {
-        char lt[LSN_TEXT_MAX];
-        log_error("apply: upsert of %d rows into %s at LSN %s returned %d rows", p->nrows,
-                  table_name(a, p->table), lsn_text(p->lsn, lt), PQntuples(res));
-        *retryable = false;
-        return false;
-    }
-    for (int r = 0; r < p->nrows; r++) {
-        const batch_row *row = &p->rows[r];
-        bool inserted = strcmp(PQgetvalue(res, r, 0), "t") == 0;
-        bool ok = true;
-        if (row->what == PEND_INSERT) {
-            s->rows_inserted++;
-            if (!inserted) {
-                s->conflicts_insert_existing++;
-                ok = record_conflict_row(a, p, row->key, row->lsn, "insert_existing",
-                                         "existing row updated", retryable);
-            }
-        } else {
-            s->rows_updated++;
-            if (inserted) {
-                s->conflicts_update_missing++;
-                ok = record_conflict_row(a, p, row->key, row->lsn, "update_missing", "row inserted",
-                                         retryable);
-            }
-        }
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-/* Counts what one successful result says. */
-static bool account(applier *a, const pending *p, const PGresult *res, bool *retryable)
-{
-    apply_stats *s = &a->stats;
-    switch (p->what) {
-    case PEND_PREPARE:
-        if (p->cache_slot >= 0 && a->cache[p->cache_slot].serial == p->serial)
-            a->cache[p->cache_slot].confirmed = true;
-        return true;
-    case PEND_UTILITY:
-        return true;
-    case PEND_INSERT:
-        s->rows_inserted++;
-        if (!result_inserted(res)) {
-            s->conflicts_insert_existing++;
-            return record_conflict(a, p, "insert_existing", "existing row updated", retryable);
-        }
-        return true;
-    case PEND_UPSERT_UPDATE:
-        s->rows_updated++;
-        if (result_inserted(res)) {
-            s->conflicts_update_missing++;
-            return record_conflict(a, p, "update_missing", "row inserted", retryable);
-        }
-        return true;
-    case PEND_UPDATE:
-        if (result_rows(res) > 0) {
-            s->rows_updated++;
-            return true;
-        }
-        s->conflicts_update_missing++;
-        return record_conflict(a, p, "update_missing_partial",
-                               "row missing and the update lacks unchanged (TOAST) columns: "
-                               "nothing written",
-                               retryable);
-    case PEND_KEYCHANGE_UPDATE:
-        a->keychange_found = result_rows(res) > 0;
-        return true;
-    case PEND_KEYCHANGE_UPSERT:
-        s->rows_updated++;
-        if (!a->keychange_found) {
-            s->conflicts_update_missing++;
-            return record_conflict(a, p, "update_missing",
-                                   result_inserted(res) ? "row inserted under the new key"
-                                                        : "row under the new key updated",
-                                   retryable);
-        }
-        return true;
-    case PEND_KL_INSERT:
-        s->rows_inserted++;
-        return true;
-    case PEND_KL_UPSERT:
-        s->rows_updated++;
-        if (result_rows(res) > 0) {
-            s->conflicts_update_missing++;
-            return record_conflict(a, p, "update_missing", "row inserted", retryable);
-        }
-        return true;
-    case PEND_DELETE:
-        if (result_rows(res) > 0) {
-            s->rows_deleted++;
-            return true;
-        }
-        s->conflicts_delete_missing++;
-        return record_conflict(a, p, "delete_missing", "nothing to delete", retryable);
-    case PEND_TRUNCATE:
-        return true;
-    case PEND_ROWS:
-        return account_rows(a, p, res, retryable);
-    case PEND_SAVEPOINT:
-        a->savepoint_lsn = p->lsn;
-        return true;
-    }
-    return true;
-}
-
-static const char *pending_label(pending_what what)
-{
-    switch (what) {
-    case PEND_PREPARE:
-        return "preparing a statement";
-    case PEND_UTILITY:
-        return "bookkeeping statement";
-    case PEND_INSERT:
-    case PEND_KL_INSERT:
-    case PEND_ROWS:
-        return "insert";
-    case PEND_SAVEPOINT:
-        return "savepoint";
-    case PEND_DELETE:
-        return "delete";
-    case PEND_TRUNCATE:
-        return "truncate";
-    default:
-        return "update";
-    }
-}
-
-/* Reads and checks the result of the oldest outstanding statement. */
-static bool consume_one(applier *a, bool *retryable)
-{
-    if (!send_flush_request(a, retryable))
-        return false;
-    pending p = a->ring[a->ring_head];
-    PGresult *res = PQgetResult(a->conn);
-    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (res == NULL || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)) {
-        a->server_failed = true;
-        pgerr_class cls = report_result(a, res, pending_label(p.what), p.table, p.xid, p.lsn);
-        *retryable = cls == PGERR_RETRY;
-        if (res == NULL)
-            a->broken = true;
-        PQclear(res);
-        return false;
-    }
-    bool ok = account(a, &p, res, retryable);
-    PQclear(res);
-    /* In pipeline mode each statement's results end with a NULL. */
-    res = PQgetResult(a->conn);
-    if (res != NULL) {
-        report_result(a, NULL, "reading results (unexpected extra result)", p.table, p.xid, p.lsn);
-        PQclear(res);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    ring_pop(a);
-    return ok;
-}
-
-static bool consume_until(applier *a, size_t remaining, bool *retryable)
-{
-    while (a->ring_count > remaining) {
-        if (!consume_one(a, retryable))
-            return false;
-    }
-    return true;
-}
-
-/* After a statement was queued: push bytes out now and then, read results when many. */
-static bool after_send(applier *a, bool *retryable)
-{
-    if (++a->sent_since_push >= APPLY_SEND_FLUSH_EVERY) {
-        a->sent_since_push = 0;
-        if (PQflush(a->conn) < 0) {
-            report_result(a, NULL, "sending to the target", -1, a->xid, a->commit_lsn);
-            a->broken = true;
-            *retryable = true;
-            return false;
-        }
-    }
-    if (a->ring_count >= APPLY_INFLIGHT_HIGH)
-        return consume_until(a, APPLY_INFLIGHT_LOW, retryable);
-    return true;
-}
-
-/* Reads every outstanding result, then syncs and leaves pipeline mode. */
-static bool pipeline_finish(applier *a, bool *retryable)
-{
-    if (!a->in_pipeline)
-        return true;
-    if (!consume_until(a, 0, retryable))
-        return false;
-    if (PQpipelineSync(a->conn) != 1) {
-        report_result(a, NULL, "syncing the pipeline", -1, a->xid, a->commit_lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    PGresult *res = PQgetResult(a->conn);
-    bool ok = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-    if (!ok)
-        report_result(a, res, "syncing the pipeline", -1, a->xid, a->commit_lsn);
-    PQclear(res);
-    if (ok && PQexitPipelineMode(a->conn) != 1) {
-        report_result(a, NULL, "leaving pipeline mode", -1, a->xid, a->commit_lsn);
-        ok = false;
-    }
-    if (!ok) {
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    a->in_pipeline = false;
-    a->unflushed = false;
-    return true;
-}
-
-/* Discards everything outstanding after a failure; false when the connection is unusable. */
-static bool pipeline_discard(applier *a)
-{
-    ring_clear(a);
-    if (!a->in_pipeline)
-        return true;
-    a->in_pipeline = false;
-    if (a->broken || PQstatus(a->conn) != CONNECTION_OK || PQpipelineSync(a->conn) != 1)
-        return false;
-    int nulls = 0;
-    for (;;) {
-        PGresult *res = PQgetResult(a->conn);
-        if (res == NULL) {
-            if (PQstatus(a->conn) != CONNECTION_OK || ++nulls > 4)
-                return false;
-            continue;
-        }
-        nulls = 0;
-        ExecStatusType st = PQresultStatus(res);
-        PQclear(res);
-        if (st == PGRES_PIPELINE_SYNC)
-            break;
-    }
-    return PQexitPipelineMode(a->conn) == 1;
-}
-
-/* ---- multi-row batches ---- */
-
-static void batch_clear(applier *a)
-{
-    row_batch *rb = &a->batch;
-    for (int r = 0; r < rb->nrows; r++) {
-        free(rb->rows[r].key);
-        rb->rows[r].key = NULL;
-    }
-    rb->nrows = 0;
-    if (rb->arena.cap > 4 * APPLY_BATCH_BYTES) {
-        strbuf_free(&rb->arena);
-        strbuf_init(&rb->arena);
-    }
-    strbuf_reset(&rb->arena);
-}
-
-/* Sends rows [first, first + n) of the batch as one n-row statement. */
-static bool batch_send(applier *a, int first, int n, bool *retryable)
-{
-    row_batch *rb = &a->batch;
-    stmt_entry *e =
-        cache_get(a, rb->table, rb->kind, n, rb->present, rb->rows[first].lsn, retryable);
-    if (e == NULL)
-        return false;
-    size_t total = (size_t)n * (size_t)rb->nparams;
-    if (total > rb->values_cap) {
-        rb->values_cap = total;
-        rb->values = wb_xrealloc(rb->values, total * sizeof *rb->values);
-    }
-    for (size_t i = 0; i < total; i++) {
-        long off = rb->offsets[(size_t)first * (size_t)rb->nparams + i];
-        rb->values[i] = off < 0 ? NULL : rb->arena.data + off;
-    }
-    char name[32];
-    statement_name(e->serial, name);
-    if (PQsendQueryPrepared(a->conn, name, (int)total, rb->values, NULL, NULL, 0) != 1) {
-        report_result(a, NULL, "insert", rb->table, a->xid, rb->rows[first].lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *p = ring_push(a);
-    p->what = PEND_ROWS;
-    p->table = rb->table;
-    p->xid = a->xid;
-    p->lsn = rb->rows[first].lsn;
-    p->rows = wb_xmalloc((size_t)n * sizeof *p->rows);
-    memcpy(p->rows, &rb->rows[first], (size_t)n * sizeof *p->rows);
-    p->nrows = n;
-    for (int r = first; r < first + n; r++)
-        rb->rows[r].key = NULL; /* now owned by the pending entry */
-    return after_send(a, retryable);
-}
-
-/* Sends the gathered rows in power-of-two chunks (few distinct prepared statements). */
-static bool batch_flush(applier *a, bool *retryable)
-{
-    row_batch *rb = &a->batch;
-    int first = 0;
-    while (first < rb->nrows) {
-        int n = 1;
-        while (n * 2 <= rb->nrows - first)
-            n *= 2;
-        if (!batch_send(a, first, n, retryable)) {
-            batch_clear(a);
-            return false;
-        }
-        first += n;
-    }
-    batch_clear(a);
-    return true;
-}
-
-static bool batch_has_key(const row_batch *rb, const char *key)
-{
-    for (int r = 0; r < rb->nrows; r++) {
-        if (rb->rows[r].key != NULL && strcmp(rb->rows[r].key, key) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Adds the current message's row (a->present, a->new_vals) to the batch; takes key. */
-static bool batch_add(applier *a, int table, apply_stmt_kind kind, pending_what what, char *key,
-                      wb_lsn lsn, bool *retryable)
-{
-    row_batch *rb = &a->batch;
-    size_t n = 2 * a->cat->tables[table].ncolumns;
-    bool same = rb->nrows > 0 && rb->table == table && rb->kind == kind && rb->npresent == n &&
-                memcmp(rb->present, a->present, n * sizeof *rb->present) == 0;
-    if (rb->nrows > 0 &&
-        (!same || rb->nrows == rb->max_rows || rb->arena.len >= APPLY_BATCH_BYTES ||
-         (key != NULL && batch_has_key(rb, key)))) {
-        if (!batch_flush(a, retryable)) {
-            free(key);
-            return false;
-        }
-    }
-    if (rb->nrows == 0) {
-        /* No cache lookup happens while a batch gathers rows (any other statement flushes
-         * it first), so the 1-row entry found here stays valid until the flush. */
-        stmt_entry *e = cache_get(a, table, kind, 1, a->present, lsn, retryable);
-        if (e == NULL) {
-            free(key);
-            return false;
-        }
-        rb->row_stmt = &e->stmt;
-        rb->table = table;
-        rb->kind = kind;
-        rb->npresent = n;
-        memcpy(rb->present, a->present, n * sizeof *rb->present);
-        rb->nparams = e->stmt.nparams;
-        rb->max_rows = 1;
-        while (rb->max_rows * 2 <= APPLY_BATCH_ROWS &&
-               rb->max_rows * 2 * (rb->nparams > 0 ? rb->nparams : 1) <= 65535)
-            rb->max_rows *= 2;
-        size_t need = (size_t)APPLY_BATCH_ROWS * (size_t)rb->nparams;
-        if (need > rb->offsets_cap) {
-            rb->offsets_cap = need;
-            rb->offsets = wb_xrealloc(rb->offsets, need * sizeof *rb->offsets);
-        }
-    }
-    fill_params(a, &a->cat->tables[table], rb->row_stmt);
-    long *offs = rb->offsets + (size_t)rb->nrows * (size_t)rb->nparams;
-    for (int i = 0; i < rb->nparams; i++) {
-        if (a->params[i] == NULL) {
-            offs[i] = -1;
-            continue;
-        }
-        offs[i] = (long)rb->arena.len;
-        strbuf_append(&rb->arena, a->params[i]);
-        strbuf_append_char(&rb->arena, '\0');
-    }
-    rb->rows[rb->nrows++] = (batch_row){.what = what, .lsn = lsn, .key = key};
-    return true;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) * 1000.0 +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
 }
 
 /* ---- messages to statements ---- */
@@ -1007,38 +164,6 @@ static char *key_text(const applier *a, const table_plan *t, bool prefer_new)
     return strbuf_detach(&sb);
 }
 
-/* Prepares if needed and sends one statement; takes ownership of key. */
-static bool send_stmt(applier *a, int table, apply_stmt_kind kind, pending_what what, char *key,
-                      const w2j_change *c, bool *retryable)
-{
-    if (!batch_flush(a, retryable)) {
-        free(key);
-        return false;
-    }
-    stmt_entry *e = cache_get(a, table, kind, 1, a->present, c->lsn, retryable);
-    if (e == NULL) {
-        free(key);
-        return false;
-    }
-    fill_params(a, &a->cat->tables[table], &e->stmt);
-    char name[32];
-    statement_name(e->serial, name);
-    if (PQsendQueryPrepared(a->conn, name, e->stmt.nparams, a->params, NULL, NULL, 0) != 1) {
-        report_result(a, NULL, pending_label(what), table, a->xid, c->lsn);
-        free(key);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *p = ring_push(a);
-    p->what = what;
-    p->table = table;
-    p->xid = a->xid;
-    p->lsn = c->lsn;
-    p->key = key;
-    return after_send(a, retryable);
-}
-
 /* Every key column has a non-NULL value in the old row or the new one. */
 static bool check_key(applier *a, const table_plan *t, const w2j_change *c, bool *retryable)
 {
@@ -1066,9 +191,10 @@ static bool apply_insert(applier *a, int ti, const w2j_change *c, bool *retryabl
 {
     const table_plan *t = &a->cat->tables[ti];
     if (t->nkey_columns == 0)
-        return batch_add(a, ti, APPLY_STMT_INSERT, PEND_KL_INSERT, NULL, c->lsn, retryable);
-    return check_key(a, t, c, retryable) && batch_add(a, ti, APPLY_STMT_UPSERT, PEND_INSERT,
-                                                      key_text(a, t, true), c->lsn, retryable);
+        return apply_batch_add(a, ti, APPLY_STMT_INSERT, PEND_KL_INSERT, NULL, c->lsn, retryable);
+    return check_key(a, t, c, retryable) &&
+           apply_batch_add(a, ti, APPLY_STMT_UPSERT, PEND_INSERT, key_text(a, t, true), c->lsn,
+                           retryable);
 }
 
 static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryable)
@@ -1080,9 +206,9 @@ static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryabl
             return fail_input(retryable, c, "%s",
                               "update of a keyless table without the old row (needs REPLICA "
                               "IDENTITY FULL)");
-        return send_stmt(a, ti, complete ? APPLY_STMT_KL_UPSERT : APPLY_STMT_KL_UPDATE,
-                         complete ? PEND_KL_UPSERT : PEND_UPDATE, key_text(a, t, false), c,
-                         retryable);
+        return apply_send_stmt(a, ti, complete ? APPLY_STMT_KL_UPSERT : APPLY_STMT_KL_UPDATE,
+                               complete ? PEND_KL_UPSERT : PEND_UPDATE, key_text(a, t, false), c,
+                               retryable);
     }
     if (!check_key(a, t, c, retryable))
         return false;
@@ -1094,16 +220,16 @@ static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryabl
             key_changed = true;
     }
     if (!complete)
-        return send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_UPDATE, key_text(a, t, false), c,
-                         retryable);
+        return apply_send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_UPDATE, key_text(a, t, false), c,
+                               retryable);
     if (!key_changed)
-        return batch_add(a, ti, APPLY_STMT_UPSERT, PEND_UPSERT_UPDATE, key_text(a, t, false),
-                         c->lsn, retryable);
+        return apply_batch_add(a, ti, APPLY_STMT_UPSERT, PEND_UPSERT_UPDATE, key_text(a, t, false),
+                               c->lsn, retryable);
     /* Move the row to its new key, then upsert the full new row under it: either the
      * move found the row (the upsert rewrites the same values) or it inserts it. */
-    return send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_KEYCHANGE_UPDATE, NULL, c, retryable) &&
-           send_stmt(a, ti, APPLY_STMT_UPSERT, PEND_KEYCHANGE_UPSERT, key_text(a, t, true), c,
-                     retryable);
+    return apply_send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_KEYCHANGE_UPDATE, NULL, c, retryable) &&
+           apply_send_stmt(a, ti, APPLY_STMT_UPSERT, PEND_KEYCHANGE_UPSERT, key_text(a, t, true), c,
+                           retryable);
 }
 
 static bool apply_delete(applier *a, int ti, const w2j_change *c, bool *retryable)
@@ -1120,12 +246,12 @@ static bool apply_delete(applier *a, int ti, const w2j_change *c, bool *retryabl
             return fail_input(retryable, c, "%s",
                               "delete from a keyless table without the old row (needs REPLICA "
                               "IDENTITY FULL)");
-        return send_stmt(a, ti, soft ? APPLY_STMT_KL_SOFT_DELETE : APPLY_STMT_KL_DELETE,
-                         PEND_DELETE, key_text(a, t, false), c, retryable);
+        return apply_send_stmt(a, ti, soft ? APPLY_STMT_KL_SOFT_DELETE : APPLY_STMT_KL_DELETE,
+                               PEND_DELETE, key_text(a, t, false), c, retryable);
     }
     return check_key(a, t, c, retryable) &&
-           send_stmt(a, ti, soft ? APPLY_STMT_SOFT_DELETE : APPLY_STMT_DELETE, PEND_DELETE,
-                     key_text(a, t, false), c, retryable);
+           apply_send_stmt(a, ti, soft ? APPLY_STMT_SOFT_DELETE : APPLY_STMT_DELETE, PEND_DELETE,
+                           key_text(a, t, false), c, retryable);
 }
 
 static int find_table(const applier *a, const w2j_change *c)
@@ -1161,31 +287,18 @@ static bool flush_truncates(applier *a, wb_lsn lsn, bool *retryable)
 {
     if (a->ntruncates == 0)
         return true;
-    if (!batch_flush(a, retryable))
+    if (!apply_batch_flush(a, retryable))
         return false;
     strbuf sql;
     strbuf_init(&sql);
     apply_sql_truncate(a->cfg, a->truncates, a->ntruncates, &sql);
     log_info("apply: %s", sql.data);
-    int sent = PQsendQueryParams(a->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0);
-    strbuf_free(&sql);
-    pending *p = NULL;
-    if (sent == 1) {
-        p = ring_push(a);
-        p->what = PEND_TRUNCATE;
-        p->table = a->truncates[0];
-        p->xid = a->xid;
-        p->lsn = lsn;
-        a->stats.rows_truncated += a->ntruncates; /* tables truncated */
-    }
+    a->stats.rows_truncated += a->ntruncates; /* tables truncated */
+    int first = a->truncates[0];
     a->ntruncates = 0;
-    if (p == NULL) {
-        report_result(a, NULL, "truncate", a->truncates[0], a->xid, lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    return after_send(a, retryable);
+    bool ok = apply_send_sql(a, sql.data, PEND_TRUNCATE, first, lsn, retryable);
+    strbuf_free(&sql);
+    return ok;
 }
 
 static bool add_truncate(applier *a, const w2j_change *c, bool *retryable)
@@ -1213,7 +326,7 @@ static bool batch_begin(applier *a, bool *retryable)
         return true;
     PGresult *res = PQexec(a->conn, "BEGIN");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        *retryable = report_result(a, res, "BEGIN", -1, a->xid, a->commit_lsn) == PGERR_RETRY;
+        *retryable = apply_report_result(a, res, "BEGIN", -1, a->xid, a->commit_lsn) == PGERR_RETRY;
         PQclear(res);
         return false;
     }
@@ -1223,7 +336,7 @@ static bool batch_begin(applier *a, bool *retryable)
     a->batch_end_lsn = LSN_INVALID;
     clock_gettime(CLOCK_MONOTONIC, &a->batch_started);
     if (PQenterPipelineMode(a->conn) != 1) {
-        report_result(a, NULL, "entering pipeline mode", -1, a->xid, a->commit_lsn);
+        apply_report_result(a, NULL, "entering pipeline mode", -1, a->xid, a->commit_lsn);
         *retryable = true;
         return false;
     }
@@ -1235,22 +348,6 @@ static bool batch_begin(applier *a, bool *retryable)
     return true;
 }
 
-static bool send_utility(applier *a, const char *sql, pending_what what, wb_lsn lsn,
-                         bool *retryable)
-{
-    if (PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
-        report_result(a, NULL, sql, -1, a->xid, lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *p = ring_push(a);
-    p->what = what;
-    p->xid = a->xid;
-    p->lsn = lsn;
-    return after_send(a, retryable);
-}
-
 /*
  * A source transaction joining a batch that already holds complete ones gets a
  * savepoint in front of it: if it cannot be applied, the ones before it are
@@ -1258,12 +355,12 @@ static bool send_utility(applier *a, const char *sql, pending_what what, wb_lsn 
  */
 static bool mark_savepoint(applier *a, bool *retryable)
 {
-    if (a->savepoint_sent &&
-        !send_utility(a, "RELEASE SAVEPOINT wb_txn", PEND_UTILITY, a->batch_end_lsn, retryable))
+    if (a->savepoint_sent && !apply_send_sql(a, "RELEASE SAVEPOINT wb_txn", PEND_UTILITY, -1,
+                                             a->batch_end_lsn, retryable))
         return false;
     a->savepoint_sent = true;
     a->savepoints++;
-    return send_utility(a, "SAVEPOINT wb_txn", PEND_SAVEPOINT, a->batch_end_lsn, retryable);
+    return apply_send_sql(a, "SAVEPOINT wb_txn", PEND_SAVEPOINT, -1, a->batch_end_lsn, retryable);
 }
 
 /*
@@ -1277,8 +374,8 @@ static void salvage_before_failure(applier *a)
         return;
     bool ignored;
     if (!a->server_failed)
-        (void)consume_until(a, 0, &ignored); /* results still due move savepoint_lsn */
-    if (!pipeline_discard(a)) {
+        (void)apply_consume_until(a, 0, &ignored); /* results still due move savepoint_lsn */
+    if (!apply_pipeline_discard(a)) {
         a->broken = true;
         return;
     }
@@ -1297,7 +394,7 @@ static void salvage_before_failure(applier *a)
         return;
     char lt[LSN_TEXT_MAX];
     log_info("apply: committed the source transactions before the failing one (applied LSN %s)",
-             lsn_text(lsn, lt));
+             apply_lsn_text(lsn, lt));
     a->durable_lsn = lsn;
     a->batch_open = false;
     a->stats.batches_committed++;
@@ -1323,7 +420,7 @@ static bool on_begin(applier *a, const w2j_change *c, bool *retryable)
     if (a->commit_lsn != LSN_INVALID && a->commit_lsn <= done) {
         char lt[LSN_TEXT_MAX], dt[LSN_TEXT_MAX];
         log_debug("apply: skipping transaction %u (commit %s, already applied up to %s)", c->xid,
-                  lsn_text(a->commit_lsn, lt), lsn_text(done, dt));
+                  apply_lsn_text(a->commit_lsn, lt), apply_lsn_text(done, dt));
         a->skipping = true;
         a->stats.txns_skipped++;
         return true;
@@ -1346,7 +443,7 @@ static bool on_commit(applier *a, const w2j_change *c, wb_lsn data_start, bool *
     wb_lsn commit = commit_position(c);
     if (commit == LSN_INVALID)
         commit = a->commit_lsn != LSN_INVALID ? a->commit_lsn : data_start;
-    if (!batch_flush(a, retryable) || !flush_truncates(a, commit, retryable))
+    if (!apply_batch_flush(a, retryable) || !flush_truncates(a, commit, retryable))
         return false;
     if (commit > a->batch_end_lsn)
         a->batch_end_lsn = commit;
@@ -1377,7 +474,7 @@ static bool feed(applier *a, const w2j_change *c, wb_lsn data_start, bool *retry
         if (a->skipping)
             return true;
         if (c->action == W2J_TRUNCATE)
-            return batch_flush(a, retryable) && add_truncate(a, c, retryable);
+            return apply_batch_flush(a, retryable) && add_truncate(a, c, retryable);
         return flush_truncates(a, c->lsn, retryable) && apply_row(a, c, retryable);
     }
     char action[4] = {(char)c->action, '\0'};
@@ -1414,7 +511,7 @@ bool applier_batch_due(const applier *a)
 
 static bool commit_batch(applier *a, bool *retryable)
 {
-    if (!pipeline_finish(a, retryable))
+    if (!apply_pipeline_finish(a, retryable))
         return false;
     if (a->batch_end_lsn > a->durable_lsn &&
         !state_set_applied_lsn(a->conn, a->cfg->state_schema, a->cfg->slot, a->batch_end_lsn,
@@ -1425,7 +522,8 @@ static bool commit_batch(applier *a, bool *retryable)
     PGresult *res = PQexec(a->conn, "COMMIT");
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     if (!ok)
-        *retryable = report_result(a, res, "COMMIT", -1, a->xid, a->batch_end_lsn) == PGERR_RETRY;
+        *retryable =
+            apply_report_result(a, res, "COMMIT", -1, a->xid, a->batch_end_lsn) == PGERR_RETRY;
     PQclear(res);
     return ok;
 }
@@ -1456,8 +554,8 @@ bool applier_flush(applier *a, bool *retryable)
 
 void applier_abort(applier *a)
 {
-    batch_clear(a);
-    bool usable = pipeline_discard(a);
+    apply_batch_clear(a);
+    bool usable = apply_pipeline_discard(a);
     if (!usable)
         a->broken = true;
     if (PQstatus(a->conn) != CONNECTION_OK)
@@ -1468,7 +566,7 @@ void applier_abort(applier *a)
             a->broken = true;
         PQclear(res);
     }
-    cache_drop_unconfirmed(a);
+    apply_cache_drop_unconfirmed(a);
     a->batch_open = false;
     a->batch_end_lsn = LSN_INVALID;
     a->batch_rows = 0;
@@ -1554,7 +652,7 @@ applier *applier_new(const wb_config *cfg, const catalog *cat, PGconn *target)
     set_replica_role(a);
     char lt[LSN_TEXT_MAX];
     log_debug("apply: applied LSN for slot \"%s\" is %s", cfg->slot,
-              found ? lsn_text(lsn, lt) : "not recorded yet");
+              found ? apply_lsn_text(lsn, lt) : "not recorded yet");
     return a;
 }
 
@@ -1564,16 +662,16 @@ void applier_free(applier *a)
         return;
     if (a->batch_open || a->in_pipeline)
         applier_abort(a);
-    ring_clear(a);
+    apply_ring_clear(a);
     free(a->ring);
-    batch_clear(a);
+    apply_batch_clear(a);
     strbuf_free(&a->batch.arena);
     free(a->batch.present);
     free(a->batch.offsets);
     free(a->batch.values);
     for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
         if (a->cache[i].used)
-            cache_release(&a->cache[i]);
+            apply_cache_release(&a->cache[i]);
     }
     for (int i = 0; i < a->nscratch; i++)
         strbuf_free(&a->scratch[i]);
