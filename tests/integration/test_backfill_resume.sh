@@ -21,7 +21,7 @@ missing_orders=$(awk '$1 == "public.orders" {print $4}' <<<"$WB_OUT")
 wb_check "dry run: orders are missing ($missing_orders)" test "$missing_orders" -gt 1000
 
 # Small batches so the orders table takes many checkpointed transactions.
-wb_run_bg -c "$cfg" backfill --batch-rows 50
+wb_run_bg -c "$cfg" backfill --batch-rows 20
 pid=$WB_BG_PID
 mid_table() {
     [[ $(wb_psql target -c "SELECT count(*) FROM walbridge.backfill_checkpoint
@@ -51,7 +51,7 @@ wb_eq "resumed run copied exactly the rest (no row twice)" "$((missing_orders - 
 wb_eq "orders: target row count equals source (no gap, no duplicate)" "$(bf_count source orders)" "$(bf_count target orders)"
 wb_eq "orders: legacy ids are distinct" "$(bf_count target orders)" "$(wb_psql target -c "SELECT count(DISTINCT legacy_id) FROM orders")"
 wb_eq "audit_log: same multiset size" "$(bf_count source audit_log)" "$(bf_count target audit_log)"
-wb_eq "audit_log: all 120 identical rows copied across batches of 50" 120 \
+wb_eq "audit_log: all 120 identical rows copied across batches of 20" 120 \
     "$(wb_psql target -c "SELECT count(*) FROM audit_log WHERE actor = 'bulk'")"
 
 wb_run -c "$cfg" verify --format json
