@@ -86,7 +86,7 @@ typedef struct row_batch {
     const apply_stmt *row_stmt; /* the 1-row statement's parameter plan (cache entry) */
     int max_rows;
     int nrows;
-    batch_row rows[64];
+    batch_row rows[APPLY_BATCH_ROWS];
     strbuf arena;
     long *offsets; /* nrows * nparams */
     size_t offsets_cap;
