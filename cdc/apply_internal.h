@@ -34,6 +34,7 @@
 #define APPLY_SAVEPOINTS_MAX 1000 /* source txns per batch: each holds a subtransaction lock */
 #define APPLY_BATCH_ROWS 64       /* rows per multi-row statement */
 #define APPLY_BATCH_BYTES (1024 * 1024) /* ... or this many bytes of values */
+#define APPLY_PUSH_BYTES (64 * 1024)    /* a batch this large is sent to the server at once */
 
 /* What a result in the pipeline means, and how to count it. */
 typedef enum pending_what {

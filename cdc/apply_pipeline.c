@@ -640,6 +640,8 @@ static bool batch_send(applier *a, int first, int n, bool *retryable)
     p->nrows = n;
     for (int r = first; r < first + n; r++)
         rb->rows[r].key = NULL; /* now owned by the pending entry */
+    if (rb->arena.len >= APPLY_PUSH_BYTES)
+        a->sent_since_push = APPLY_SEND_FLUSH_EVERY; /* wide rows: push them out now */
     return after_send(a, retryable);
 }
 
@@ -755,6 +757,11 @@ bool apply_send_stmt(applier *a, int table, apply_stmt_kind kind, pending_what w
     p->xid = a->xid;
     p->lsn = c->lsn;
     p->key = key;
+    size_t bytes = 0;
+    for (int i = 0; i < e->stmt.nparams; i++)
+        bytes += a->params[i] != NULL ? strlen(a->params[i]) : 0;
+    if (bytes >= APPLY_PUSH_BYTES)
+        a->sent_since_push = APPLY_SEND_FLUSH_EVERY; /* wide row: push it out now */
     return after_send(a, retryable);
 }
 
