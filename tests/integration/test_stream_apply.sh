@@ -10,8 +10,11 @@
 #   exactly one); delete policies apply / ignore / soft; truncate of related tables;
 #   source-wins conflicts (insert of an existing key, update of a missing row,
 #   delete of a missing row) counted in <state_schema>.conflicts with the data
-#   ending equal; a re-run applies nothing twice; a 200k-row transaction applied
-#   with bounded memory (peak RSS < 64 MB) and its rows/s printed.
+#   ending equal; an update of a missing row that lacks its TOAST column is
+#   recorded, not invented; a column added on the source while streaming is
+#   skipped with one warning; a re-run applies nothing twice; 200k-row insert
+#   and update transactions applied with bounded memory (peak RSS < 64 MB),
+#   their rows/s printed.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 
 export PGTZ=UTC PGDATESTYLE=ISO
