@@ -13,14 +13,15 @@
 #   update-100k              100,000 single-row UPDATEs in one transaction
 # Consumers, measured one at a time (each with a fresh slot created just before the
 # transaction, so nothing else is decoded):
-#   recvlogical  pg_recvlogical -P wal2json format-version 2 (walbridge's options),
-#                output piped to a grep that stops at the last row: the decode ceiling
+#   recvlogical  pg_recvlogical -P wal2json format-version 2 (walbridge's options)
+#                into a file, done when the last row is in it: the decode ceiling
 #   native       publication/subscription into an identical-schema database on the
 #                target cluster (copy_data = false)
 #   walbridge    walbridge stream --create-slot into the target (identity mapping)
 # Time = from the source COMMIT returning until the last row is visible in the
-# target (polled every 20 ms) or seen by the grep.  rows/s = rows / time.
-# walbridge peak RSS: VmHWM of the stream process (whole run, incl. the 1M insert).
+# target (polled every 20 ms) or in pg_recvlogical's output file.  rows/s = rows / time.
+# walbridge peak RSS: VmHWM of the stream process (one process per scenario), and
+# the CPU seconds it used from the transaction's start until applied.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -121,30 +122,28 @@ wait_target() {
 }
 
 measure_recvlogical() { # KIND N
-    local needle fifo=$WB_TMP/recv.done
+    local needle out=$WB_TMP/recv.out pid
     q -d "$SOURCE_DSN" -c "SELECT 1 FROM pg_create_logical_replication_slot('bench_recv', 'wal2json')" >/dev/null
     needle="{\"name\":\"id\",\"value\":$2}"
-    rm -f "$fifo"
-    (
-        pg_recvlogical -d "$SOURCE_DSN options='-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex'" \
-            --slot bench_recv --start --no-loop -f - -o format-version=2 -o include-xids=1 -o include-lsn=1 \
-            -o include-types=0 -o include-timestamp=1 -o add-tables=public.bench 2>/dev/null |
-            grep -m1 -F "$needle" >/dev/null
-        now >"$fifo"
-    ) &
-    local pid=$!
+    rm -f "$out"
+    # Output to a file (a pipe into grep stalled pg_recvlogical here); the last row
+    # is looked for in the file's tail every 20 ms.
+    pg_recvlogical -d "$SOURCE_DSN options='-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex'" \
+        --slot bench_recv --start --no-loop -f "$out" -o format-version=2 -o include-xids=1 \
+        -o include-lsn=1 -o include-types=0 -o include-timestamp=1 -o add-tables=public.bench \
+        2>"$WB_TMP/recv.err" &
+    pid=$!
     sleep 1
     run_txn "$1" "$2"
-    while [[ ! -s $fifo ]]; do sleep 0.02; done
-    T1=$(cat "$fifo")
+    until [[ -f $out ]] && tail -c 4096 "$out" | grep -qF "$needle"; do sleep 0.02; done
+    T1=$(now)
+    kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    # pg_recvlogical exits on the broken pipe at its next write, or when its
-    # walsender goes away (--no-loop): end the walsender so it is gone for sure.
     until [[ $(q -d "$SOURCE_DSN" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'bench_recv'") == f ]]; do
-        q -d "$SOURCE_DSN" -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'bench_recv' AND active" >/dev/null
-        sleep 0.2
+        sleep 0.1
     done
     q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('bench_recv')" >/dev/null
+    rm -f "$out"
 }
 
 measure_native() { # KIND N
@@ -168,8 +167,12 @@ measure_walbridge() { # KIND N
         sleep 0.1
     done
     sleep 1
+    local cpu0 cpu1
+    cpu0=$(awk '{ print $14 + $15 }' "/proc/$STREAM_PID/stat")
     run_txn "$1" "$2"
     wait_target "$TARGET_DSN" "$(done_sql "$1" "$2")"
+    cpu1=$(awk '{ print $14 + $15 }' "/proc/$STREAM_PID/stat")
+    CPU_S=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
     local hwm
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$STREAM_PID/status")
     RSS_MB=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -193,7 +196,7 @@ for sc in "${scenarios[@]}"; do
         s=$(secs "$T0" "$T1")
         R[$consumer]=$(rate "$n" "$s")
         extra=""
-        [[ -n $RSS_MB ]] && extra="  peak RSS ${RSS_MB} MB"
+        [[ -n $RSS_MB ]] && extra="  peak RSS ${RSS_MB} MB, walbridge CPU ${CPU_S} s"
         printf '%-12s %-11s %10s %9s %10s%s\n' "$kind-$n" "$consumer" "$n" "$s" "${R[$consumer]}" "$extra"
     done
     printf '%-12s walbridge/recvlogical %s   walbridge/native %s\n' "$kind-$n" \

@@ -546,8 +546,10 @@ static stream_stop_reason stream_start(stream_ctl *ctl)
         ctl->last_log_rows = st->rows_inserted + st->rows_updated + st->rows_deleted;
         ctl->reported = *st;
     }
-    if (ctl->metrics != NULL)
+    if (ctl->metrics != NULL) {
         metrics_set_connected(ctl->metrics, true);
+        metrics_set_applied(ctl->metrics, durable);
+    }
     return STREAM_STOP_NONE;
 }
 

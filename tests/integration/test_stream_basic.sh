@@ -68,10 +68,23 @@ wb_eq "the change before --until-lsn is applied" "1" \
     "$(wb_psql target -c "SELECT count(*) FROM offices WHERE legacy_id = 50")"
 
 # --- a running stream: SIGTERM exits 0, and an idle source's slot keeps advancing
-wb_run_bg -c "$cfg" stream
+mport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+wb_run_bg -c "$cfg" stream --metrics-listen "127.0.0.1:$mport"
 pid=$WB_BG_PID
 wb_wait_for "the running stream applies office 51" 30 \
     stream_target_has "SELECT 1 FROM offices WHERE legacy_id = 51"
+wb_psql source -c "INSERT INTO offices (id, name, city) VALUES (52, 'metrics', 'Lyon')"
+wb_wait_for "the running stream applies office 52" 30 \
+    stream_target_has "SELECT 1 FROM offices WHERE legacy_id = 52"
+office_inserts_counted() {
+    local n
+    n=$(curl -s "http://127.0.0.1:$mport/metrics" |
+        awk '/^walbridge_stream_rows_applied_total\{slot_name="walbridge",table="public.offices",action="insert"\}/ { print $2 }')
+    [[ -n $n && $n -ge 1 ]]
+}
+wb_wait_for "/metrics counts the office inserts streamed by this run" 10 office_inserts_counted
+wb_eq "/healthz answers 200 while streaming" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/healthz" || true)"
 wb_psql source -c "CREATE TABLE not_replicated (x int); INSERT INTO not_replicated SELECT generate_series(1, 1000)"
 far=$(wb_psql source -c "SELECT pg_current_wal_lsn()")
 wb_wait_for "idle: the slot's confirmed position passes unrelated WAL ($far)" 40 \
