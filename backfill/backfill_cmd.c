@@ -177,7 +177,12 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
         uint64_t stale = a->dry_run || !a->include_stale ? r->counts.stale : r->stale_fixed;
         double rate = r->seconds > 0 ? (double)r->counts.source_rows / r->seconds : 0;
         char extra[32];
-        if (a->delete_extra && !a->dry_run)
+        const table_config *t = &cfg->tables[i];
+        if (a->delete_extra && !a->dry_run && t->deletes == DELETES_IGNORE)
+            snprintf(extra, sizeof extra, "%" PRIu64 " kept", r->counts.extra);
+        else if (a->delete_extra && !a->dry_run && t->deletes == DELETES_SOFT)
+            snprintf(extra, sizeof extra, "%" PRIu64 " soft", r->extra_deleted);
+        else if (a->delete_extra && !a->dry_run)
             snprintf(extra, sizeof extra, "%" PRIu64 " del", r->extra_deleted);
         else
             snprintf(extra, sizeof extra, "%" PRIu64, r->counts.extra);

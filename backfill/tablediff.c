@@ -156,8 +156,9 @@ typedef struct diff_ctx {
     const table_layout *lay;
     const tablediff_options *opts;
     tablediff_result *res;
-    batch_writer *bw; /* NULL when not writing */
-    strbuf key, last; /* encoded key of this / the previous entry */
+    batch_writer *bw;  /* NULL when not writing */
+    bool write_extras; /* --delete-extra and the table's deletes policy is not "ignore" */
+    strbuf key, last;  /* encoded key of this / the previous entry */
     uint64_t source_seen;
     progress_meter meter;
 } diff_ctx;
@@ -214,7 +215,7 @@ static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src
         break;
     case KEYSET_EXTRA:
         remember_key(d, e, &d->res->extra_keys, &d->res->nextra_keys);
-        if (bw != NULL && o->delete_extra)
+        if (bw != NULL && d->write_extras)
             bw_extra(bw, d->key.data, d->key.len);
         break;
     }
@@ -395,13 +396,20 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
     batch_writer bw;
     char *resume_key = NULL;
     bool ok = true;
+    if (opts->write && opts->delete_extra) {
+        d.write_extras = lay->table->deletes != DELETES_IGNORE;
+        if (!d.write_extras)
+            log_info("%s: \"deletes\": \"ignore\": extra target rows are reported, not "
+                     "deleted",
+                     lay->table->source);
+    }
     if (opts->write) {
         int64_t rows_copied = 0;
         ok = prepare_checkpoint(lay, target_write[0], opts, res, &resume_key, &rows_copied);
         bw_init(&bw, lay, table_index, target_write, nwriters, opts->state_schema, opts->slot,
                 opts->include_stale, rows_copied);
         d.bw = &bw;
-        ok = ok && (res->skipped_done || bw_prepare(&bw, opts->delete_extra));
+        ok = ok && (res->skipped_done || bw_prepare(&bw, d.write_extras));
     }
     if (ok && !res->skipped_done) {
         ok = count_orphans(lay, target_read, res) && run_merge(&d, source, target_read, resume_key);

@@ -31,7 +31,9 @@
 typedef struct tablediff_options {
     bool write;         /* copy missing rows (backfill without --dry-run) */
     bool include_stale; /* also rewrite stale rows (write only) */
-    bool delete_extra;  /* delete extra target rows (write only) */
+    bool delete_extra;  /* delete extra target rows (write only; the table's "deletes"
+                         * policy decides: apply deletes, soft sets the column, ignore
+                         * only reports) */
     bool resume;        /* start after the table's checkpoint (write only) */
     int batch_rows;     /* rows per batch / checkpoint */
     int show;           /* remember up to this many keys per kind (verify --show) */
@@ -45,7 +47,7 @@ typedef struct tablediff_result {
     keyset_counts counts;
     uint64_t copied;        /* missing rows staged and inserted */
     uint64_t stale_fixed;   /* stale rows rewritten */
-    uint64_t extra_deleted; /* extra rows deleted */
+    uint64_t extra_deleted; /* extra rows deleted (soft policy: marked deleted) */
     uint64_t orphans;       /* target rows whose key's parent is gone (also in counts.extra) */
     double seconds;
     double write_seconds; /* part of seconds spent waiting for batch writes */

@@ -471,9 +471,21 @@ void tablesql_extra_copy(int index, strbuf *out)
 void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
 {
     const table_config *t = lay->table;
-    strbuf_append(out, "DELETE FROM ");
-    pgconn_append_qualified(out, t->target_schema, t->target_name);
-    strbuf_append(out, " d WHERE d.ctid IN (");
+    bool soft = t->deletes == DELETES_SOFT && t->soft_delete_column != NULL;
+    if (soft) {
+        /* Soft delete: stamp rows not stamped yet (an earlier run's stamp stays). */
+        strbuf_append(out, "UPDATE ");
+        pgconn_append_qualified(out, t->target_schema, t->target_name);
+        strbuf_append(out, " d SET ");
+        pgconn_append_ident(out, t->soft_delete_column);
+        strbuf_append(out, " = now() WHERE d.");
+        pgconn_append_ident(out, t->soft_delete_column);
+        strbuf_append(out, " IS NULL AND d.ctid IN (");
+    } else {
+        strbuf_append(out, "DELETE FROM ");
+        pgconn_append_qualified(out, t->target_schema, t->target_name);
+        strbuf_append(out, " d WHERE d.ctid IN (");
+    }
     if (t->kind == TABLE_KEYLESS) {
         strbuf_append(out, "SELECT z.ctid FROM (SELECT y.ctid, y.h, row_number() OVER "
                            "(PARTITION BY y.h) AS rn FROM (SELECT t.ctid, ");

@@ -111,7 +111,12 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, strb
 /* CREATE TEMP TABLE for extra keys in source form (name: wb_extra_<index>). */
 void tablesql_extra_create(const table_layout *lay, int index, strbuf *out);
 void tablesql_extra_copy(int index, strbuf *out);
-/* Deletes the target rows named in wb_extra_<index> (keyless: that many copies of a hash). */
+/*
+ * Deletes the target rows named in wb_extra_<index> (keyless: that many copies
+ * of a hash).  With the table's "deletes": {"soft": col} policy it is an UPDATE
+ * setting col = now() on those rows where col is still NULL instead.  (The
+ * "ignore" policy writes nothing: the caller does not collect extra keys.)
+ */
 void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out);
 
 #endif

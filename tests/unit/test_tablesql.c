@@ -219,6 +219,23 @@ Test(tablesql, composite_identity_key_with_reference)
     table_layout_free(&lay);
 }
 
+Test(tablesql, soft_delete_policy_stamps_extra_rows_instead_of_deleting)
+{
+    table_config *t = &cfg.tables[config_find_source(&cfg, "public", "order_tags")];
+    t->deletes = DELETES_SOFT;
+    t->soft_delete_column = strdup("deleted_at"); /* freed by config_free */
+    table_plan p = tags_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_extra_delete(&lay, 0, &sql);
+    HAS("UPDATE \"public\".\"order_tags\" d SET \"deleted_at\" = now() WHERE "
+        "d.\"deleted_at\" IS NULL AND d.ctid IN (SELECT x.ctid FROM");
+    HAS("JOIN pg_temp.wb_extra_0 e ON (x.k0, x.k1) = (e.k0, e.k1)");
+    HAS_NOT("DELETE");
+    table_layout_free(&lay);
+}
+
 Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
 {
     table_plan p = audit_plan();
