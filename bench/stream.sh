@@ -20,6 +20,7 @@
 #   walbridge    walbridge stream --create-slot into the target (identity mapping)
 # Time = from the source COMMIT returning until the last row is visible in the
 # target (polled every 20 ms) or in pg_recvlogical's output file.  rows/s = rows / time.
+# Then a mixed OLTP run per consumer (native, walbridge): freshness lag p50/p99.
 # walbridge peak RSS: VmHWM of the stream process (one process per scenario), and
 # the CPU seconds it used from the transaction's start until applied.
 set -euo pipefail
@@ -66,8 +67,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f
 start_cluster source
 start_cluster target
 NATIVE_DSN="host=127.0.0.1 port=$TARGET_PORT user=postgres dbname=native"
-SCHEMA="CREATE TABLE bench (id bigint PRIMARY KEY, label text, amount numeric(12,2), at timestamptz);"
-q -d "$SOURCE_DSN" -c "$SCHEMA" -c "CREATE PUBLICATION bench_pub FOR TABLE bench"
+SCHEMA="CREATE TABLE bench (id bigint PRIMARY KEY, label text, amount numeric(12,2), at timestamptz);
+        CREATE TABLE fresh (id bigint PRIMARY KEY, client int, at timestamptz);"
+q -d "$SOURCE_DSN" -c "$SCHEMA" -c "CREATE PUBLICATION bench_pub FOR TABLE bench, fresh"
 q -d "$TARGET_DSN" -c "$SCHEMA"
 q -d "$TARGET_DSN" -c "CREATE DATABASE native"
 q -d "$NATIVE_DSN" -c "$SCHEMA"
@@ -80,16 +82,17 @@ cat >"$CFG" <<EOF
   "slot": "walbridge",
   "uuid_namespace": "0b6e2c1e-5d1f-4f4e-9a51-1c8a3f0e7d42",
   "log": { "file": "$WB_TMP/walbridge.log", "level": "info" },
-  "tables": [ { "source": "public.bench", "target": "public.bench", "key": "id" } ]
+  "tables": [ { "source": "public.bench", "target": "public.bench", "key": "id" },
+              { "source": "public.fresh", "target": "public.fresh", "key": "id" } ]
 }
 EOF
 
 # reset_data PRELOAD: empties every copy of bench; with PRELOAD > 0 loads rows
 # 1..PRELOAD into the source and the same rows into both targets (for updates).
 reset_data() {
-    q -d "$SOURCE_DSN" -c "TRUNCATE bench"
-    q -d "$TARGET_DSN" -c "TRUNCATE bench"
-    q -d "$NATIVE_DSN" -c "TRUNCATE bench"
+    q -d "$SOURCE_DSN" -c "TRUNCATE bench, fresh"
+    q -d "$TARGET_DSN" -c "TRUNCATE bench, fresh"
+    q -d "$NATIVE_DSN" -c "TRUNCATE bench, fresh"
     if (($1 > 0)); then
         q -d "$SOURCE_DSN" -c "INSERT INTO bench SELECT g, md5(g::text), g / 100.0, '2024-01-01' FROM generate_series(1, $1) g"
         q -d "$SOURCE_DSN" -c "COPY bench TO STDOUT" | q -d "$TARGET_DSN" -c "COPY bench FROM STDIN"
@@ -147,17 +150,13 @@ measure_recvlogical() { # KIND N
 }
 
 measure_native() { # KIND N
-    q -d "$NATIVE_DSN" -c "CREATE SUBSCRIPTION bench_sub CONNECTION '$SOURCE_DSN' PUBLICATION bench_pub WITH (copy_data = false)"
-    until [[ $(q -d "$NATIVE_DSN" -c "SELECT pid IS NOT NULL FROM pg_stat_subscription WHERE subname = 'bench_sub'") == t ]]; do
-        sleep 0.1
-    done
-    sleep 1
+    start_native
     run_txn "$1" "$2"
     wait_target "$NATIVE_DSN" "$(done_sql "$1" "$2")"
-    q -d "$NATIVE_DSN" -c "DROP SUBSCRIPTION bench_sub"
+    stop_native
 }
 
-measure_walbridge() { # KIND N
+start_walbridge() { # a fresh slot, a running stream (STREAM_PID)
     q -d "$TARGET_DSN" -c "DELETE FROM walbridge.stream_progress" 2>/dev/null || true
     : >"$WB_TMP/walbridge.log"
     "$BIN" -c "$CFG" stream --create-slot </dev/null >"$WB_TMP/stream.out" 2>&1 &
@@ -167,6 +166,29 @@ measure_walbridge() { # KIND N
         sleep 0.1
     done
     sleep 1
+}
+
+stop_walbridge() {
+    kill -TERM "$STREAM_PID"
+    wait "$STREAM_PID" || true
+    STREAM_PID=""
+    q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
+}
+
+start_native() {
+    q -d "$NATIVE_DSN" -c "CREATE SUBSCRIPTION bench_sub CONNECTION '$SOURCE_DSN' PUBLICATION bench_pub WITH (copy_data = false)"
+    until [[ $(q -d "$NATIVE_DSN" -c "SELECT pid IS NOT NULL FROM pg_stat_subscription WHERE subname = 'bench_sub'") == t ]]; do
+        sleep 0.1
+    done
+    sleep 1
+}
+
+stop_native() {
+    q -d "$NATIVE_DSN" -c "DROP SUBSCRIPTION bench_sub"
+}
+
+measure_walbridge() { # KIND N
+    start_walbridge
     local cpu0 cpu1
     cpu0=$(awk '{ print $14 + $15 }' "/proc/$STREAM_PID/stat")
     run_txn "$1" "$2"
@@ -176,10 +198,7 @@ measure_walbridge() { # KIND N
     local hwm
     hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$STREAM_PID/status")
     RSS_MB=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
-    kill -TERM "$STREAM_PID"
-    wait "$STREAM_PID" || true
-    STREAM_PID=""
-    q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
+    stop_walbridge
 }
 
 printf '%-12s %-11s %10s %9s %10s %12s\n' scenario consumer rows seconds "rows/s" "walbridge/x"
@@ -203,3 +222,48 @@ for sc in "${scenarios[@]}"; do
         "$(ratio "${R[walbridge]}" "${R[recvlogical]}")" "$(ratio "${R[walbridge]}" "${R[native]}")"
     unset R
 done
+
+# ---- mixed OLTP: freshness lag (newest applied change vs now), sampled every 100 ms
+# pgbench, 4 clients at OLTP_TPS in total for OLTP_SECONDS: each transaction inserts a
+# bench row and a fresh row (client, clock_timestamp()) and updates a bench row.  The
+# sampler reads now() - max(at) of fresh on the consumer's target.  The 1/TPS gap
+# between source writes is part of every figure alike.
+OLTP_SECONDS=${OLTP_SECONDS:-20}
+OLTP_TPS=${OLTP_TPS:-400}
+if ((OLTP_SECONDS > 0)); then
+    script=$WB_TMP/oltp.pgbench
+    cat >"$script" <<'EOS'
+\set id random(1, 1000000000)
+\set upd random(1, 100000)
+BEGIN;
+INSERT INTO bench VALUES (1000000 + :id, md5(:id::text), :id / 100.0, now()) ON CONFLICT DO NOTHING;
+UPDATE bench SET amount = amount + 1 WHERE id = :upd;
+INSERT INTO fresh VALUES (:id, :client_id, clock_timestamp()) ON CONFLICT DO NOTHING;
+COMMIT;
+EOS
+    declare -A P50=() P99=()
+    for consumer in native walbridge; do
+        reset_data 100000
+        "start_$consumer"
+        dsn=$TARGET_DSN
+        [[ $consumer == native ]] && dsn=$NATIVE_DSN
+        pgbench -n -c 4 -j 2 -R "$OLTP_TPS" -T "$OLTP_SECONDS" -f "$script" "$SOURCE_DSN" >"$WB_TMP/oltp.out" 2>&1 &
+        bpid=$!
+        sleep 2
+        : >"$WB_TMP/lag.txt"
+        while kill -0 "$bpid" 2>/dev/null; do
+            q -d "$dsn" -c "SELECT extract(epoch FROM now() - max(at)) * 1000 FROM fresh" >>"$WB_TMP/lag.txt" || true
+            sleep 0.1
+        done
+        wait "$bpid" || true
+        "stop_$consumer"
+        sort -n "$WB_TMP/lag.txt" | grep -v '^$' >"$WB_TMP/lag.sorted"
+        n=$(wc -l <"$WB_TMP/lag.sorted")
+        P50[$consumer]=$(awk -v n="$n" 'NR == int(n * 0.50) + 1 { printf "%.0f", $1 }' "$WB_TMP/lag.sorted")
+        P99[$consumer]=$(awk -v n="$n" 'NR == int(n * 0.99) + 1 { printf "%.0f", $1 }' "$WB_TMP/lag.sorted")
+        tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WB_TMP/oltp.out" | head -1)
+        printf '%-12s %-11s %6s samples  tps %s  freshness lag p50 %s ms  p99 %s ms\n' oltp "$consumer" \
+            "$n" "${tps:-?}" "${P50[$consumer]}" "${P99[$consumer]}"
+    done
+    printf '%-12s walbridge/native p99 %s\n' oltp "$(ratio "${P99[walbridge]}" "${P99[native]}")"
+fi

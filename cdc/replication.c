@@ -26,6 +26,13 @@
 #define STREAM_LOG_INTERVAL_MS 10000
 #define STREAM_REPLY_REQUEST_MS 250 /* --until: ask for a keepalive at most this often */
 #define STREAM_MAX_WAIT_MS 1000     /* never block longer: signals, timers */
+/*
+ * Commit a complete batch as soon as the source has nothing more to send, once
+ * it is this old: small transactions arriving faster than that are grouped,
+ * while a trickle is applied within milliseconds (freshness) instead of waiting
+ * for batch_max_ms.
+ */
+#define STREAM_DRAINED_FLUSH_MS 5
 
 const char *stream_stop_reason_name(stream_stop_reason r)
 {
@@ -334,8 +341,10 @@ static stream_stop_reason stream_on_xlogdata(stream_ctl *ctl, const char *buf, s
         w2j_change_free(&c);
         return r;
     }
-    if (transactional)
+    if (transactional && !ctl->unflushed) {
         ctl->unflushed = true;
+        ctl->unflushed_since_ms = ctl->last_data_ms;
+    }
     stream_count_row(ctl, &c);
     bool commit = c.action == W2J_COMMIT;
     w2j_change_free(&c);
@@ -405,6 +414,9 @@ static int64_t stream_wait_ms(const stream_ctl *ctl, int64_t now)
         wait = status_due;
     if (ctl->unflushed && !applier_in_transaction(ctl->app)) {
         int64_t flush_due = ctl->last_data_ms + ctl->cfg->stream.batch_max_ms - now;
+        int64_t drained_due = ctl->unflushed_since_ms + STREAM_DRAINED_FLUSH_MS - now;
+        if (drained_due < flush_due)
+            flush_due = drained_due;
         if (flush_due < wait)
             wait = flush_due;
     }
@@ -580,13 +592,35 @@ static bool stream_wait(stream_ctl *ctl)
     return true;
 }
 
+/* True when the replication socket has nothing to read right now. */
+static bool stream_source_drained(const stream_ctl *ctl)
+{
+    int sock = PQsocket(ctl->repl);
+    if (sock < 0)
+        return false;
+    fd_set input;
+    FD_ZERO(&input);
+    FD_SET(sock, &input);
+    struct timeval zero = {0, 0};
+    return select(sock + 1, &input, NULL, NULL, &zero) == 0;
+}
+
 /* One step of the receive loop. */
 static stream_stop_reason stream_receive(stream_ctl *ctl)
 {
     char *buf = NULL;
     int r = PQgetCopyData(ctl->repl, &buf, 1);
-    if (r == 0)
+    if (r == 0) {
+        /* Nothing buffered: commit a complete batch before blocking if the source is idle. */
+        if (ctl->unflushed && !applier_in_transaction(ctl->app) &&
+            stream_now_ms() - ctl->unflushed_since_ms >= STREAM_DRAINED_FLUSH_MS &&
+            stream_source_drained(ctl)) {
+            stream_stop_reason why = stream_flush(ctl);
+            if (why != STREAM_STOP_NONE)
+                return why;
+        }
         return stream_wait(ctl) ? STREAM_STOP_NONE : STREAM_STOP_SOURCE_LOST;
+    }
     if (r == -1) {
         PGresult *res = PQgetResult(ctl->repl);
         char *msg = log_redact_text(PQresultErrorMessage(res));

@@ -59,16 +59,17 @@ typedef struct stream_ctl {
     wb_lsn until_lsn;                       /* LSN_INVALID: run until stopped */
 
     /* Private loop state. */
-    PGconn *repl;           /* replication connection (owned) */
-    PGconn *heartbeat;      /* plain source connection for heartbeat messages (owned) */
-    wb_lsn received_lsn;    /* highest LSN received: the write position */
-    wb_lsn server_wal_end;  /* server WAL end from the last w/k header (for lag) */
-    wb_lsn idle_lsn;        /* keepalive walEnd seen while nothing was pending */
-    wb_lsn flush_sent;      /* flush position of the last status update */
-    bool unflushed;         /* messages fed since the last applier_flush */
-    bool streaming;         /* repl is in COPY BOTH mode (status updates may be sent) */
-    int64_t last_status_ms; /* monotonic ms of the last status update */
-    int64_t last_data_ms;   /* monotonic ms of the last w message */
+    PGconn *repl;               /* replication connection (owned) */
+    PGconn *heartbeat;          /* plain source connection for heartbeat messages (owned) */
+    wb_lsn received_lsn;        /* highest LSN received: the write position */
+    wb_lsn server_wal_end;      /* server WAL end from the last w/k header (for lag) */
+    wb_lsn idle_lsn;            /* keepalive walEnd seen while nothing was pending */
+    wb_lsn flush_sent;          /* flush position of the last status update */
+    bool unflushed;             /* messages fed since the last applier_flush */
+    int64_t unflushed_since_ms; /* monotonic ms when unflushed became true */
+    bool streaming;             /* repl is in COPY BOTH mode (status updates may be sent) */
+    int64_t last_status_ms;     /* monotonic ms of the last status update */
+    int64_t last_data_ms;       /* monotonic ms of the last w message */
     int64_t last_keepalive_ms;
     int64_t last_reply_request_ms;
     int64_t last_heartbeat_ms;
