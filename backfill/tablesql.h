@@ -10,7 +10,10 @@
  * values, data columns as text.  Both diff queries render every row in
  * source form and hash it in SQL:
  *
- *     md5(ROW(col1::text, col2::text, ...)::text)
+ *     hashtextextended(ROW(col1::text, col2::text, ...)::text, 0)
+ *
+ * (64 bits: enough to tell a stale row from a current one with the same
+ * key; a keyless table's key is the row's md5 instead, see below.)
  *
  * ROW's text output quotes values and leaves NULL empty, so NULL and '' hash
  * differently.  On the target, a UUID-mapped key renders as its legacy_key
@@ -23,8 +26,8 @@
  *           x [WHERE (x.k0, ..) > (<resume values>)] ORDER BY 1, ..) TO STDOUT
  *
  * Integer keys sort numerically; any other key column sorts as text
- * COLLATE "C".  A keyless table's key is the row hash (and there is no
- * separate h column).  COPY takes no parameters, so the resume point travels
+ * COLLATE "C".  A keyless table's key is the row's md5(ROW(...)::text)
+ * (and there is no separate h column).  COPY takes no parameters, so the resume point travels
  * as text through set_config('walbridge.resume_<i>', $1, false) and the
  * query reads current_setting('walbridge.resume_<i>').
  *

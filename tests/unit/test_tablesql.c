@@ -131,9 +131,9 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_source_diff(&lay, true, true, &sql);
-    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, md5(ROW((s.\"id\")::text, "
+    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hashtextextended(ROW((s.\"id\")::text, "
         "(s.\"patient_id\")::text, (s.\"note\")::text, (s.\"total\")::text, "
-        "(s.\"we\"\"ird\")::text)::text) AS h, s.\"id\" AS c0");
+        "(s.\"we\"\"ird\")::text)::text, 0) AS h, s.\"id\" AS c0");
     HAS("FROM \"public\".\"orders\" s) x");
     HAS("WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint)");
     HAS("ORDER BY 1) TO STDOUT");
@@ -146,6 +146,7 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     strbuf_reset(&sql);
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("SELECT s.\"id\" AS k0, ''::text AS h, s.\"id\" AS c0");
+    HAS_NOT("hashtextextended");
     HAS_NOT("md5");
     table_layout_free(&lay);
 }
@@ -157,9 +158,9 @@ Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_target_diff(&lay, false, &sql);
-    HAS("SELECT t.\"legacy_id\" AS k0, md5(ROW((t.\"legacy_id\")::text, (p1.\"old_id\")::text, "
-        "(t.\"notes\")::text, (t.\"total\")::text, "
-        "(t.\"we\"\"ird\"::character varying(20))::text)::text) AS h");
+    HAS("SELECT t.\"legacy_id\" AS k0, hashtextextended(ROW((t.\"legacy_id\")::text, "
+        "(p1.\"old_id\")::text, (t.\"notes\")::text, (t.\"total\")::text, "
+        "(t.\"we\"\"ird\"::character varying(20))::text)::text, 0) AS h");
     HAS("FROM \"app\".\"orders\" t LEFT JOIN \"public\".\"patients\" p1 ON p1.\"uid\" = "
         "t.\"patient_id\" WHERE t.\"legacy_id\" IS NOT NULL) x ORDER BY 1");
     strbuf_reset(&sql);
@@ -250,6 +251,7 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     HAS("SELECT md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0, "
         "s.\"actor\" AS c0");
     HAS_NOT(" AS h");
+    HAS_NOT("hashtextextended");
     strbuf_reset(&sql);
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
