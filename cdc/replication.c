@@ -22,6 +22,7 @@
 #include "cdc/wire.h"
 #include "common/log.h"
 #include "common/pgconn.h"
+#include "common/state.h"
 
 #define STREAM_LOG_INTERVAL_MS 10000
 #define STREAM_REPLY_REQUEST_MS 250 /* --until: ask for a keepalive at most this often */
@@ -134,10 +135,11 @@ void stream_build_start_command(strbuf *out, const wb_config *cfg, wb_lsn start)
 
 /* ------------------------------------------------------------ feedback */
 
+/* What may be confirmed: the applier's durable LSN or an idle LSN stored in the target. */
 static wb_lsn stream_flush_position(const stream_ctl *ctl)
 {
     wb_lsn durable = applier_durable_lsn(ctl->app);
-    return ctl->idle_lsn > durable ? ctl->idle_lsn : durable;
+    return ctl->stored_idle_lsn > durable ? ctl->stored_idle_lsn : durable;
 }
 
 /* Sends a standby status update: flush = apply = what is durable, never more. */
@@ -162,6 +164,51 @@ static bool stream_send_status(stream_ctl *ctl, bool reply_requested)
     if (ctl->metrics != NULL)
         metrics_record_feedback(ctl->metrics, flush);
     return true;
+}
+
+/*
+ * Stores idle_lsn (a keepalive's walEnd seen while nothing was pending) as the
+ * applied LSN in the target, in a short transaction of its own, so that the
+ * next status update may confirm it: the source's confirmed position never
+ * gets ahead of what the target records.  Only when it moved past what may be
+ * confirmed already, at most once per feedback interval unless forced, and
+ * only while the applier's connection is idle (no batch, no pipeline).
+ * Returns STREAM_STOP_NONE, or TARGET_LOST / FATAL (logged).
+ */
+static stream_stop_reason stream_store_idle(stream_ctl *ctl, bool force)
+{
+    int64_t now = stream_now_ms();
+    wb_lsn lsn = ctl->idle_lsn;
+    if (lsn <= stream_flush_position(ctl) || ctl->target == NULL || ctl->unflushed ||
+        applier_in_transaction(ctl->app))
+        return STREAM_STOP_NONE;
+    if (!force &&
+        now - ctl->last_idle_store_ms < (int64_t)ctl->cfg->stream.feedback_interval_s * 1000)
+        return STREAM_STOP_NONE;
+    if (PQstatus(ctl->target) != CONNECTION_OK)
+        return STREAM_STOP_TARGET_LOST;
+    if (PQtransactionStatus(ctl->target) != PQTRANS_IDLE ||
+        PQpipelineStatus(ctl->target) != PQ_PIPELINE_OFF)
+        return STREAM_STOP_NONE; /* the applier is using it: next time */
+    ctl->last_idle_store_ms = now;
+    bool ok =
+        pgconn_exec(ctl->target, "stream: storing the idle applied LSN", "BEGIN") &&
+        state_set_applied_lsn(ctl->target, ctl->cfg->state_schema, ctl->cfg->slot, lsn, NULL) &&
+        pgconn_exec(ctl->target, "stream: storing the idle applied LSN", "COMMIT");
+    if (!ok) {
+        char at[LSN_TEXT_MAX];
+        bool lost = PQstatus(ctl->target) != CONNECTION_OK;
+        if (!lost && PQtransactionStatus(ctl->target) != PQTRANS_IDLE)
+            (void)pgconn_exec(ctl->target, "stream: rolling back the idle applied LSN", "ROLLBACK");
+        log_error("could not record the idle position %s as applied in the target; it is not "
+                  "confirmed to the source",
+                  lsn_format(lsn, at));
+        return lost ? STREAM_STOP_TARGET_LOST : STREAM_STOP_FATAL;
+    }
+    ctl->stored_idle_lsn = lsn;
+    if (ctl->metrics != NULL)
+        metrics_set_applied(ctl->metrics, lsn);
+    return STREAM_STOP_NONE;
 }
 
 /* ------------------------------------------------------------ batches */
@@ -195,7 +242,7 @@ static void stream_report_batch(stream_ctl *ctl, double latency_s)
                               st->conflicts_delete_missing -
                                   ctl->reported.conflicts_delete_missing);
         metrics_record_batch(m, latency_s, st->txns_applied - ctl->reported.txns_applied);
-        metrics_set_applied(m, applier_durable_lsn(ctl->app));
+        metrics_set_applied(m, stream_flush_position(ctl));
     }
     ctl->reported = *st;
     stream_pending_reset(ctl);
@@ -278,7 +325,12 @@ static stream_stop_reason stream_on_keepalive(stream_ctl *ctl, const char *buf, 
         metrics_set_source_current(ctl->metrics, k.wal_end);
         metrics_record_keepalive(ctl->metrics);
     }
-    if (k.reply_requested && !stream_send_status(ctl, false))
+    if (!k.reply_requested)
+        return STREAM_STOP_NONE;
+    stream_stop_reason why = stream_store_idle(ctl, false);
+    if (why != STREAM_STOP_NONE)
+        return why;
+    if (!stream_send_status(ctl, false))
         return STREAM_STOP_SOURCE_LOST;
     return STREAM_STOP_NONE;
 }
@@ -436,9 +488,13 @@ static stream_stop_reason stream_on_timers(stream_ctl *ctl)
     }
     if (stream_until_reached(ctl))
         return STREAM_STOP_UNTIL;
-    if (now - ctl->last_status_ms >= (int64_t)ctl->cfg->stream.feedback_interval_s * 1000 &&
-        !stream_send_status(ctl, false))
-        return STREAM_STOP_SOURCE_LOST;
+    if (now - ctl->last_status_ms >= (int64_t)ctl->cfg->stream.feedback_interval_s * 1000) {
+        stream_stop_reason why = stream_store_idle(ctl, false);
+        if (why != STREAM_STOP_NONE)
+            return why;
+        if (!stream_send_status(ctl, false))
+            return STREAM_STOP_SOURCE_LOST;
+    }
     /*
      * While idle with nothing pending, ask the server for a keepalive: its walEnd
      * lets the slot advance past WAL we do not care about (and ends --until).
@@ -480,6 +536,10 @@ static stream_stop_reason stream_finish(stream_ctl *ctl, stream_stop_reason why)
         stream_pending_reset(ctl);
     }
     if (ctl->streaming && PQstatus(ctl->repl) == CONNECTION_OK) {
+        /* An idle position (e.g. --until reached while idle) is stored before it is confirmed. */
+        stream_stop_reason stored = stream_store_idle(ctl, true);
+        if (stored == STREAM_STOP_FATAL || stored == STREAM_STOP_TARGET_LOST)
+            why = stored;
         (void)stream_send_status(ctl, false);
         (void)PQputCopyEnd(ctl->repl, NULL);
         (void)PQflush(ctl->repl);
@@ -548,6 +608,9 @@ static stream_stop_reason stream_start(stream_ctl *ctl)
     log_info("streaming from slot \"%s\" at LSN %s", ctl->cfg->slot, lsn_format(start, at));
     int64_t now = stream_now_ms();
     ctl->received_lsn = start;
+    /* Positions learned in an earlier session are not trusted: the target may be new. */
+    ctl->idle_lsn = LSN_INVALID;
+    ctl->stored_idle_lsn = LSN_INVALID;
     ctl->unflushed = false;
     ctl->last_status_ms = 0; /* send one status right away */
     ctl->last_data_ms = now;

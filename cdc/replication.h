@@ -14,9 +14,16 @@
  * what committed before, and the applier skips what it already applied.
  *
  * Feedback ('r' messages): write = highest LSN received; flush = apply =
- * applier_durable_lsn, or a keepalive's walEnd when that was larger while
- * nothing was pending (no open source transaction, batch committed) — there
- * is nothing walbridge needs between the two (DESIGN.md, Guarantee 6).
+ * applier_durable_lsn, or a keepalive's walEnd seen while nothing was pending
+ * (no open source transaction, batch committed) — there is nothing walbridge
+ * needs between the two (DESIGN.md, Guarantee 6) — but only once that walEnd
+ * is stored as the applied LSN in the target (state_set_applied_lsn in a
+ * short transaction of its own on the applier's idle connection, at most once
+ * per feedback interval): the confirmed position never exceeds what the
+ * target records, so `walbridge health` never sees the slot ahead of it.
+ * The applier's cached durable LSN may then lag the stored one; that is
+ * harmless (no transaction committing at or before an idle walEnd is sent
+ * after it, and a new applier reads the stored LSN).
  *
  * Ownership: stream_ctl borrows cfg, the applier and metrics; it owns the
  * replication and heartbeat connections it opens (stream_ctl_close).
@@ -52,6 +59,7 @@ typedef struct stream_ctl {
     /* Set by the caller (stream_ctl_init gives defaults). */
     const wb_config *cfg;
     applier *app;                           /* borrowed; replaced by the caller on reconnect */
+    PGconn *target;                         /* borrowed: the applier's target connection */
     stream_metrics *metrics;                /* optional (NULL) */
     const volatile sig_atomic_t *stop_flag; /* nonzero: SIGTERM/SIGINT arrived */
     const volatile sig_atomic_t *hup_flag;  /* unused by the loop; log_reopen handles SIGHUP */
@@ -64,6 +72,8 @@ typedef struct stream_ctl {
     wb_lsn received_lsn;        /* highest LSN received: the write position */
     wb_lsn server_wal_end;      /* server WAL end from the last w/k header (for lag) */
     wb_lsn idle_lsn;            /* keepalive walEnd seen while nothing was pending */
+    wb_lsn stored_idle_lsn;     /* highest idle_lsn committed to the target's stream_progress */
+    int64_t last_idle_store_ms; /* monotonic ms of the last idle_lsn store */
     wb_lsn flush_sent;          /* flush position of the last status update */
     bool unflushed;             /* messages fed since the last applier_flush */
     int64_t unflushed_since_ms; /* monotonic ms when unflushed became true */

@@ -345,10 +345,12 @@ static int stream_current_wal_lsn(PGconn *source, wb_lsn *out)
  * changes and even the COMMIT of a batch); reading the applied LSN before that
  * session is gone would apply those transactions twice.  The lock is released
  * when that backend exits, so waiting for it closes the race.  Returns false
- * on a query failure or when stopped (SIGTERM) while waiting.
+ * on a query failure (logged) or when stopped (SIGTERM/SIGINT) while waiting
+ * (*stopped set; nothing was applied, so that is a clean stop).
  */
-static bool stream_lock_target(PGconn *target, const wb_config *cfg)
+static bool stream_lock_target(PGconn *target, const wb_config *cfg, bool *stopped)
 {
+    *stopped = false;
     const char *params[1] = {cfg->slot};
     int64_t started = stream_now_ms(), last_note = 0;
     for (;;) {
@@ -369,8 +371,13 @@ static bool stream_lock_target(PGconn *target, const wb_config *cfg)
                      cfg->slot, (int)((now - started) / 1000));
             last_note = now;
         }
-        if (stream_stop_requested)
+        if (stream_stop_requested) {
+            log_info("stopped while waiting for the stream lock of slot \"%s\": nothing was "
+                     "applied",
+                     cfg->slot);
+            *stopped = true;
             return false;
+        }
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
         nanosleep(&pause, NULL);
     }
@@ -387,6 +394,7 @@ typedef struct stream_run {
     stream_metrics metrics;
     bool metrics_ready;
     metrics_server *server;
+    bool stopped; /* SIGTERM/SIGINT while waiting for the stream lock at startup */
 } stream_run;
 
 static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *start, wb_lsn *until)
@@ -399,8 +407,12 @@ static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *star
     if (source == NULL)
         return EXIT_RUNTIME;
     int rc = EXIT_RUNTIME;
-    if (!stream_lock_target(run->target, &run->cfg) ||
-        !state_ensure(run->target, run->cfg.state_schema))
+    if (!stream_lock_target(run->target, &run->cfg, &run->stopped)) {
+        if (run->stopped)
+            rc = EXIT_OK;
+        goto done;
+    }
+    if (!state_ensure(run->target, run->cfg.state_schema))
         goto done;
     if (!catalog_load(&run->cfg, source, run->target, &run->cat))
         goto done;
@@ -462,8 +474,9 @@ static bool stream_reopen_target(stream_run *run)
     if (run->target != NULL)
         PQfinish(run->target);
     run->target = pgconn_open(run->cfg.target_dsn, PGCONN_TARGET, "target", 1, err, sizeof err);
-    if (run->target == NULL || !stream_lock_target(run->target, &run->cfg))
-        return false;
+    bool stopped;
+    if (run->target == NULL || !stream_lock_target(run->target, &run->cfg, &stopped))
+        return false; /* when stopped, the loop sees the stop flag next */
     run->app = applier_new(&run->cfg, &run->cat, run->target);
     return run->app != NULL;
 }
@@ -490,6 +503,7 @@ static int stream_loop(stream_run *run, wb_lsn start, wb_lsn until)
             }
         }
         ctl.app = run->app;
+        ctl.target = run->target;
         wb_lsn durable_before = applier_durable_lsn(run->app);
         int64_t session_start = stream_now_ms();
         stream_stop_reason why = stream_session(&ctl);
@@ -511,6 +525,8 @@ static int stream_loop(stream_run *run, wb_lsn start, wb_lsn until)
             prev_ms = 0;
         }
     backoff:
+        if (stream_stop_requested)
+            break; /* a stop during reconnect is a clean stop, not a failure */
         attempts++;
         if (run->cfg.stream.reconnect_max_attempts > 0 &&
             attempts > run->cfg.stream.reconnect_max_attempts) {
@@ -545,9 +561,9 @@ int stream_main(const char *config_path, int argc, char **argv)
         return rc;
     stream_install_signals();
     rc = stream_prepare(&run, &args, &start, &until);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK && !run.stopped)
         rc = stream_start_metrics(&run, args.metrics_listen);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK && !run.stopped)
         rc = stream_loop(&run, start, until);
     metrics_server_stop(run.server);
     if (run.metrics_ready)

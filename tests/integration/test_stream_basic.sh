@@ -3,8 +3,10 @@
 # clusters: slot creation with --create-slot, inserts/updates/deletes on the clinic
 # tables (bigint past 2^53, numeric, bytea, arrays, jsonb, TOASTed notes left
 # untouched by an update, a keyless table with duplicate rows, truncate) applied and
-# compared through the UUID mapping; --until-lsn; no-slot refusal; SIGTERM; the slot's
-# confirmed position advancing while idle (keepalives, heartbeat); CLI errors.
+# compared through the UUID mapping; --until-lsn; no-slot refusal; SIGTERM (also while
+# waiting for the stream lock at startup); the slot's confirmed position advancing while
+# idle (keepalives, heartbeat) yet never ahead of the applied LSN stored in the target
+# (walbridge health OK); CLI errors.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/stream_lib.bash"
 
@@ -53,10 +55,18 @@ wb_eq "keyless table: one of two duplicate rows updated (after a truncate)" "1" 
 wb_eq "the applied LSN is recorded in the target" "1" \
     "$(wb_psql target -c "SELECT count(*) FROM walbridge.stream_progress WHERE slot = 'walbridge' AND applied_lsn IS NOT NULL")"
 
-# The slot never claims more than the target recorded.
-applied=$(wb_psql target -c "SELECT applied_lsn FROM walbridge.stream_progress WHERE slot = 'walbridge'")
-confirmed=$(wb_psql source -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'walbridge'")
-wb_check "the slot's confirmed position is set ($confirmed)" test -n "$confirmed"
+# The slot never claims more than the target recorded (Guarantee 2; health's rule).
+# slot_not_ahead_of_target: confirmed_flush_lsn <= the applied LSN stored in the target.
+slot_not_ahead_of_target() {
+    local applied confirmed
+    applied=$(wb_psql target -c "SELECT applied_lsn FROM walbridge.stream_progress WHERE slot = 'walbridge'")
+    confirmed=$(wb_psql source -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'walbridge'")
+    echo "confirmed $confirmed, applied $applied"
+    [[ -n $applied && -n $confirmed ]] &&
+        [[ $(wb_psql source -c "SELECT '$confirmed'::pg_lsn <= '$applied'::pg_lsn") == t ]]
+}
+wb_check "after --until-caught-up: the slot's confirmed position is not ahead of the target's applied LSN" \
+    slot_not_ahead_of_target
 
 # --- --until-lsn: stops once that LSN is applied
 wb_psql source -c "INSERT INTO offices (id, name, city) VALUES (50, 'until', 'Lyon')"
@@ -89,11 +99,47 @@ wb_psql source -c "CREATE TABLE not_replicated (x int); INSERT INTO not_replicat
 far=$(wb_psql source -c "SELECT pg_current_wal_lsn()")
 wb_wait_for "idle: the slot's confirmed position passes unrelated WAL ($far)" 40 \
     stream_slot_confirmed_at_least source walbridge "$far"
+# The idle position is recorded in the target before it is confirmed, so health's
+# "confirmed ahead of applied" rule holds throughout (checked over a few keepalives).
+idle_never_ahead() {
+    local i
+    for i in 1 2 3 4 5 6; do
+        slot_not_ahead_of_target || return 1
+        sleep 0.5
+    done
+}
+wb_check "idle: the slot's confirmed position never passes the target's applied LSN" idle_never_ahead
+wb_check "idle: the target records the idle position ($far) as applied" \
+    stream_target_has "SELECT 1 FROM walbridge.stream_progress WHERE slot = 'walbridge' AND applied_lsn >= '$far'"
+wb_run -c "$cfg" health
+wb_eq "idle: walbridge health says OK (exit 0)" 0 "$WB_RC"
 kill -TERM "$pid"
 wb_bg_wait "$pid" 30
 wb_eq "SIGTERM: exit 0" 0 "$WB_RC"
 wb_contains "SIGTERM: says it stopped" "$(cat "$WB_TMP/walbridge.log")" "stream stopped (stop requested)"
 stream_compare_clinic "after SIGTERM"
+
+# --- SIGTERM while waiting for the stream lock at startup: a clean stop, exit 0
+wb_psql target -c "SELECT pg_advisory_lock(hashtext('walbridge stream'), hashtext('walbridge')), pg_sleep(60)" \
+    >/dev/null 2>&1 &
+holder=$!
+lock_held() {
+    [[ $(wb_psql target -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") -ge 1 ]]
+}
+wb_wait_for "another session holds the stream lock" 10 lock_held
+log_lines=$(wc -l <"$WB_TMP/walbridge.log")
+wb_run_bg -c "$cfg" stream
+pid=$WB_BG_PID
+waiting_for_lock() { tail -n +"$((log_lines + 1))" "$WB_TMP/walbridge.log" | grep -q "waiting for the stream lock"; }
+wb_wait_for "the stream waits for the lock" 20 waiting_for_lock
+kill -TERM "$pid"
+wb_bg_wait "$pid" 10
+wb_eq "SIGTERM while waiting for the stream lock: exit 0" 0 "$WB_RC"
+wb_contains "SIGTERM while waiting for the lock: says so" \
+    "$(tail -n +"$((log_lines + 1))" "$WB_TMP/walbridge.log")" "stopped while waiting for the stream lock"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+wb_psql target -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_advisory_lock(hashtext%' AND pid <> pg_backend_pid()" >/dev/null
 
 # --- heartbeat messages keep the slot moving while the source database is idle
 wb_write_config "$cfg" '"stream": { "heartbeat_interval_s": 1, "feedback_interval_s": 1 }'
