@@ -205,7 +205,8 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
                                a->batch_rows > 0 ? a->batch_rows : cfg->backfill.batch_rows,
                            .progress = isatty(STDERR_FILENO) == 1,
                            .state_schema = cfg->state_schema,
-                           .slot = cfg->slot};
+                           .slot = cfg->slot,
+                           .source_fetch = s->source_fetch};
     for (size_t i = 0; i < cfg->ntables; i++) {
         if (!s->selected[i])
             continue;
@@ -265,6 +266,10 @@ int backfill_main(const char *config_path, int argc, char **argv)
     int64_t run_id = 0;
     tablediff_result *results = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *results);
     bool ok = handoff_begin(&s.cfg, s.source, !a.dry_run, &h);
+    if (ok && !a.dry_run && !handoff_share_snapshot(&h, s.source, s.source_fetch)) {
+        PQfinish(s.source_fetch); /* rows then travel with the diff */
+        s.source_fetch = NULL;
+    }
     if (ok && !a.dry_run)
         ok = record_handoff(&s, &h, &run_id);
     if (ok)

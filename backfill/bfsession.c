@@ -99,6 +99,8 @@ static int build_layouts(bf_session *s)
             log_error("%s", err);
             return EXIT_USAGE;
         }
+        s->layouts[i].hash =
+            tablesql_hash_for_servers(PQserverVersion(s->source), PQserverVersion(s->target_read));
     }
     return EXIT_OK;
 }
@@ -138,6 +140,9 @@ int bf_session_open(bf_session *s, const char *config_path, const char *tables, 
     if (rc != EXIT_OK)
         return rc;
     if (want_write) {
+        s->source_fetch = open_side(s->cfg.source_dsn, PGCONN_SOURCE, "source");
+        if (s->source_fetch == NULL)
+            return EXIT_RUNTIME;
         for (int i = 0; i < 2; i++) {
             s->target_write[i] = open_side(s->cfg.target_dsn, PGCONN_TARGET, "target");
             if (s->target_write[i] == NULL)
@@ -159,6 +164,8 @@ void bf_session_close(bf_session *s)
         catalog_free(&s->cat);
     if (s->source != NULL)
         PQfinish(s->source);
+    if (s->source_fetch != NULL)
+        PQfinish(s->source_fetch);
     if (s->target_read != NULL)
         PQfinish(s->target_read);
     for (int i = 0; i < 2; i++) {

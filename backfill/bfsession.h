@@ -21,6 +21,8 @@ typedef struct bf_session {
     wb_config cfg;
     bool cfg_loaded;
     PGconn *source;          /* plain source connection (diff reads, snapshot) */
+    PGconn *source_fetch;    /* second source connection: rows fetched by key in the same
+                                snapshot (NULL unless want_write) */
     PGconn *target_read;     /* target diff reads */
     PGconn *target_write[2]; /* staging, inserts, checkpoints; two so that one batch's insert
                                 runs while the next is staged (NULL unless want_write) */

@@ -44,4 +44,14 @@ typedef struct handoff {
 bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, handoff *h);
 void handoff_close(handoff *h);
 
+/*
+ * Starts other's transaction on the same snapshot as source's (after
+ * handoff_begin, before source reads anything): the slot's exported snapshot
+ * when this run created the slot, else one exported from source's
+ * transaction (pg_export_snapshot).  Returns false when that is not possible
+ * (logged; source is then in a fresh snapshot transaction, still usable).
+ * other: an idle source connection.
+ */
+bool handoff_share_snapshot(const handoff *h, PGconn *source, PGconn *other);
+
 #endif

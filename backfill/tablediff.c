@@ -16,6 +16,7 @@
 #include "backfill/batchwriter.h"
 #include "backfill/bfstate.h"
 #include "backfill/progress.h"
+#include "backfill/rowfetch.h"
 #include "common/copytext.h"
 #include "common/log.h"
 #include "common/pgconn.h"
@@ -29,10 +30,12 @@ typedef struct copy_reader {
     char *line;        /* current COPY line (PQfreemem) */
     char **fields;
     size_t *lens;
-    int nfields;    /* fields every line must have */
-    size_t nkey;    /* leading key fields */
-    int hash_field; /* -1: no hash (keyless: the key is the hash) */
-    int row_field;  /* first row value, == nfields when none */
+    int nfields;         /* fields every line must have */
+    size_t nkey;         /* leading key fields */
+    int hash_field;      /* -1: no hash (keyless: the key is the hash) */
+    int row_field;       /* first row value, == nfields when none */
+    bool skip_null_keys; /* a line with a NULL key field is an orphan: count, skip */
+    uint64_t orphans;
     bool done;
 } copy_reader;
 
@@ -79,9 +82,9 @@ static bool drain_results(PGconn *conn, const char *what, const char *table)
     return ok;
 }
 
-static bool copy_next(void *ctx, keyset_entry *out, bool *eof)
+/* Reads and splits the next line; *eof at the end of the COPY. */
+static bool copy_read_line(copy_reader *r, bool *eof)
 {
-    copy_reader *r = ctx;
     if (r->line != NULL) {
         PQfreemem(r->line);
         r->line = NULL;
@@ -108,6 +111,30 @@ static bool copy_next(void *ctx, keyset_entry *out, bool *eof)
         log_error("%s: unexpected COPY line from the %s (%d fields, expected %d)", r->table,
                   r->what, got, r->nfields);
         return false;
+    }
+    return true;
+}
+
+static bool has_null_key(const copy_reader *r)
+{
+    for (size_t k = 0; k < r->nkey; k++) {
+        if (r->fields[k] == NULL)
+            return true;
+    }
+    return false;
+}
+
+static bool copy_next(void *ctx, keyset_entry *out, bool *eof)
+{
+    copy_reader *r = ctx;
+    for (;;) {
+        if (!copy_read_line(r, eof))
+            return false;
+        if (*eof)
+            return true;
+        if (!r->skip_null_keys || !has_null_key(r))
+            break;
+        r->orphans++;
     }
     for (size_t k = 0; k < r->nkey; k++) {
         out->key[k] = r->fields[k];
@@ -156,9 +183,10 @@ typedef struct diff_ctx {
     const table_layout *lay;
     const tablediff_options *opts;
     tablediff_result *res;
-    batch_writer *bw;  /* NULL when not writing */
-    bool write_extras; /* --delete-extra and the table's deletes policy is not "ignore" */
-    strbuf key, last;  /* encoded key of this / the previous entry */
+    batch_writer *bw;   /* NULL when not writing */
+    bool write_extras;  /* --delete-extra and the table's deletes policy is not "ignore" */
+    row_fetcher *fetch; /* missing/stale rows fetched by key; NULL: they come with the diff */
+    strbuf key, last;   /* encoded key of this / the previous entry */
     uint64_t source_seen;
     progress_meter meter;
 } diff_ctx;
@@ -195,9 +223,10 @@ static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src
     strbuf_reset(&d->key);
     encode_key(d->lay, e, &d->key);
     /* A batch closes only between two different keys (a multiset group stays whole). */
-    if (bw != NULL && bw_batch_size(bw) >= (size_t)o->batch_rows &&
+    size_t pending = d->fetch != NULL ? rowfetch_pending(d->fetch) : 0;
+    if (bw != NULL && bw_batch_size(bw) + pending >= (size_t)o->batch_rows &&
         (d->key.len != d->last.len || memcmp(d->key.data, d->last.data, d->key.len) != 0) &&
-        !bw_flush(bw, d->last.data))
+        ((d->fetch != NULL && !rowfetch_flush(d->fetch)) || !bw_flush(bw, d->last.data)))
         return false;
 
     switch (verdict) {
@@ -205,12 +234,16 @@ static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src
         break;
     case KEYSET_MISSING:
         remember_key(d, e, &d->res->missing_keys, &d->res->nmissing_keys);
-        if (bw != NULL && !bw_stage(bw, src, false))
+        if (d->fetch != NULL && !rowfetch_queue(d->fetch, src, false))
+            return false;
+        if (d->fetch == NULL && bw != NULL && !bw_stage(bw, src, false))
             return false;
         break;
     case KEYSET_STALE:
         remember_key(d, e, &d->res->stale_keys, &d->res->nstale_keys);
-        if (bw != NULL && o->include_stale && !bw_stage(bw, src, true))
+        if (d->fetch != NULL && o->include_stale && !rowfetch_queue(d->fetch, src, true))
+            return false;
+        if (d->fetch == NULL && bw != NULL && o->include_stale && !bw_stage(bw, src, true))
             return false;
         break;
     case KEYSET_EXTRA:
@@ -287,7 +320,20 @@ static bool prepare_checkpoint(const table_layout *lay, PGconn *tw, const tabled
     return bfstate_checkpoint_set(tw, o->state_schema, o->slot, table, NULL, 0, false);
 }
 
-/* Counts target rows whose key references a vanished parent; they count as extra. */
+/* Target rows whose key references a vanished parent: warned about, counted as extra. */
+static void report_orphans(const table_layout *lay, uint64_t n, tablediff_result *res)
+{
+    if (n > 0)
+        log_full(LOG_WARN, NULL,
+                 "Delete them in the target, or restore their parent rows; they are counted as "
+                 "extra.",
+                 "%s: %" PRIu64 " target rows reference a parent row that does not exist, so "
+                 "they have no legacy key to compare",
+                 lay->table->source, n);
+    res->orphans = n;
+}
+
+/* Counts the orphans with a query of their own (when the diff query does not yield them). */
 static bool count_orphans(const table_layout *lay, PGconn *target_read, tablediff_result *res)
 {
     strbuf sql;
@@ -300,16 +346,8 @@ static bool count_orphans(const table_layout *lay, PGconn *target_read, tabledif
     strbuf_free(&sql);
     if (r == NULL)
         return false;
-    uint64_t n = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    report_orphans(lay, strtoull(PQgetvalue(r, 0, 0), NULL, 10), res);
     PQclear(r);
-    if (n > 0)
-        log_full(LOG_WARN, NULL,
-                 "Delete them in the target, or restore their parent rows; they are counted as "
-                 "extra.",
-                 "%s: %" PRIu64 " target rows reference a parent row that does not exist, so "
-                 "they have no legacy key to compare",
-                 lay->table->source, n);
-    res->orphans = n;
     return true;
 }
 
@@ -333,6 +371,9 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     const table_layout *lay = d->lay;
     const char *table = lay->table->source;
     bool resume = resume_key != NULL;
+    bool orphans_in_diff = tablesql_target_diff_has_orphans(lay, resume);
+    if (!orphans_in_diff && !count_orphans(lay, target_read, d->res))
+        return false;
     if (resume &&
         (!set_resume_key(lay, source, resume_key) || !set_resume_key(lay, target_read, resume_key)))
         return false;
@@ -342,12 +383,15 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     bool target_empty = false;
     if (d->opts->write && !target_has_rows(lay, target_read, &target_empty))
         return false;
+    if (target_empty)
+        d->fetch = NULL; /* every row is needed: stream them all */
+    bool inline_rows = d->opts->write && d->fetch == NULL;
     if (target_empty) {
         /* Nothing to compare with: skip hashing the source rows. */
         log_info("%s: no rows in the target yet: copying every source row", table);
         tablesql_source_all_rows(lay, resume, &src_sql);
     } else {
-        tablesql_source_diff(lay, d->opts->write, resume, &src_sql);
+        tablesql_source_diff(lay, inline_rows, resume, &src_sql);
     }
     tablesql_target_diff(lay, resume, &tgt_sql);
     log_debug("%s: source diff: %s", table, src_sql.data);
@@ -363,8 +407,9 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
         return false;
 
     copy_reader rs, rt;
-    copy_reader_init(&rs, source, "source", table, lay, d->opts->write);
+    copy_reader_init(&rs, source, "source", table, lay, inline_rows);
     copy_reader_init(&rt, target_read, "target", table, lay, false);
+    rt.skip_null_keys = orphans_in_diff;
     keyset_reader src_reader = {copy_next, &rs, "source"};
     keyset_reader tgt_reader = {copy_next, &rt, "target"};
     char err[256];
@@ -372,6 +417,8 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
                       sizeof err);
     if (!ok)
         log_error("%s: diff failed: %s", table, err);
+    if (ok && orphans_in_diff)
+        report_orphans(lay, rt.orphans, d->res);
     copy_reader_free(&rs);
     copy_reader_free(&rt);
     return ok;
@@ -394,6 +441,7 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
     progress_init(&d.meter, lay->table->source, opts->estimate, opts->progress);
 
     batch_writer bw;
+    row_fetcher fetch;
     char *resume_key = NULL;
     bool ok = true;
     if (opts->write && opts->delete_extra) {
@@ -410,11 +458,17 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
                 opts->include_stale, rows_copied);
         d.bw = &bw;
         ok = ok && (res->skipped_done || bw_prepare(&bw, d.write_extras));
+        if (opts->source_fetch != NULL && lay->table->kind != TABLE_KEYLESS) {
+            rowfetch_init(&fetch, lay, opts->source_fetch, &bw);
+            d.fetch = &fetch;
+        }
     }
     if (ok && !res->skipped_done) {
-        ok = count_orphans(lay, target_read, res) && run_merge(&d, source, target_read, resume_key);
+        ok = run_merge(&d, source, target_read, resume_key);
         res->counts.extra += res->orphans;
         res->counts.target_rows += res->orphans;
+        if (ok && d.fetch != NULL)
+            ok = rowfetch_flush(d.fetch);
         if (ok && d.bw != NULL)
             ok = bw_finish(d.bw, d.last.len > 0 ? d.last.data : NULL);
         if (!ok && d.bw != NULL)
@@ -427,6 +481,8 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
         res->write_seconds = bw.wait_seconds;
         bw_free(&bw);
     }
+    if (opts->write && opts->source_fetch != NULL && lay->table->kind != TABLE_KEYLESS)
+        rowfetch_free(&fetch);
     progress_done(&d.meter, d.source_seen);
     free(resume_key);
     strbuf_free(&d.key);

@@ -6,12 +6,15 @@
  * write connections (batchwriter.h), batch by batch, each batch one target
  * transaction carrying its checkpoint.
  *
- * Writing (backfill): the source diff query also carries each row's mapped
- * columns, so a missing row is staged the moment the merge finds it (no
- * second read of the source).  Staged rows go with COPY into a TEMP table in
- * source form plus their UUIDv5 ids, then one INSERT ... SELECT per batch
- * remaps keys and references in SQL (tablesql.h).  A batch is closed only between two different
- * keys, so a multiset group (keyless table) never straddles a checkpoint.
+ * Writing (backfill): the missing (and stale) rows' mapped columns are
+ * fetched by key in chunks on a second source connection that shares the
+ * snapshot (rowfetch.h), so the diff itself carries only (key, hash).  Without
+ * that connection, for a keyless table, and when the target holds no row of
+ * the table yet, the source diff query carries each row's columns instead and
+ * a missing row is staged the moment the merge finds it.  Staged rows go with COPY into a TEMP
+ * table in source form plus their UUIDv5 ids, then one INSERT ... SELECT per batch remaps keys and
+ * references in SQL (tablesql.h).  A batch is closed only between two different keys, so a multiset
+ * group (keyless table) never straddles a checkpoint.
  *
  * Connections are borrowed: source must already be inside its snapshot
  * transaction; target_read is idle; the nwriters target_write connections
@@ -41,6 +44,10 @@ typedef struct tablediff_options {
     double estimate;    /* source rows expected (reltuples) for the ETA; <= 0 unknown */
     const char *state_schema;
     const char *slot;
+    /* A second source connection in the same snapshot (write only; NULL: none).  With
+     * it, a keyed table's diff streams (key, hash) only and the missing/stale rows are
+     * fetched by key (rowfetch.h); without it they travel with the diff. */
+    PGconn *source_fetch;
 } tablediff_options;
 
 typedef struct tablediff_result {

@@ -107,6 +107,7 @@ bool table_layout_init(table_layout *lay, const wb_config *cfg, const table_plan
     lay->spec.types = lay->key_type;
     lay->spec.nkey = lay->nkey;
     lay->spec.allow_duplicates = t->kind == TABLE_KEYLESS;
+    lay->hash = TABLESQL_HASH_RECORD;
     return true;
 }
 
@@ -115,6 +116,16 @@ void table_layout_free(table_layout *lay)
     free(lay->cols);
     lay->cols = NULL;
     lay->ncols = 0;
+}
+
+tablesql_hash_kind tablesql_hash_for_servers(int source_version, int target_version)
+{
+    int oldest = source_version < target_version ? source_version : target_version;
+    if (oldest >= 140000)
+        return TABLESQL_HASH_RECORD;
+    if (oldest >= 110000)
+        return TABLESQL_HASH_TEXT;
+    return TABLESQL_HASH_MD5;
 }
 
 size_t tablesql_hash_field(const table_layout *lay)
@@ -173,17 +184,38 @@ static void append_row_text(const table_layout *lay, value_fn value, strbuf *out
 }
 
 /*
- * The hash of a keyed row: 64 bits of hashtextextended (PostgreSQL's
- * hash_any, stable across versions since hash partitioning depends on it),
- * about half the CPU of md5 on wide rows.  It only has to tell a stale row
- * from a current one with the same key: a stale row goes unnoticed with
- * probability 2^-64.
+ * The hash of a keyed row (tablesql_hash_kind).  It only has to tell a stale
+ * row from a current one with the same key: with 64 bits a stale row goes
+ * unnoticed with probability 2^-64.  hash_record_extended combines each
+ * column text's hashtextextended without building the row's text (NULL
+ * hashes as 0, '' does not); both are PostgreSQL's hash_any, stable across
+ * versions because hash partitioning depends on it.
  */
 static void append_hash(const table_layout *lay, value_fn value, strbuf *out)
 {
-    strbuf_append(out, "hashtextextended(");
+    switch (lay->hash) {
+    case TABLESQL_HASH_RECORD:
+        strbuf_append(out, "hash_record_extended(ROW(");
+        for (size_t i = 0; i < lay->ncols; i++) {
+            if (i > 0)
+                strbuf_append(out, ", ");
+            strbuf_append_char(out, '(');
+            value(lay, i, out);
+            strbuf_append(out, ")::text");
+        }
+        strbuf_append(out, "), 0)");
+        return;
+    case TABLESQL_HASH_TEXT:
+        strbuf_append(out, "hashtextextended(");
+        append_row_text(lay, value, out);
+        strbuf_append(out, ", 0)");
+        return;
+    case TABLESQL_HASH_MD5:
+        break;
+    }
+    strbuf_append(out, "md5(");
     append_row_text(lay, value, out);
-    strbuf_append(out, ", 0)");
+    strbuf_append(out, ")");
 }
 
 /*
@@ -219,8 +251,9 @@ static void append_keys(const table_layout *lay, value_fn value, strbuf *out)
 
 /* Which target rows a FROM clause keeps. */
 typedef enum row_filter {
-    ROWS_KEYED,   /* rows with a complete source-form key */
-    ROWS_ORPHANED /* rows whose key references a parent row that does not exist */
+    ROWS_KEYED,    /* rows with a complete source-form key */
+    ROWS_ORPHANED, /* rows whose key references a parent row that does not exist */
+    ROWS_ALL       /* both (orphans come out with a NULL key field) */
 } row_filter;
 
 static bool is_reference_key(const layout_column *c)
@@ -252,7 +285,7 @@ static void target_from(const table_layout *lay, row_filter filter, strbuf *out)
         strbuf_append(out, " IS NOT NULL");
         nconds++;
     }
-    for (size_t i = 0; i < lay->ncols; i++) {
+    for (size_t i = 0; filter != ROWS_ALL && i < lay->ncols; i++) {
         if (!is_reference_key(&lay->cols[i]))
             continue;
         if (filter == ROWS_KEYED)
@@ -268,12 +301,22 @@ static void target_from(const table_layout *lay, row_filter filter, strbuf *out)
         strbuf_append_char(out, ')');
 }
 
-bool tablesql_target_orphans(const table_layout *lay, strbuf *out)
+static bool has_orphans(const table_layout *lay)
 {
     bool any = false;
     for (size_t i = 0; i < lay->ncols; i++)
         any = any || is_reference_key(&lay->cols[i]);
-    if (!any || lay->table->kind == TABLE_UUID_MAPPED)
+    return any && lay->table->kind != TABLE_UUID_MAPPED;
+}
+
+bool tablesql_target_diff_has_orphans(const table_layout *lay, bool resume)
+{
+    return !resume && has_orphans(lay);
+}
+
+bool tablesql_target_orphans(const table_layout *lay, strbuf *out)
+{
+    if (!has_orphans(lay))
         return false;
     strbuf_append(out, "SELECT count(*) FROM ");
     target_from(lay, ROWS_ORPHANED, out);
@@ -340,6 +383,47 @@ void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out)
     source_query(lay, true, false, resume, out);
 }
 
+void tablesql_source_fetch(const table_layout *lay, strbuf *out)
+{
+    const table_config *t = lay->table;
+    strbuf_append(out, "SELECT ");
+    append_keys(lay, source_value, out);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        strbuf_append(out, ", ");
+        source_value(lay, i, out);
+        strbuf_appendf(out, " AS c%zu", i);
+    }
+    strbuf_append(out, " FROM unnest(");
+    for (size_t k = 0; k < lay->nkey; k++)
+        strbuf_appendf(out, "%s$%zu::text[]", k > 0 ? ", " : "", k + 1);
+    strbuf_append(out, ") AS u(");
+    for (size_t k = 0; k < lay->nkey; k++)
+        strbuf_appendf(out, "%sk%zu", k > 0 ? ", " : "", k);
+    strbuf_append(out, ") JOIN ");
+    pgconn_append_qualified(out, t->source_schema, t->source_name);
+    strbuf_append(out, " s ON ");
+    for (size_t k = 0; k < lay->nkey; k++) {
+        const layout_column *c = &lay->cols[lay->key_col[k]];
+        if (k > 0)
+            strbuf_append(out, " AND ");
+        append_alias_col(out, "s", c->source);
+        strbuf_appendf(out, " = u.k%zu::%s", k, c->source_type);
+    }
+}
+
+void tablesql_array_append(strbuf *arr, const char *value, size_t len)
+{
+    if (arr->len > 0)
+        strbuf_append_char(arr, ',');
+    strbuf_append_char(arr, '"');
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] == '"' || value[i] == '\\')
+            strbuf_append_char(arr, '\\');
+        strbuf_append_char(arr, value[i]);
+    }
+    strbuf_append_char(arr, '"');
+}
+
 void tablesql_target_any(const table_layout *lay, strbuf *out)
 {
     strbuf_append(out, "SELECT EXISTS (SELECT 1 FROM ");
@@ -357,7 +441,7 @@ void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)
         strbuf_append(out, " AS h");
     }
     strbuf_append(out, " FROM ");
-    target_from(lay, ROWS_KEYED, out);
+    target_from(lay, tablesql_target_diff_has_orphans(lay, resume) ? ROWS_ALL : ROWS_KEYED, out);
     strbuf_append(out, ") x");
     append_resume_and_order(lay, resume, out);
     strbuf_append(out, ") TO STDOUT");

@@ -10,10 +10,12 @@
  * values, data columns as text.  Both diff queries render every row in
  * source form and hash it in SQL:
  *
- *     hashtextextended(ROW(col1::text, col2::text, ...)::text, 0)
+ *     hash_record_extended(ROW(col1::text, col2::text, ...), 0)
  *
  * (64 bits: enough to tell a stale row from a current one with the same
- * key; a keyless table's key is the row's md5 instead, see below.)
+ * key; a keyless table's key is the row's md5 instead, see below.  With a
+ * server older than PostgreSQL 14 on either side: hashtextextended of the
+ * ROW's text (11+), else md5 of it; see tablesql_hash_for_servers.)
  *
  * ROW's text output quotes values and leaves NULL empty, so NULL and '' hash
  * differently.  On the target, a UUID-mapped key renders as its legacy_key
@@ -58,6 +60,13 @@ typedef struct layout_column {
     int parent; /* reference: index into wb_config.tables; else -1 */
 } layout_column;
 
+/* How a keyed row is hashed; both sides must use the same. */
+typedef enum tablesql_hash_kind {
+    TABLESQL_HASH_RECORD = 0, /* hash_record_extended(ROW(texts), 0): PostgreSQL 14+ */
+    TABLESQL_HASH_TEXT,       /* hashtextextended(ROW(texts)::text, 0): 11+ */
+    TABLESQL_HASH_MD5         /* md5(ROW(texts)::text): any version */
+} tablesql_hash_kind;
+
 typedef struct table_layout {
     const wb_config *cfg;
     const table_config *table;
@@ -66,7 +75,8 @@ typedef struct table_layout {
     size_t nkey;                 /* keyless: 1 (the row hash) */
     int key_col[KEYSET_MAX_KEY]; /* index into cols; -1 for a keyless hash key */
     keyset_key_type key_type[KEYSET_MAX_KEY];
-    keyset_spec spec; /* points at key_type */
+    keyset_spec spec;        /* points at key_type */
+    tablesql_hash_kind hash; /* TABLESQL_HASH_RECORD unless set otherwise after init */
 } table_layout;
 
 /*
@@ -76,6 +86,9 @@ typedef struct table_layout {
 bool table_layout_init(table_layout *lay, const wb_config *cfg, const table_plan *plan, char *err,
                        size_t errlen);
 void table_layout_free(table_layout *lay);
+
+/* The cheapest row hash both servers have (PQserverVersion numbers). */
+tablesql_hash_kind tablesql_hash_for_servers(int source_version, int target_version);
 
 /* Fields of one source diff line: nkey keys, [hash], then (with_rows) ncols values. */
 size_t tablesql_hash_field(const table_layout *lay); /* index of h; == nkey-1 when keyless */
@@ -89,16 +102,33 @@ void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, 
  * a keyless table's key is its hash, which stays).
  */
 void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out);
+/*
+ * Fetch by key (rowfetch.h): the rows whose keys are in the text[] parameters
+ * $1..$nkey (one array per key column, element i of each forming key i),
+ * as "k0.., c0.." -- the same fields a source diff line with rows has, minus
+ * the hash.  Each key text is cast back to the key column's source type, so
+ * the table's key index is used.  Keyed tables only.
+ */
+void tablesql_source_fetch(const table_layout *lay, strbuf *out);
+/* Appends one element (len bytes of text) to the inside of a text[] literal. */
+void tablesql_array_append(strbuf *arr, const char *value, size_t len);
 /* SELECT EXISTS: does the target hold any row of the table with a source-form key? */
 void tablesql_target_any(const table_layout *lay, strbuf *out);
-/* The target diff query (rows translated back to source form). */
+/*
+ * The target diff query (rows translated back to source form).  When
+ * tablesql_target_diff_has_orphans says so, it also yields the orphans
+ * (below) with a NULL key field, for the reader to count and skip.
+ */
 void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out);
 /*
  * For an identity-mapped table whose key includes a reference (order_tags):
  * counts the target rows whose parent row is gone, which have no source-form
- * key and so stay out of the diff.  False (nothing appended) for other tables.
+ * key and so cannot take part in the merge.  False (nothing appended) for
+ * other tables.  Needed only when the diff query does not yield them (resume).
  */
 bool tablesql_target_orphans(const table_layout *lay, strbuf *out);
+/* True when tablesql_target_diff yields orphans with a NULL key field. */
+bool tablesql_target_diff_has_orphans(const table_layout *lay, bool resume);
 /* SELECT set_config('walbridge.resume_<i>', $1, false) for key column i. */
 void tablesql_resume_setting(size_t i, strbuf *out);
 

@@ -131,9 +131,9 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_source_diff(&lay, true, true, &sql);
-    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hashtextextended(ROW((s.\"id\")::text, "
+    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hash_record_extended(ROW((s.\"id\")::text, "
         "(s.\"patient_id\")::text, (s.\"note\")::text, (s.\"total\")::text, "
-        "(s.\"we\"\"ird\")::text)::text, 0) AS h, s.\"id\" AS c0");
+        "(s.\"we\"\"ird\")::text), 0) AS h, s.\"id\" AS c0");
     HAS("FROM \"public\".\"orders\" s) x");
     HAS("WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint)");
     HAS("ORDER BY 1) TO STDOUT");
@@ -146,9 +146,51 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     strbuf_reset(&sql);
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("SELECT s.\"id\" AS k0, ''::text AS h, s.\"id\" AS c0");
-    HAS_NOT("hashtextextended");
+    HAS_NOT("hash_record_extended");
     HAS_NOT("md5");
     table_layout_free(&lay);
+}
+
+Test(tablesql, row_hash_is_the_cheapest_both_servers_have)
+{
+    cr_assert_eq(tablesql_hash_for_servers(150018, 140000), TABLESQL_HASH_RECORD);
+    cr_assert_eq(tablesql_hash_for_servers(130010, 150018), TABLESQL_HASH_TEXT);
+    cr_assert_eq(tablesql_hash_for_servers(150018, 110000), TABLESQL_HASH_TEXT);
+    cr_assert_eq(tablesql_hash_for_servers(100021, 150018), TABLESQL_HASH_MD5);
+    table_plan p = tags_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    lay.hash = TABLESQL_HASH_TEXT;
+    tablesql_target_diff(&lay, false, &sql);
+    HAS("hashtextextended(ROW((p0.\"legacy_id\")::text, (t.\"tag\")::text, "
+        "(t.\"added_at\")::text)::text, 0) AS h");
+    strbuf_reset(&sql);
+    lay.hash = TABLESQL_HASH_MD5;
+    tablesql_source_diff(&lay, false, false, &sql);
+    HAS("md5(ROW((s.\"order_id\")::text, (s.\"tag\")::text, (s.\"added_at\")::text)::text) AS h");
+    table_layout_free(&lay);
+}
+
+Test(tablesql, fetch_by_key_joins_unnested_text_arrays_cast_to_the_key_types)
+{
+    table_plan p = tags_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_source_fetch(&lay, &sql);
+    HAS("SELECT s.\"order_id\" AS k0, (s.\"tag\")::text COLLATE \"C\" AS k1, s.\"order_id\" AS c0, "
+        "s.\"tag\" AS c1, s.\"added_at\" AS c2 FROM unnest($1::text[], $2::text[]) AS u(k0, k1) "
+        "JOIN \"public\".\"order_tags\" s ON s.\"order_id\" = u.k0::bigint AND "
+        "s.\"tag\" = u.k1::text");
+    table_layout_free(&lay);
+    strbuf arr;
+    strbuf_init(&arr);
+    tablesql_array_append(&arr, "42", 2);
+    tablesql_array_append(&arr, "a\"b\\c,{}", 8);
+    tablesql_array_append(&arr, "", 0);
+    cr_assert_str_eq(arr.data, "\"42\",\"a\\\"b\\\\c,{}\",\"\"");
+    strbuf_free(&arr);
 }
 
 Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
@@ -158,9 +200,9 @@ Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_target_diff(&lay, false, &sql);
-    HAS("SELECT t.\"legacy_id\" AS k0, hashtextextended(ROW((t.\"legacy_id\")::text, "
+    HAS("SELECT t.\"legacy_id\" AS k0, hash_record_extended(ROW((t.\"legacy_id\")::text, "
         "(p1.\"old_id\")::text, (t.\"notes\")::text, (t.\"total\")::text, "
-        "(t.\"we\"\"ird\"::character varying(20))::text)::text, 0) AS h");
+        "(t.\"we\"\"ird\"::character varying(20))::text), 0) AS h");
     HAS("FROM \"app\".\"orders\" t LEFT JOIN \"public\".\"patients\" p1 ON p1.\"uid\" = "
         "t.\"patient_id\" WHERE t.\"legacy_id\" IS NOT NULL) x ORDER BY 1");
     strbuf_reset(&sql);
@@ -201,6 +243,11 @@ Test(tablesql, composite_identity_key_with_reference)
     cr_assert_eq(lay.nkey, 2);
     cr_assert_eq(lay.key_type[0], KEYSET_KEY_INT);
     cr_assert_eq(lay.key_type[1], KEYSET_KEY_TEXT);
+    cr_assert(tablesql_target_diff_has_orphans(&lay, false));
+    cr_assert_not(tablesql_target_diff_has_orphans(&lay, true));
+    tablesql_target_diff(&lay, false, &sql);
+    HAS("LEFT JOIN \"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\") x ORDER BY 1, 2");
+    strbuf_reset(&sql);
     tablesql_target_diff(&lay, true, &sql);
     HAS("SELECT p0.\"legacy_id\" AS k0, (t.\"tag\")::text COLLATE \"C\" AS k1");
     HAS("LEFT JOIN \"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
@@ -251,7 +298,7 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     HAS("SELECT md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0, "
         "s.\"actor\" AS c0");
     HAS_NOT(" AS h");
-    HAS_NOT("hashtextextended");
+    HAS_NOT("hash_record_extended");
     strbuf_reset(&sql);
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
