@@ -59,8 +59,9 @@ wb_eq "the applied LSN is recorded in the target" "1" \
 # slot_not_ahead_of_target: confirmed_flush_lsn <= the applied LSN stored in the target.
 slot_not_ahead_of_target() {
     local applied confirmed
-    applied=$(wb_psql target -c "SELECT applied_lsn FROM walbridge.stream_progress WHERE slot = 'walbridge'")
+    # Confirmed first: the stored LSN only grows, so a later read of it is a fair bound.
     confirmed=$(wb_psql source -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'walbridge'")
+    applied=$(wb_psql target -c "SELECT applied_lsn FROM walbridge.stream_progress WHERE slot = 'walbridge'")
     echo "confirmed $confirmed, applied $applied"
     [[ -n $applied && -n $confirmed ]] &&
         [[ $(wb_psql source -c "SELECT '$confirmed'::pg_lsn <= '$applied'::pg_lsn") == t ]]
@@ -96,6 +97,9 @@ wb_wait_for "/metrics counts the office inserts streamed by this run" 10 office_
 wb_eq "/healthz answers 200 while streaming" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/healthz" || true)"
 wb_psql source -c "CREATE TABLE not_replicated (x int); INSERT INTO not_replicated SELECT generate_series(1, 1000)"
+# A checkpoint record after the last commit: WAL that no source transaction's commit covers,
+# so only the idle (keepalive) position can carry the slot and the applied LSN past it.
+wb_psql source -c "CHECKPOINT"
 far=$(wb_psql source -c "SELECT pg_current_wal_lsn()")
 wb_wait_for "idle: the slot's confirmed position passes unrelated WAL ($far)" 40 \
     stream_slot_confirmed_at_least source walbridge "$far"
