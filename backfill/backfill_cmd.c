@@ -174,7 +174,11 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
         }
         uint64_t present = r->counts.same + r->counts.stale;
         uint64_t copied = a->dry_run ? r->counts.missing : r->copied;
-        uint64_t stale = a->dry_run || !a->include_stale ? r->counts.stale : r->stale_fixed;
+        /* Without --include-stale (and not a dry run) rows are not compared: "-". */
+        char stale[32] = "-";
+        if (a->dry_run || a->include_stale)
+            snprintf(stale, sizeof stale, "%" PRIu64,
+                     a->dry_run ? r->counts.stale : r->stale_fixed);
         double rate = r->seconds > 0 ? (double)r->counts.source_rows / r->seconds : 0;
         char extra[32];
         const table_config *t = &cfg->tables[i];
@@ -186,8 +190,7 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
             snprintf(extra, sizeof extra, "%" PRIu64 " del", r->extra_deleted);
         else
             snprintf(extra, sizeof extra, "%" PRIu64, r->counts.extra);
-        printf("%-28s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64
-               " %10s %8.2f %10.0f%s\n",
+        printf("%-28s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10s %10s %8.2f %10.0f%s\n",
                cfg->tables[i].source, r->counts.source_rows, present, copied, stale, extra,
                r->seconds, rate, r->resumed ? "  (resumed)" : "");
     }
@@ -201,6 +204,8 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
                            .include_stale = a->include_stale,
                            .delete_extra = a->delete_extra,
                            .resume = a->resume,
+                           /* no stale check wanted: compare keys, hash nothing */
+                           .keys_only = !a->dry_run && !a->include_stale,
                            .batch_rows =
                                a->batch_rows > 0 ? a->batch_rows : cfg->backfill.batch_rows,
                            .progress = isatty(STDERR_FILENO) == 1,

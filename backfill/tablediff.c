@@ -390,10 +390,17 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
         /* Nothing to compare with: skip hashing the source rows. */
         log_info("%s: no rows in the target yet: copying every source row", table);
         tablesql_source_all_rows(lay, resume, &src_sql);
+    } else if (d->opts->keys_only && inline_rows) {
+        tablesql_source_all_rows(lay, resume, &src_sql); /* rows, no hash */
+    } else if (d->opts->keys_only) {
+        tablesql_source_keys(lay, resume, &src_sql);
     } else {
         tablesql_source_diff(lay, inline_rows, resume, &src_sql);
     }
-    tablesql_target_diff(lay, resume, &tgt_sql);
+    if (d->opts->keys_only)
+        tablesql_target_keys(lay, resume, &tgt_sql);
+    else
+        tablesql_target_diff(lay, resume, &tgt_sql);
     log_debug("%s: source diff: %s", table, src_sql.data);
     log_debug("%s: target diff: %s", table, tgt_sql.data);
     /* Both queries run at once: each server sorts and hashes while the other does. */

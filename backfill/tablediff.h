@@ -38,6 +38,7 @@ typedef struct tablediff_options {
                          * policy decides: apply deletes, soft sets the column, ignore
                          * only reports) */
     bool resume;        /* start after the table's checkpoint (write only) */
+    bool keys_only;     /* compare keys only, no row hashes: nothing is found stale */
     int batch_rows;     /* rows per batch / checkpoint */
     int show;           /* remember up to this many keys per kind (verify --show) */
     bool progress;      /* draw a progress line on stderr (a terminal) */

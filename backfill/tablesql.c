@@ -383,6 +383,11 @@ void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out)
     source_query(lay, true, false, resume, out);
 }
 
+void tablesql_source_keys(const table_layout *lay, bool resume, strbuf *out)
+{
+    source_query(lay, false, false, resume, out);
+}
+
 void tablesql_source_fetch(const table_layout *lay, strbuf *out)
 {
     const table_config *t = lay->table;
@@ -431,20 +436,32 @@ void tablesql_target_any(const table_layout *lay, strbuf *out)
     strbuf_append(out, ")");
 }
 
-void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)
+static void target_query(const table_layout *lay, bool with_hash, bool resume, strbuf *out)
 {
     strbuf_append(out, "COPY (SELECT * FROM (SELECT ");
     append_keys(lay, target_value, out);
-    if (lay->table->kind != TABLE_KEYLESS) {
+    if (lay->table->kind != TABLE_KEYLESS && with_hash) {
         strbuf_append(out, ", ");
         append_hash(lay, target_value, out);
         strbuf_append(out, " AS h");
+    } else if (lay->table->kind != TABLE_KEYLESS) {
+        strbuf_append(out, ", ''::text AS h");
     }
     strbuf_append(out, " FROM ");
     target_from(lay, tablesql_target_diff_has_orphans(lay, resume) ? ROWS_ALL : ROWS_KEYED, out);
     strbuf_append(out, ") x");
     append_resume_and_order(lay, resume, out);
     strbuf_append(out, ") TO STDOUT");
+}
+
+void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)
+{
+    target_query(lay, true, resume, out);
+}
+
+void tablesql_target_keys(const table_layout *lay, bool resume, strbuf *out)
+{
+    target_query(lay, false, resume, out);
 }
 
 /* ---------------------------------------------------------------- staging and insert */

@@ -112,6 +112,13 @@ void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out)
 void tablesql_source_fetch(const table_layout *lay, strbuf *out);
 /* Appends one element (len bytes of text) to the inside of a text[] literal. */
 void tablesql_array_append(strbuf *arr, const char *value, size_t len);
+/*
+ * Keys only (backfill without --include-stale: no stale check, so nothing is
+ * hashed): the diff queries' shape with an empty h.  A keyless table's key
+ * is its hash, which stays.
+ */
+void tablesql_source_keys(const table_layout *lay, bool resume, strbuf *out);
+void tablesql_target_keys(const table_layout *lay, bool resume, strbuf *out);
 /* SELECT EXISTS: does the target hold any row of the table with a source-form key? */
 void tablesql_target_any(const table_layout *lay, strbuf *out);
 /*

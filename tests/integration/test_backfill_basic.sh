@@ -52,6 +52,7 @@ wb_run -c "$cfg" backfill --dry-run
 wb_eq "dry run exits 0" 0 "$WB_RC"
 wb_contains "dry run says nothing was written" "$WB_OUT" "nothing was written"
 wb_check "dry run reports missing orders" test "$(awk '$1 == "public.orders" {print $4}' <<<"$WB_OUT")" -gt 0
+wb_check "dry run compares rows: stale profiles reported" test "$(awk '$1 == "public.profiles" {print $5}' <<<"$WB_OUT")" -gt 0
 wb_eq "dry run created no slot" 0 "$(wb_psql source -c "SELECT count(*) FROM pg_replication_slots")"
 wb_eq "dry run created no state schema" 0 "$(wb_psql target -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'walbridge'")"
 changed=0
@@ -71,7 +72,9 @@ stale_before=$(wb_psql target -c "SELECT count(*) FROM profiles WHERE full_name 
 wb_run -c "$cfg" backfill
 wb_eq "backfill exits 0" 0 "$WB_RC"
 [[ $WB_RC == 0 ]] || echo "$WB_ERR" | tail -n 20
-wb_check "backfill copied rows" test "$(bf_summary_sum 5)" -gt 0
+wb_check "backfill copied rows" test "$(bf_summary_sum 4)" -gt 0
+wb_eq "without --include-stale rows are not compared: stale column says -" "-" \
+    "$(awk '$1 == "public.profiles" {print $5}' <<<"$WB_OUT")"
 wb_eq "slot created with wal2json" "wal2json" "$(wb_psql source -c "SELECT plugin FROM pg_replication_slots WHERE slot_name = 'walbridge'")"
 slot_lsn=$(wb_psql source -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'walbridge'")
 wb_eq "stream start recorded at the slot's consistent point" "$slot_lsn" \

@@ -193,6 +193,23 @@ Test(tablesql, fetch_by_key_joins_unnested_text_arrays_cast_to_the_key_types)
     strbuf_free(&arr);
 }
 
+Test(tablesql, keys_only_queries_hash_nothing)
+{
+    table_plan p = orders_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
+    tablesql_source_keys(&lay, false, &sql);
+    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, ''::text AS h FROM \"public\".\"orders\" s) x "
+        "ORDER BY 1) TO STDOUT");
+    strbuf_reset(&sql);
+    tablesql_target_keys(&lay, true, &sql);
+    HAS("SELECT t.\"legacy_id\" AS k0, ''::text AS h FROM \"app\".\"orders\" t");
+    HAS("WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint) ORDER BY 1");
+    HAS_NOT("hash_record_extended");
+    table_layout_free(&lay);
+}
+
 Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
 {
     table_plan p = orders_plan();
