@@ -220,14 +220,15 @@ static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryabl
             key_changed = true;
     }
     if (!complete)
-        return apply_send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_UPDATE, key_text(a, t, false), c,
-                               retryable);
+        return apply_send_stmt(a, ti, key_changed ? APPLY_STMT_KEY_UPDATE : APPLY_STMT_UPDATE,
+                               PEND_UPDATE, key_text(a, t, false), c, retryable);
     if (!key_changed)
         return apply_batch_add(a, ti, APPLY_STMT_UPSERT, PEND_UPSERT_UPDATE, key_text(a, t, false),
                                c->lsn, retryable);
     /* Move the row to its new key, then upsert the full new row under it: either the
      * move found the row (the upsert rewrites the same values) or it inserts it. */
-    return apply_send_stmt(a, ti, APPLY_STMT_UPDATE, PEND_KEYCHANGE_UPDATE, NULL, c, retryable) &&
+    return apply_send_stmt(a, ti, APPLY_STMT_KEY_UPDATE, PEND_KEYCHANGE_UPDATE, NULL, c,
+                           retryable) &&
            apply_send_stmt(a, ti, APPLY_STMT_UPSERT, PEND_KEYCHANGE_UPSERT, key_text(a, t, true), c,
                            retryable);
 }
@@ -606,6 +607,17 @@ static bool read_statement_serial(applier *a)
     return true;
 }
 
+/* The session's table of keys deleted or moved in the open transaction (apply_sql.h). */
+static bool create_gone_table(applier *a)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    apply_sql_gone_table_create(&sql);
+    bool ok = pgconn_exec(a->conn, "apply: creating the session's deleted-keys table", sql.data);
+    strbuf_free(&sql);
+    return ok;
+}
+
 static void set_replica_role(applier *a)
 {
     PGresult *res = PQexec(a->conn, "SET session_replication_role = replica");
@@ -644,7 +656,7 @@ applier *applier_new(const wb_config *cfg, const catalog *cat, PGconn *target)
     bool found = false;
     wb_lsn lsn = LSN_INVALID;
     if (!state_get_applied_lsn(target, cfg->state_schema, cfg->slot, &lsn, &found, NULL) ||
-        !read_statement_serial(a)) {
+        !read_statement_serial(a) || !create_gone_table(a)) {
         applier_free(a);
         return NULL;
     }

@@ -71,6 +71,40 @@ static const table_config *ref_parent(const sql_builder *b, size_t column)
     return p->kind == TABLE_UUID_MAPPED ? p : NULL;
 }
 
+/* wb_config index of the table being built (table_plan.cfg points into cfg->tables). */
+static int table_index(const sql_builder *b)
+{
+    return (int)(b->t->cfg - b->cfg->tables);
+}
+
+/* True when t is UUID-mapped and some configured table references it. */
+static bool is_referenced_parent(const sql_builder *b)
+{
+    if (b->t->cfg->kind != TABLE_UUID_MAPPED)
+        return false;
+    int self = table_index(b);
+    for (size_t i = 0; i < b->cfg->ntables; i++) {
+        const table_config *tc = &b->cfg->tables[i];
+        for (size_t r = 0; r < tc->nrefs; r++) {
+            if (tc->refs[r].parent_index == self)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* "INSERT INTO <gone> (tbl, lk, tk) SELECT <index>, " (the caller adds the rest) */
+static void append_gone_insert(sql_builder *b)
+{
+    strbuf_appendf(b->sql, "INSERT INTO %s (tbl, lk, tk) SELECT %d, ", APPLY_GONE_TABLE,
+                   table_index(b));
+}
+
+static void append_gone_upsert_tail(sql_builder *b)
+{
+    strbuf_append(b->sql, " ON CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk");
+}
+
 /* Appends the value expression of a column from the new or old row. */
 static void append_value(sql_builder *b, size_t column, bool old)
 {
@@ -84,7 +118,10 @@ static void append_value(sql_builder *b, size_t column, bool old)
         pgconn_append_qualified(b->sql, parent->target_schema, parent->target_name);
         strbuf_append(b->sql, " p WHERE p.");
         pgconn_append_ident(b->sql, parent->legacy_key);
-        strbuf_appendf(b->sql, " = $%d), $%d::uuid)", raw, v5);
+        strbuf_appendf(b->sql,
+                       " = $%d), (SELECT g.tk FROM %s g WHERE g.tbl = %d AND g.lk = $%d::text),"
+                       " $%d::uuid)",
+                       raw, APPLY_GONE_TABLE, b->t->columns[column].ref_parent, raw, v5);
         return;
     }
     const char *type = b->t->columns[column].source_type;
@@ -274,6 +311,58 @@ static void append_on_conflict(sql_builder *b, const bool *new_present)
     strbuf_append(b->sql, " RETURNING (xmax = 0) AS inserted");
 }
 
+/*
+ * DELETE of a referenced UUID-mapped row that remembers (legacy key, target key)
+ * in the session's gone-keys table, so children deleted after it in the same
+ * transaction (ON DELETE CASCADE arrives parent first) still find its UUID.
+ * The affected-row count is the number of rows deleted.
+ */
+static bool build_recorded_delete(sql_builder *b, const bool *new_present, const bool *old_present,
+                                  char *err, size_t errlen)
+{
+    strbuf_append(b->sql, "WITH d AS (DELETE FROM ");
+    append_table(b);
+    if (!append_key_where(b, new_present, old_present, err, errlen))
+        return false;
+    strbuf_append(b->sql, " RETURNING ");
+    pgconn_append_ident(b->sql, b->t->cfg->legacy_key);
+    strbuf_append(b->sql, ", ");
+    pgconn_append_ident(b->sql, b->t->cfg->target_key);
+    strbuf_append(b->sql, ") ");
+    append_gone_insert(b);
+    strbuf_append(b->sql, "d.");
+    pgconn_append_ident(b->sql, b->t->cfg->legacy_key);
+    strbuf_append(b->sql, "::text, d.");
+    pgconn_append_ident(b->sql, b->t->cfg->target_key);
+    strbuf_append(b->sql, " FROM d");
+    append_gone_upsert_tail(b);
+    return true;
+}
+
+/* UPDATE that moves a referenced UUID-mapped row to a new key, remembering the old one. */
+static bool build_recorded_key_update(sql_builder *b, const bool *new_present,
+                                      const bool *old_present, char *err, size_t errlen)
+{
+    strbuf_append(b->sql, "WITH u AS (UPDATE ");
+    append_table(b);
+    strbuf_append(b->sql, " SET ");
+    if (!append_set_list(b, new_present)) {
+        snprintf(err, errlen, "the update carries no column the target has");
+        return false;
+    }
+    if (!append_key_where(b, new_present, old_present, err, errlen))
+        return false;
+    strbuf_append(b->sql, " RETURNING ");
+    pgconn_append_ident(b->sql, b->t->cfg->target_key);
+    strbuf_append(b->sql, ") ");
+    append_gone_insert(b);
+    strbuf_appendf(b->sql, "$%d::text, u.", param_ref(b, b->t->key_columns[0], true, APARAM_RAW));
+    pgconn_append_ident(b->sql, b->t->cfg->target_key);
+    strbuf_append(b->sql, " FROM u");
+    append_gone_upsert_tail(b);
+    return true;
+}
+
 static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_present,
                         const bool *old_present, char *err, size_t errlen)
 {
@@ -296,9 +385,15 @@ static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_pr
         }
         return append_key_where(b, new_present, old_present, err, errlen);
     case APPLY_STMT_DELETE:
+        if (is_referenced_parent(b))
+            return build_recorded_delete(b, new_present, old_present, err, errlen);
         strbuf_append(b->sql, "DELETE FROM ");
         append_table(b);
         return append_key_where(b, new_present, old_present, err, errlen);
+    case APPLY_STMT_KEY_UPDATE:
+        if (is_referenced_parent(b))
+            return build_recorded_key_update(b, new_present, old_present, err, errlen);
+        return build_keyed(b, APPLY_STMT_UPDATE, new_present, old_present, err, errlen);
     case APPLY_STMT_SOFT_DELETE:
         strbuf_append(b->sql, "UPDATE ");
         append_table(b);
@@ -410,6 +505,14 @@ void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables,
             strbuf_append(out, ", ");
         pgconn_append_qualified(out, t->target_schema, t->target_name);
     }
+}
+
+void apply_sql_gone_table_create(strbuf *out)
+{
+    strbuf_appendf(out,
+                   "CREATE TEMP TABLE IF NOT EXISTS %s (tbl integer, lk text, tk uuid,"
+                   " PRIMARY KEY (tbl, lk)) ON COMMIT DELETE ROWS",
+                   APPLY_GONE_TABLE);
 }
 
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out)

@@ -28,9 +28,21 @@
  *               FROM $n AND ... LIMIT 1)
  *   KL_UPSERT   WITH u AS (KL update RETURNING 1) INSERT INTO T (P) SELECT ...
  *               WHERE NOT EXISTS (SELECT 1 FROM u)   (update, else insert)
+ *   KEY_UPDATE  UPDATE that changes the key: like UPDATE; for a referenced parent
+ *               WITH u AS (UPDATE ... RETURNING tk) INSERT INTO <gone> ... old key, u.tk
+ * A DELETE from a UUID-mapped table that some configured table references is
+ *   WITH d AS (DELETE ... RETURNING lk, tk) INSERT INTO <gone> SELECT <index>,
+ *   d.lk::text, d.tk FROM d ON CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk
+ * (its affected-row count is still the rows deleted).  <gone> is the session's
+ * TEMP table APPLY_GONE_TABLE (ON COMMIT DELETE ROWS: it holds only what the
+ * open target transaction deleted or moved, and spills to disk, not memory).
  * A reference column's value is
- *   COALESCE((SELECT p.tk FROM parent p WHERE p.lk = $a), $b::uuid)
- * with $a the source value and $b its UUIDv5 under the parent's source name.
+ *   COALESCE((SELECT p.tk FROM parent p WHERE p.lk = $a),
+ *            (SELECT g.tk FROM <gone> g WHERE g.tbl = <parent index> AND g.lk = $a::text),
+ *            $b::uuid)
+ * with $a the source value and $b its UUIDv5 under the parent's source name:
+ * the live parent, else the parent deleted or moved earlier in this transaction
+ * (a cascade: children arrive after their parent), else UUIDv5.
  */
 #ifndef WALBRIDGE_APPLY_SQL_H
 #define WALBRIDGE_APPLY_SQL_H
@@ -51,6 +63,7 @@ typedef enum apply_stmt_kind {
     APPLY_STMT_KL_UPSERT,
     APPLY_STMT_KL_DELETE,
     APPLY_STMT_KL_SOFT_DELETE,
+    APPLY_STMT_KEY_UPDATE, /* UPDATE that changes the key (remembers the old key of a parent) */
     APPLY_STMT_KIND_COUNT
 } apply_stmt_kind;
 
@@ -101,6 +114,10 @@ void apply_stmt_free(apply_stmt *s);
 
 /* Appends "TRUNCATE a, b, c" for the given wb_config table indexes. */
 void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables, strbuf *out);
+/* Session TEMP table of the keys deleted or moved in the open transaction. */
+#define APPLY_GONE_TABLE "pg_temp.wb_gone_keys"
+/* Appends the CREATE TEMP TABLE IF NOT EXISTS for APPLY_GONE_TABLE (once per session). */
+void apply_sql_gone_table_create(strbuf *out);
 /* Appends the INSERT into <schema>.conflicts taking $1 slot, $2 lsn, $3 table, $4 kind, $5 key. */
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out);
 

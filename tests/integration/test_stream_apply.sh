@@ -12,7 +12,9 @@
 #   delete of a missing row) counted in <state_schema>.conflicts with the data
 #   ending equal; an update of a missing row that lacks its TOAST column is
 #   recorded, not invented; a column added on the source while streaming is
-#   skipped with one warning; a re-run applies nothing twice; 200k-row insert
+#   skipped with one warning; ON DELETE / ON UPDATE CASCADE of a parent whose UUID
+#   is not UUIDv5 (children arrive after the parent is gone or moved) leaves no
+#   orphan and no conflict; a re-run applies nothing twice; 200k-row insert
 #   and update transactions applied with bounded memory (peak RSS < 64 MB),
 #   their rows/s printed.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
@@ -238,6 +240,38 @@ wb_bg_wait "$stream_pid" 30
 wb_eq "new source column: SIGTERM exits 0" 0 "$WB_RC"
 wb_eq "new source column: exactly one warning naming table and column" "1" \
     "$(grep -c 'column "extra" of public.kept_items is not in the column plan' "$WB_TMP/walbridge.log" || true)"
+
+# ---------------------------------------------------------------- cascades and key reuse
+# Offices 60 and 61 as the original migration left them: random UUIDs, not UUIDv5.
+src "ALTER TABLE office_tags DROP CONSTRAINT office_tags_office_id_fkey,
+     ADD FOREIGN KEY (office_id) REFERENCES offices ON DELETE CASCADE ON UPDATE CASCADE;
+     INSERT INTO offices VALUES (60, 'cascade parent'), (61, 'moving parent');
+     INSERT INTO office_tags VALUES (60, 'c1', 'x'), (60, 'c2', 'y'), (61, 'm1', 'z')"
+stream_catch_up "cascade setup"
+tgt "BEGIN; SET LOCAL session_replication_role = replica;
+     UPDATE offices SET id = gen_random_uuid() WHERE legacy_id IN (60, 61);
+     UPDATE office_tags t SET office_id = o.id FROM offices o
+        WHERE o.legacy_id IN (60, 61) AND t.office_id = uuid_generate_v5('$ns', 'public.offices:' || o.legacy_id);
+     COMMIT"
+uuid61=$(tgt "SELECT id FROM offices WHERE legacy_id = 61")
+wb_check "cascade setup: migrated parents do not have their UUIDv5" \
+    test "$uuid61" != "$(v5 public.offices:61)" -a -n "$uuid61"
+# ON DELETE CASCADE: wal2json sends the office delete, then the tag deletes with office_id 60.
+# ON UPDATE CASCADE: the office key change, then tag updates from old key 61 to 62.
+src "DELETE FROM offices WHERE id = 60"
+src "UPDATE offices SET id = 62 WHERE id = 61"
+stream_catch_up "cascades"
+wb_eq "cascaded delete: the children of a deleted migrated parent are deleted too" "0" \
+    "$(tgt "SELECT count(*) FROM office_tags WHERE tag IN ('c1', 'c2')")"
+wb_eq "cascaded key change: the parent keeps its migrated UUID under key 62" "$uuid61" \
+    "$(tgt "SELECT id FROM offices WHERE legacy_id = 62")"
+wb_eq "cascaded key change: the child still references it, one row" "$uuid61|z" \
+    "$(tgt "SELECT string_agg(office_id || '|' || note, ',') FROM office_tags WHERE tag = 'm1'")"
+wb_eq "cascades: no conflict recorded (children found their parent's UUID)" "" \
+    "$(tgt "SELECT string_agg(kind || ' ' || key, ',') FROM walbridge.conflicts WHERE table_name = 'public.office_tags' AND key LIKE '%office_id=6%'")"
+wb_eq "cascades: office_tags equal through the mapping" \
+    "$(src "SELECT string_agg(office_id || ':' || tag || ':' || note, ',' ORDER BY office_id, tag) FROM office_tags")" \
+    "$(tgt "SELECT string_agg(o.legacy_id || ':' || t.tag || ':' || t.note, ',' ORDER BY o.legacy_id, t.tag) FROM office_tags t LEFT JOIN offices o ON o.id = t.office_id")"
 
 # ---------------------------------------------------------------- round 3: 200k rows in one transaction
 src "INSERT INTO big SELECT g, 'value ' || g, g FROM generate_series(1, 200000) g"

@@ -4,7 +4,9 @@
  * table kind (UUID-mapped with a reference, identity with a composite key
  * that is also a reference, keyless) and each statement kind, including
  * partial updates (unchanged TOAST absent), skipped and generated columns,
- * bytea, json matching, and the cases that must be refused.
+ * bytea, json matching, and the cases that must be refused; a referenced
+ * parent's delete and key change remember the old key for children later in
+ * the transaction (cascades).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -26,7 +28,7 @@ static const char *const CONFIG =
     "{\"source\":\"public.audit_log\"}]}";
 
 static wb_config cfg;
-static table_plan doctors, tags, audit;
+static table_plan offices, doctors, tags, audit;
 
 static void column(column_plan *c, const char *name, const char *target, const char *type,
                    column_role role, int parent)
@@ -53,13 +55,24 @@ static void setup(void)
 {
     char err[512];
     cr_assert(config_parse("t.json", CONFIG, &cfg, err, sizeof err), "%s", err);
-    int offices = index_of("public.offices");
+    int offices_index = index_of("public.offices");
+    cr_assert_eq(offices_index, 0, "OFFICE_REF below assumes offices is table 0");
+
+    static column_plan oc[2];
+    column(&oc[0], "id", "legacy_id", "bigint", COLROLE_KEY, -1);
+    column(&oc[1], "name", "name", "text", COLROLE_DATA, -1);
+    static int okey[1] = {0};
+    offices = (table_plan){.cfg = &cfg.tables[offices_index],
+                           .columns = oc,
+                           .ncolumns = 2,
+                           .key_columns = okey,
+                           .nkey_columns = 1};
 
     /* doctors: id (key -> legacy_id), office_id (ref), name, photo bytea, full_name generated,
      * secret (skipped) */
     static column_plan dc[6];
     column(&dc[0], "id", "legacy_id", "bigint", COLROLE_KEY, -1);
-    column(&dc[1], "office_id", "office_id", "bigint", COLROLE_REFERENCE, offices);
+    column(&dc[1], "office_id", "office_id", "bigint", COLROLE_REFERENCE, offices_index);
     column(&dc[2], "name", "name", "text", COLROLE_DATA, -1);
     column(&dc[3], "photo", "photo", "bytea", COLROLE_DATA, -1);
     column(&dc[4], "full_name", "full_name", "text", COLROLE_DATA, -1);
@@ -73,7 +86,7 @@ static void setup(void)
                            .nkey_columns = 1};
 
     static column_plan tc[3];
-    column(&tc[0], "office_id", "office_id", "bigint", COLROLE_REFERENCE, offices);
+    column(&tc[0], "office_id", "office_id", "bigint", COLROLE_REFERENCE, offices_index);
     column(&tc[1], "tag", "label", "text", COLROLE_KEY, -1);
     column(&tc[2], "note", "note", "text", COLROLE_DATA, -1);
     static int tkey[2] = {0, 1};
@@ -115,9 +128,12 @@ static void expect_param(const apply_stmt *s, int n, int column, bool old, apply
     cr_expect_eq(p->how, how, "$%d how %d, want %d", n, (int)p->how, (int)how);
 }
 
+/* Live parent, else the parent deleted or moved in this transaction (offices is table 0), else v5.
+ */
 #define OFFICE_REF(raw, v5)                                                                        \
     "COALESCE((SELECT p.\"id\" FROM \"public\".\"offices\" p WHERE p.\"legacy_id\" = $" raw        \
-    "), $" v5 "::uuid)"
+    "), (SELECT g.tk FROM pg_temp.wb_gone_keys g WHERE g.tbl = 0 AND g.lk = $" raw "::text), $" v5 \
+    "::uuid)"
 
 Test(apply_sql, uuid_mapped_upsert_remaps_key_and_reference_and_skips_generated)
 {
@@ -298,4 +314,54 @@ Test(apply_sql, multi_row_upsert_numbers_each_rows_parameters)
     apply_stmt_free(&s);
     cr_expect_not(
         apply_sql_build_rows(&cfg, &tags, APPLY_STMT_DELETE, np, np, 2, &s, err, sizeof err));
+}
+
+Test(apply_sql, delete_of_a_referenced_parent_remembers_its_uuid_for_cascaded_children)
+{
+    bool op[2] = {true, false};
+    apply_stmt s = build(&offices, APPLY_STMT_DELETE, NULL, op);
+    cr_expect_str_eq(s.sql, "WITH d AS (DELETE FROM \"public\".\"offices\" WHERE \"legacy_id\" = $1"
+                            " RETURNING \"legacy_id\", \"id\") INSERT INTO pg_temp.wb_gone_keys "
+                            "(tbl, lk, tk) SELECT 0, d.\"legacy_id\"::text, d.\"id\" FROM d ON "
+                            "CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk");
+    cr_expect_eq(s.nparams, 1);
+    expect_param(&s, 1, 0, true, APARAM_RAW);
+    apply_stmt_free(&s);
+    /* doctors is referenced by no configured table: a plain DELETE */
+    bool dop[6] = {true, false, false, false, false, false};
+    s = build(&doctors, APPLY_STMT_DELETE, NULL, dop);
+    cr_expect_str_eq(s.sql, "DELETE FROM \"app\".\"doctors\" WHERE \"legacy_id\" = $1");
+    apply_stmt_free(&s);
+}
+
+Test(apply_sql, key_change_of_a_referenced_parent_remembers_the_old_key)
+{
+    bool np[2] = {true, true};
+    bool op[2] = {true, false};
+    apply_stmt s = build(&offices, APPLY_STMT_KEY_UPDATE, np, op);
+    cr_expect_str_eq(s.sql,
+                     "WITH u AS (UPDATE \"public\".\"offices\" SET \"legacy_id\" = $1, "
+                     "\"name\" = $2 WHERE \"legacy_id\" = $3 RETURNING \"id\") INSERT INTO "
+                     "pg_temp.wb_gone_keys (tbl, lk, tk) SELECT 0, $3::text, u.\"id\" FROM u "
+                     "ON CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk");
+    cr_expect_eq(s.nparams, 3);
+    expect_param(&s, 3, 0, true, APARAM_RAW);
+    apply_stmt_free(&s);
+    /* not referenced: the plain UPDATE */
+    bool dnp[6] = {true, false, true, false, false, false};
+    bool dop[6] = {true, false, false, false, false, false};
+    s = build(&doctors, APPLY_STMT_KEY_UPDATE, dnp, dop);
+    cr_expect_str_eq(s.sql, "UPDATE \"app\".\"doctors\" SET \"legacy_id\" = $1, \"name\" = $2 "
+                            "WHERE \"legacy_id\" = $3");
+    apply_stmt_free(&s);
+}
+
+Test(apply_sql, gone_keys_table_is_a_session_temp_table_emptied_at_commit)
+{
+    strbuf sb;
+    strbuf_init(&sb);
+    apply_sql_gone_table_create(&sb);
+    cr_expect_str_eq(sb.data, "CREATE TEMP TABLE IF NOT EXISTS pg_temp.wb_gone_keys (tbl integer, "
+                              "lk text, tk uuid, PRIMARY KEY (tbl, lk)) ON COMMIT DELETE ROWS");
+    strbuf_free(&sb);
 }
