@@ -187,13 +187,19 @@ static bool new_row_complete(const applier *a, const table_plan *t)
     return true;
 }
 
+/* The upsert kind for table ti: guarded once a key change of it was recorded. */
+static apply_stmt_kind upsert_kind(const applier *a, int ti)
+{
+    return a->guarded[ti] ? APPLY_STMT_UPSERT_GUARDED : APPLY_STMT_UPSERT;
+}
+
 static bool apply_insert(applier *a, int ti, const w2j_change *c, bool *retryable)
 {
     const table_plan *t = &a->cat->tables[ti];
     if (t->nkey_columns == 0)
         return apply_batch_add(a, ti, APPLY_STMT_INSERT, PEND_KL_INSERT, NULL, c->lsn, retryable);
     return check_key(a, t, c, retryable) &&
-           apply_batch_add(a, ti, APPLY_STMT_UPSERT, PEND_INSERT, key_text(a, t, true), c->lsn,
+           apply_batch_add(a, ti, upsert_kind(a, ti), PEND_INSERT, key_text(a, t, true), c->lsn,
                            retryable);
 }
 
@@ -219,18 +225,22 @@ static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryabl
             !text_equal(a->old_vals[col], a->new_vals[col]))
             key_changed = true;
     }
+    /* A moved row keeps its UUID, maybe UUIDv5 of the old key: from now on (and after
+     * restarts, via moved_keys) this table's inserts check that their UUIDv5 is free. */
+    if (key_changed && t->cfg->kind == TABLE_UUID_MAPPED)
+        a->guarded[ti] = true;
     if (!complete)
         return apply_send_stmt(a, ti, key_changed ? APPLY_STMT_KEY_UPDATE : APPLY_STMT_UPDATE,
                                PEND_UPDATE, key_text(a, t, false), c, retryable);
     if (!key_changed)
-        return apply_batch_add(a, ti, APPLY_STMT_UPSERT, PEND_UPSERT_UPDATE, key_text(a, t, false),
+        return apply_batch_add(a, ti, upsert_kind(a, ti), PEND_UPSERT_UPDATE, key_text(a, t, false),
                                c->lsn, retryable);
     /* Move the row to its new key, then upsert the full new row under it: either the
      * move found the row (the upsert rewrites the same values) or it inserts it. */
     return apply_send_stmt(a, ti, APPLY_STMT_KEY_UPDATE, PEND_KEYCHANGE_UPDATE, NULL, c,
                            retryable) &&
-           apply_send_stmt(a, ti, APPLY_STMT_UPSERT, PEND_KEYCHANGE_UPSERT, key_text(a, t, true), c,
-                           retryable);
+           apply_send_stmt(a, ti, upsert_kind(a, ti), PEND_KEYCHANGE_UPSERT, key_text(a, t, true),
+                           c, retryable);
 }
 
 static bool apply_delete(applier *a, int ti, const w2j_change *c, bool *retryable)
@@ -607,13 +617,45 @@ static bool read_statement_serial(applier *a)
     return true;
 }
 
-/* The session's table of keys deleted or moved in the open transaction (apply_sql.h). */
-static bool create_gone_table(applier *a)
+/*
+ * The session's table of keys deleted or moved in the open transaction, and
+ * <state_schema>.moved_keys (apply_sql.h); reads which tables have a recorded
+ * key change, whose upserts must then be guarded.
+ */
+static bool prepare_key_tables(applier *a)
 {
     strbuf sql;
     strbuf_init(&sql);
     apply_sql_gone_table_create(&sql);
     bool ok = pgconn_exec(a->conn, "apply: creating the session's deleted-keys table", sql.data);
+    strbuf_reset(&sql);
+    apply_sql_moved_keys_create(a->cfg->state_schema, &sql);
+    ok = ok && pgconn_exec(a->conn, "apply: creating the moved-keys table", sql.data);
+    strbuf_reset(&sql);
+    strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
+    pgconn_append_qualified(&sql, a->cfg->state_schema, "moved_keys");
+    strbuf_append(&sql, " WHERE table_oid = to_regclass($1))");
+    for (size_t i = 0; ok && i < a->cfg->ntables; i++) {
+        const table_config *tc = &a->cfg->tables[i];
+        if (tc->kind != TABLE_UUID_MAPPED)
+            continue;
+        strbuf name;
+        strbuf_init(&name);
+        pgconn_append_qualified(&name, tc->target_schema, tc->target_name);
+        const char *params[1] = {name.data};
+        PGresult *res =
+            pgconn_query(a->conn, "apply: reading moved keys", sql.data, 1, params, NULL);
+        strbuf_free(&name);
+        if (res == NULL) {
+            ok = false;
+            break;
+        }
+        a->guarded[i] = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        if (a->guarded[i])
+            log_info("apply: %s had key changes: its inserts check that their UUIDv5 is free",
+                     tc->source);
+        PQclear(res);
+    }
     strbuf_free(&sql);
     return ok;
 }
@@ -648,6 +690,7 @@ applier *applier_new(const wb_config *cfg, const catalog *cat, PGconn *target)
     a->batch.present = wb_xcalloc(2 * a->max_columns, sizeof *a->batch.present);
     strbuf_init(&a->batch.arena);
     a->truncates = wb_xcalloc(cfg->ntables + 1, sizeof *a->truncates);
+    a->guarded = wb_xcalloc(cfg->ntables + 1, sizeof *a->guarded);
     strbuf sql;
     strbuf_init(&sql);
     apply_sql_conflict_insert(cfg->state_schema, &sql);
@@ -656,7 +699,7 @@ applier *applier_new(const wb_config *cfg, const catalog *cat, PGconn *target)
     bool found = false;
     wb_lsn lsn = LSN_INVALID;
     if (!state_get_applied_lsn(target, cfg->state_schema, cfg->slot, &lsn, &found, NULL) ||
-        !read_statement_serial(a) || !create_gone_table(a)) {
+        !read_statement_serial(a) || !prepare_key_tables(a)) {
         applier_free(a);
         return NULL;
     }
@@ -696,6 +739,7 @@ void applier_free(applier *a)
     free(a->old_vals);
     free(a->present);
     free(a->truncates);
+    free(a->guarded);
     free(a->conflict_sql);
     free(a->batch_commit_time);
     free(a);

@@ -163,6 +163,7 @@ struct applier {
     size_t nwarned;
     char *conflict_sql;
     bool replica_role;
+    bool *guarded; /* per wb_config table: a key change was recorded, upserts use UPSERT_GUARDED */
 };
 /* LSN text for messages (buf of LSN_TEXT_MAX bytes); returns buf. */
 const char *apply_lsn_text(wb_lsn lsn, char buf[LSN_TEXT_MAX]);

@@ -333,6 +333,29 @@ static bool result_inserted(const PGresult *res)
     return PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 }
 
+/*
+ * After an upsert of a UUID-mapped table inserted row `row` of res (RETURNING
+ * inserted, tk): when tk is not UUIDv5 of the key, UUIDv5 was taken by a row
+ * moved there by a key change and the new row got a random UUID; recorded as
+ * a uuid_taken conflict.
+ */
+static bool check_uuid_taken(applier *a, const pending *p, const PGresult *res, int row,
+                             const char *key, wb_lsn lsn, bool *retryable)
+{
+    const table_config *tc = &a->cfg->tables[p->table];
+    if (tc->kind != TABLE_UUID_MAPPED || key == NULL || PQnfields(res) < 2 ||
+        PQgetisnull(res, row, 1))
+        return true;
+    char v5[UUID_TEXT_LEN + 1];
+    uuidmap_v5(a->cfg->uuid_namespace, tc->source, key, v5);
+    if (strcmp(PQgetvalue(res, row, 1), v5) == 0)
+        return true;
+    return record_conflict_row(a, p, key, lsn, "uuid_taken",
+                               "its UUIDv5 belongs to a row moved by a key change: inserted with "
+                               "a random UUID",
+                               retryable);
+}
+
 /* Counts a multi-row statement's result: RETURNING gives one row per input row, in order. */
 static bool account_rows(applier *a, const pending *p, const PGresult *res, bool *retryable)
 {
@@ -367,6 +390,8 @@ static bool account_rows(applier *a, const pending *p, const PGresult *res, bool
                                          retryable);
             }
         }
+        if (ok && inserted)
+            ok = check_uuid_taken(a, p, res, r, row->key, row->lsn, retryable);
         if (!ok)
             return false;
     }
@@ -390,12 +415,13 @@ static bool account(applier *a, const pending *p, const PGresult *res, bool *ret
             s->conflicts_insert_existing++;
             return record_conflict(a, p, "insert_existing", "existing row updated", retryable);
         }
-        return true;
+        return check_uuid_taken(a, p, res, 0, p->key, p->lsn, retryable);
     case PEND_UPSERT_UPDATE:
         s->rows_updated++;
         if (result_inserted(res)) {
             s->conflicts_update_missing++;
-            return record_conflict(a, p, "update_missing", "row inserted", retryable);
+            return record_conflict(a, p, "update_missing", "row inserted", retryable) &&
+                   check_uuid_taken(a, p, res, 0, p->key, p->lsn, retryable);
         }
         return true;
     case PEND_UPDATE:
@@ -418,7 +444,9 @@ static bool account(applier *a, const pending *p, const PGresult *res, bool *ret
             return record_conflict(a, p, "update_missing",
                                    result_inserted(res) ? "row inserted under the new key"
                                                         : "row under the new key updated",
-                                   retryable);
+                                   retryable) &&
+                   (!result_inserted(res) ||
+                    check_uuid_taken(a, p, res, 0, p->key, p->lsn, retryable));
         }
         return true;
     case PEND_KL_INSERT:

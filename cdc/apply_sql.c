@@ -20,6 +20,7 @@ typedef struct sql_builder {
     int cap;
     int nrows;        /* UPSERT / INSERT: rows in the VALUES list */
     int param_offset; /* added to every $n while writing row r > 0 */
+    bool guarded;     /* UPSERT_GUARDED: UUIDv5 only when no row holds it yet */
 } sql_builder;
 
 bool apply_sql_column_travels(const table_plan *t, size_t column)
@@ -259,8 +260,18 @@ static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_
         b->param_offset = r * b->nparams;
         strbuf_append(b->sql, r > 0 ? ", (" : as_select ? "" : "(");
         any = false;
-        if (uuid_mapped) {
+        if (uuid_mapped && !b->guarded) {
             strbuf_appendf(b->sql, "$%d", param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
+            any = true;
+        } else if (uuid_mapped) {
+            /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
+            int v5 = param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW);
+            strbuf_append(b->sql, "CASE WHEN EXISTS (SELECT 1 FROM ");
+            append_table(b);
+            strbuf_append(b->sql, " WHERE ");
+            pgconn_append_ident(b->sql, b->t->cfg->target_key);
+            strbuf_appendf(b->sql, " = $%d::uuid) THEN gen_random_uuid() ELSE $%d::uuid END", v5,
+                           v5);
             any = true;
         }
         for (size_t i = 0; i < b->t->ncolumns; i++) {
@@ -309,6 +320,10 @@ static void append_on_conflict(sql_builder *b, const bool *new_present)
         pgconn_append_ident(b->sql, name);
     }
     strbuf_append(b->sql, " RETURNING (xmax = 0) AS inserted");
+    if (b->guarded) {
+        strbuf_append(b->sql, ", ");
+        pgconn_append_ident(b->sql, b->t->cfg->target_key);
+    }
 }
 
 /*
@@ -339,7 +354,15 @@ static bool build_recorded_delete(sql_builder *b, const bool *new_present, const
     return true;
 }
 
-/* UPDATE that moves a referenced UUID-mapped row to a new key, remembering the old one. */
+/*
+ * UPDATE that moves a UUID-mapped row to a new key.  The row keeps its UUID
+ * (possibly UUIDv5 of the old key), so the move is recorded in
+ * <state_schema>.moved_keys: the applier then guards this table's inserts
+ * (UPSERT_GUARDED), now and after any restart.  For a referenced parent the
+ * old key is also remembered in the session's gone-keys table, for children
+ * updated after it in the same transaction (ON UPDATE CASCADE).  The
+ * affected-row count is the number of rows moved.
+ */
 static bool build_recorded_key_update(sql_builder *b, const bool *new_present,
                                       const bool *old_present, char *err, size_t errlen)
 {
@@ -352,14 +375,25 @@ static bool build_recorded_key_update(sql_builder *b, const bool *new_present,
     }
     if (!append_key_where(b, new_present, old_present, err, errlen))
         return false;
-    strbuf_append(b->sql, " RETURNING ");
+    strbuf_append(b->sql, " RETURNING tableoid, ");
     pgconn_append_ident(b->sql, b->t->cfg->target_key);
-    strbuf_append(b->sql, ") ");
-    append_gone_insert(b);
-    strbuf_appendf(b->sql, "$%d::text, u.", param_ref(b, b->t->key_columns[0], true, APARAM_RAW));
+    strbuf_append(b->sql, ")");
+    int old_key = param_ref(b, b->t->key_columns[0], true, APARAM_RAW);
+    if (is_referenced_parent(b)) {
+        strbuf_append(b->sql, ", g AS (");
+        append_gone_insert(b);
+        strbuf_appendf(b->sql, "$%d::text, u.", old_key);
+        pgconn_append_ident(b->sql, b->t->cfg->target_key);
+        strbuf_append(b->sql, " FROM u");
+        append_gone_upsert_tail(b);
+        strbuf_append(b->sql, ")");
+    }
+    strbuf_append(b->sql, " INSERT INTO ");
+    pgconn_append_qualified(b->sql, b->cfg->state_schema, "moved_keys");
+    strbuf_appendf(b->sql, " (table_oid, old_key, target_key, at) SELECT u.tableoid, $%d::text, u.",
+                   old_key);
     pgconn_append_ident(b->sql, b->t->cfg->target_key);
-    strbuf_append(b->sql, " FROM u");
-    append_gone_upsert_tail(b);
+    strbuf_append(b->sql, ", now() FROM u");
     return true;
 }
 
@@ -368,6 +402,13 @@ static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_pr
 {
     const table_config *cfg = b->t->cfg;
     switch (kind) {
+    case APPLY_STMT_UPSERT_GUARDED:
+        if (cfg->kind != TABLE_UUID_MAPPED) {
+            snprintf(err, errlen, "a guarded upsert needs a UUID-mapped table");
+            return false;
+        }
+        b->guarded = true;
+        /* fall through */
     case APPLY_STMT_UPSERT:
         strbuf_append(b->sql, "INSERT INTO ");
         append_table(b);
@@ -391,7 +432,7 @@ static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_pr
         append_table(b);
         return append_key_where(b, new_present, old_present, err, errlen);
     case APPLY_STMT_KEY_UPDATE:
-        if (is_referenced_parent(b))
+        if (cfg->kind == TABLE_UUID_MAPPED)
             return build_recorded_key_update(b, new_present, old_present, err, errlen);
         return build_keyed(b, APPLY_STMT_UPDATE, new_present, old_present, err, errlen);
     case APPLY_STMT_SOFT_DELETE:
@@ -464,7 +505,8 @@ bool apply_sql_build_rows(const wb_config *cfg, const table_plan *t, apply_stmt_
                           const bool *new_present, const bool *old_present, int nrows,
                           apply_stmt *out, char *err, size_t errlen)
 {
-    if (nrows < 1 || (nrows > 1 && kind != APPLY_STMT_UPSERT && kind != APPLY_STMT_INSERT)) {
+    if (nrows < 1 || (nrows > 1 && kind != APPLY_STMT_UPSERT && kind != APPLY_STMT_UPSERT_GUARDED &&
+                      kind != APPLY_STMT_INSERT)) {
         snprintf(err, errlen, "%d rows in one statement are only possible for inserts", nrows);
         return false;
     }
@@ -513,6 +555,14 @@ void apply_sql_gone_table_create(strbuf *out)
                    "CREATE TEMP TABLE IF NOT EXISTS %s (tbl integer, lk text, tk uuid,"
                    " PRIMARY KEY (tbl, lk)) ON COMMIT DELETE ROWS",
                    APPLY_GONE_TABLE);
+}
+
+void apply_sql_moved_keys_create(const char *state_schema, strbuf *out)
+{
+    strbuf_append(out, "CREATE TABLE IF NOT EXISTS ");
+    pgconn_append_qualified(out, state_schema, "moved_keys");
+    strbuf_append(out, " (table_oid oid NOT NULL, old_key text NOT NULL, target_key uuid NOT NULL,"
+                       " at timestamptz NOT NULL)");
 }
 
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out)

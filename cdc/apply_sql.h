@@ -28,8 +28,10 @@
  *               FROM $n AND ... LIMIT 1)
  *   KL_UPSERT   WITH u AS (KL update RETURNING 1) INSERT INTO T (P) SELECT ...
  *               WHERE NOT EXISTS (SELECT 1 FROM u)   (update, else insert)
- *   KEY_UPDATE  UPDATE that changes the key: like UPDATE; for a referenced parent
- *               WITH u AS (UPDATE ... RETURNING tk) INSERT INTO <gone> ... old key, u.tk
+ *   KEY_UPDATE  UPDATE that changes the key: like UPDATE; for a UUID-mapped table
+ *               WITH u AS (UPDATE ... RETURNING tableoid, tk)
+ *               [, g AS (INSERT INTO <gone> ... old key, u.tk)]   (referenced parent)
+ *               INSERT INTO <state_schema>.moved_keys SELECT u.tableoid, old key, u.tk, now()
  * A DELETE from a UUID-mapped table that some configured table references is
  *   WITH d AS (DELETE ... RETURNING lk, tk) INSERT INTO <gone> SELECT <index>,
  *   d.lk::text, d.tk FROM d ON CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk
@@ -43,6 +45,14 @@
  * with $a the source value and $b its UUIDv5 under the parent's source name:
  * the live parent, else the parent deleted or moved earlier in this transaction
  * (a cascade: children arrive after their parent), else UUIDv5.
+ * A UUID-mapped UPSERT's target key is $v (UUIDv5).  UPSERT_GUARDED, used for
+ * tables with a recorded key change (moved_keys), writes instead
+ *   CASE WHEN EXISTS (SELECT 1 FROM T WHERE tk = $v::uuid) THEN gen_random_uuid()
+ *   ELSE $v::uuid END
+ * so a key reused after a key change (the moved row keeps UUIDv5 of its old key)
+ * gets a random UUID, and returns tk as a second column, so the applier can
+ * tell (inserted and tk != UUIDv5) and record a uuid_taken conflict.  The check
+ * costs a subquery per row, which is why only guarded tables pay it.
  */
 #ifndef WALBRIDGE_APPLY_SQL_H
 #define WALBRIDGE_APPLY_SQL_H
@@ -63,7 +73,8 @@ typedef enum apply_stmt_kind {
     APPLY_STMT_KL_UPSERT,
     APPLY_STMT_KL_DELETE,
     APPLY_STMT_KL_SOFT_DELETE,
-    APPLY_STMT_KEY_UPDATE, /* UPDATE that changes the key (remembers the old key of a parent) */
+    APPLY_STMT_KEY_UPDATE,     /* UPDATE that changes the key (records the move) */
+    APPLY_STMT_UPSERT_GUARDED, /* UPSERT whose UUIDv5 may be held by a moved row */
     APPLY_STMT_KIND_COUNT
 } apply_stmt_kind;
 
@@ -103,7 +114,7 @@ bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind 
                      const bool *new_present, const bool *old_present, apply_stmt *out, char *err,
                      size_t errlen);
 /*
- * The same for nrows rows in one statement (UPSERT and INSERT only): VALUES
+ * The same for nrows rows in one statement (UPSERT[_GUARDED] and INSERT only): VALUES
  * (row 1), (row 2), ...; RETURNING gives one row per input row, in order.
  * The rows must not share a key (ON CONFLICT cannot touch a row twice).
  */
@@ -118,6 +129,8 @@ void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables,
 #define APPLY_GONE_TABLE "pg_temp.wb_gone_keys"
 /* Appends the CREATE TEMP TABLE IF NOT EXISTS for APPLY_GONE_TABLE (once per session). */
 void apply_sql_gone_table_create(strbuf *out);
+/* Appends the CREATE TABLE IF NOT EXISTS <state_schema>.moved_keys (key changes applied). */
+void apply_sql_moved_keys_create(const char *state_schema, strbuf *out);
 /* Appends the INSERT into <schema>.conflicts taking $1 slot, $2 lsn, $3 table, $4 kind, $5 key. */
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out);
 

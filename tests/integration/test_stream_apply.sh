@@ -14,7 +14,9 @@
 #   recorded, not invented; a column added on the source while streaming is
 #   skipped with one warning; ON DELETE / ON UPDATE CASCADE of a parent whose UUID
 #   is not UUIDv5 (children arrive after the parent is gone or moved) leaves no
-#   orphan and no conflict; a re-run applies nothing twice; 200k-row insert
+#   orphan and no conflict; a key reused after a key change (its UUIDv5 is held by
+#   the moved row) gets a random UUID and a uuid_taken conflict; a re-run applies
+#   nothing twice; 200k-row insert
 #   and update transactions applied with bounded memory (peak RSS < 64 MB),
 #   their rows/s printed.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
@@ -272,6 +274,25 @@ wb_eq "cascades: no conflict recorded (children found their parent's UUID)" "" \
 wb_eq "cascades: office_tags equal through the mapping" \
     "$(src "SELECT string_agg(office_id || ':' || tag || ':' || note, ',' ORDER BY office_id, tag) FROM office_tags")" \
     "$(tgt "SELECT string_agg(o.legacy_id || ':' || t.tag || ':' || t.note, ',' ORDER BY o.legacy_id, t.tag) FROM office_tags t LEFT JOIN offices o ON o.id = t.office_id")"
+
+# Key reuse: doctor 11 moved to 13 in round 1 and kept UUIDv5(11); a new doctor 11 cannot
+# take that UUID, gets a random one, and the event is recorded as uuid_taken.  The same
+# within one transaction: 20 moves to 21, then a new 20 arrives.
+src "INSERT INTO doctors (id, office_id, name) VALUES (11, 1, 'New Bob'), (20, 2, 'Twenty')"
+src "BEGIN; UPDATE doctors SET id = 21 WHERE id = 20;
+     INSERT INTO doctors (id, name) VALUES (20, 'New Twenty'); COMMIT"
+stream_catch_up "key reuse"
+wb_eq "key reuse: the moved rows keep UUIDv5 of their first key" \
+    "$(v5 public.doctors:11)|Bob $(v5 public.doctors:20)|Twenty" \
+    "$(tgt "SELECT string_agg(id || '|' || name, ' ' ORDER BY legacy_id) FROM doctors WHERE legacy_id IN (13, 21)")"
+wb_eq "key reuse: the new rows exist, with UUIDs other than the taken UUIDv5" \
+    "11:New Bob:true 20:New Twenty:true" \
+    "$(tgt "SELECT string_agg(legacy_id || ':' || name || ':' || (id <> uuid_generate_v5('$ns', 'public.doctors:' || legacy_id)), ' ' ORDER BY legacy_id) FROM doctors WHERE legacy_id IN (11, 20)")"
+wb_eq "key reuse: recorded as uuid_taken conflicts" "11 20" \
+    "$(tgt "SELECT string_agg(key, ' ' ORDER BY key) FROM walbridge.conflicts WHERE kind = 'uuid_taken' AND table_name = 'public.doctors'")"
+wb_eq "key reuse: doctors equal through the mapping (10 was deleted on the target above)" \
+    "$(src "SELECT string_agg(d.id || ':' || coalesce(d.office_id::text, '-') || ':' || d.name, ',' ORDER BY d.id) FROM doctors d WHERE d.id <> 10")" \
+    "$(tgt "SELECT string_agg(d.legacy_id || ':' || coalesce(o.legacy_id::text, '-') || ':' || d.name, ',' ORDER BY d.legacy_id) FROM doctors d LEFT JOIN offices o ON o.id = d.office_id")"
 
 # ---------------------------------------------------------------- round 3: 200k rows in one transaction
 src "INSERT INTO big SELECT g, 'value ' || g, g FROM generate_series(1, 200000) g"

@@ -6,7 +6,8 @@
  * partial updates (unchanged TOAST absent), skipped and generated columns,
  * bytea, json matching, and the cases that must be refused; a referenced
  * parent's delete and key change remember the old key for children later in
- * the transaction (cascades).
+ * the transaction (cascades), and a new row whose UUIDv5 is taken gets a
+ * random UUID.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -334,26 +335,59 @@ Test(apply_sql, delete_of_a_referenced_parent_remembers_its_uuid_for_cascaded_ch
     apply_stmt_free(&s);
 }
 
-Test(apply_sql, key_change_of_a_referenced_parent_remembers_the_old_key)
+Test(apply_sql, key_change_is_recorded_and_a_referenced_parent_remembers_the_old_key)
 {
     bool np[2] = {true, true};
     bool op[2] = {true, false};
     apply_stmt s = build(&offices, APPLY_STMT_KEY_UPDATE, np, op);
     cr_expect_str_eq(s.sql,
                      "WITH u AS (UPDATE \"public\".\"offices\" SET \"legacy_id\" = $1, "
-                     "\"name\" = $2 WHERE \"legacy_id\" = $3 RETURNING \"id\") INSERT INTO "
-                     "pg_temp.wb_gone_keys (tbl, lk, tk) SELECT 0, $3::text, u.\"id\" FROM u "
-                     "ON CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk");
+                     "\"name\" = $2 WHERE \"legacy_id\" = $3 RETURNING tableoid, \"id\"), g AS "
+                     "(INSERT INTO pg_temp.wb_gone_keys (tbl, lk, tk) SELECT 0, $3::text, "
+                     "u.\"id\" FROM u ON CONFLICT (tbl, lk) DO UPDATE SET tk = EXCLUDED.tk) "
+                     "INSERT INTO \"walbridge\".\"moved_keys\" (table_oid, old_key, "
+                     "target_key, at) SELECT u.tableoid, $3::text, u.\"id\", now() FROM u");
     cr_expect_eq(s.nparams, 3);
     expect_param(&s, 3, 0, true, APARAM_RAW);
     apply_stmt_free(&s);
-    /* not referenced: the plain UPDATE */
+    /* doctors is not referenced: the move is recorded, no gone key */
     bool dnp[6] = {true, false, true, false, false, false};
     bool dop[6] = {true, false, false, false, false, false};
     s = build(&doctors, APPLY_STMT_KEY_UPDATE, dnp, dop);
-    cr_expect_str_eq(s.sql, "UPDATE \"app\".\"doctors\" SET \"legacy_id\" = $1, \"name\" = $2 "
-                            "WHERE \"legacy_id\" = $3");
+    cr_expect_str_eq(s.sql, "WITH u AS (UPDATE \"app\".\"doctors\" SET \"legacy_id\" = $1, "
+                            "\"name\" = $2 WHERE \"legacy_id\" = $3 RETURNING tableoid, \"id\") "
+                            "INSERT INTO \"walbridge\".\"moved_keys\" (table_oid, old_key, "
+                            "target_key, at) SELECT u.tableoid, $3::text, u.\"id\", now() FROM u");
     apply_stmt_free(&s);
+    /* identity-mapped: keys are the same on both sides, a plain UPDATE */
+    bool tnp[3] = {true, true, true};
+    bool top[3] = {true, true, false};
+    s = build(&tags, APPLY_STMT_KEY_UPDATE, tnp, top);
+    static const char plain[] = "UPDATE \"public\".\"office_tags\" SET ";
+    cr_expect(strncmp(s.sql, plain, sizeof plain - 1) == 0, "%s", s.sql);
+    apply_stmt_free(&s);
+}
+
+Test(apply_sql, guarded_upsert_takes_a_random_uuid_when_its_uuidv5_is_held)
+{
+    bool np[6] = {true, false, true, false, false, false};
+    apply_stmt s = {0};
+    char err[256] = "";
+    cr_assert(apply_sql_build_rows(&cfg, &doctors, APPLY_STMT_UPSERT_GUARDED, np, NULL, 2, &s, err,
+                                   sizeof err),
+              "%s", err);
+    cr_expect_str_eq(s.sql,
+                     "INSERT INTO \"app\".\"doctors\" (\"id\", \"legacy_id\", \"name\") "
+                     "VALUES (CASE WHEN EXISTS (SELECT 1 FROM \"app\".\"doctors\" WHERE \"id\" "
+                     "= $1::uuid) THEN gen_random_uuid() ELSE $1::uuid END, $2, $3), (CASE "
+                     "WHEN EXISTS (SELECT 1 FROM \"app\".\"doctors\" WHERE \"id\" = $4::uuid) "
+                     "THEN gen_random_uuid() ELSE $4::uuid END, $5, $6) ON CONFLICT "
+                     "(\"legacy_id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\" RETURNING "
+                     "(xmax = 0) AS inserted, \"id\"");
+    expect_param(&s, 1, 0, false, APARAM_V5_ROW);
+    apply_stmt_free(&s);
+    cr_expect_not(
+        apply_sql_build(&cfg, &tags, APPLY_STMT_UPSERT_GUARDED, np, NULL, &s, err, sizeof err));
 }
 
 Test(apply_sql, gone_keys_table_is_a_session_temp_table_emptied_at_commit)
@@ -363,5 +397,10 @@ Test(apply_sql, gone_keys_table_is_a_session_temp_table_emptied_at_commit)
     apply_sql_gone_table_create(&sb);
     cr_expect_str_eq(sb.data, "CREATE TEMP TABLE IF NOT EXISTS pg_temp.wb_gone_keys (tbl integer, "
                               "lk text, tk uuid, PRIMARY KEY (tbl, lk)) ON COMMIT DELETE ROWS");
+    strbuf_reset(&sb);
+    apply_sql_moved_keys_create("wb state", &sb);
+    cr_expect_str_eq(sb.data, "CREATE TABLE IF NOT EXISTS \"wb state\".\"moved_keys\" (table_oid "
+                              "oid NOT NULL, old_key text NOT NULL, target_key uuid NOT NULL, at "
+                              "timestamptz NOT NULL)");
     strbuf_free(&sb);
 }
