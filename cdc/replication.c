@@ -608,9 +608,12 @@ static stream_stop_reason stream_start(stream_ctl *ctl)
     log_info("streaming from slot \"%s\" at LSN %s", ctl->cfg->slot, lsn_format(start, at));
     int64_t now = stream_now_ms();
     ctl->received_lsn = start;
-    /* Positions learned in an earlier session are not trusted: the target may be new. */
+    /*
+     * An idle position is re-learned from this session's keepalives (the source
+     * may have changed); stored_idle_lsn stays: it is what the target records
+     * (the caller resets it with a new target connection).
+     */
     ctl->idle_lsn = LSN_INVALID;
-    ctl->stored_idle_lsn = LSN_INVALID;
     ctl->unflushed = false;
     ctl->last_status_ms = 0; /* send one status right away */
     ctl->last_data_ms = now;

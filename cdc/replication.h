@@ -72,7 +72,8 @@ typedef struct stream_ctl {
     wb_lsn received_lsn;        /* highest LSN received: the write position */
     wb_lsn server_wal_end;      /* server WAL end from the last w/k header (for lag) */
     wb_lsn idle_lsn;            /* keepalive walEnd seen while nothing was pending */
-    wb_lsn stored_idle_lsn;     /* highest idle_lsn committed to the target's stream_progress */
+    wb_lsn stored_idle_lsn;     /* highest idle_lsn committed to the target's stream_progress;
+                                   the caller resets it when it replaces the applier */
     int64_t last_idle_store_ms; /* monotonic ms of the last idle_lsn store */
     wb_lsn flush_sent;          /* flush position of the last status update */
     bool unflushed;             /* messages fed since the last applier_flush */

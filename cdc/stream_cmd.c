@@ -501,6 +501,8 @@ static int stream_loop(stream_run *run, wb_lsn start, wb_lsn until)
                 cause = "target unreachable";
                 goto backoff;
             }
+            /* The new applier read the stored LSN; forget what an earlier one stored. */
+            ctl.stored_idle_lsn = LSN_INVALID;
         }
         ctl.app = run->app;
         ctl.target = run->target;
