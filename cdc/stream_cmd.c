@@ -205,7 +205,14 @@ static void stream_log_slot_wait(PGconn *source, int waited_s)
     PQclear(res);
 }
 
-/* Creates the slot on a replication connection, bounded by slot_create_timeout_s. */
+/* stream_create_slot's result when SIGTERM/SIGINT cancelled it (a clean stop). */
+#define STREAM_SETUP_STOPPED (-2)
+
+/*
+ * Creates the slot on a replication connection, bounded by
+ * slot_create_timeout_s.  Returns an exit code, or STREAM_SETUP_STOPPED when
+ * a stop signal cancelled the creation (no slot is left behind).
+ */
 static int stream_create_slot(const wb_config *cfg, PGconn *source, wb_lsn *consistent)
 {
     char err[512];
@@ -235,13 +242,19 @@ static int stream_create_slot(const wb_config *cfg, PGconn *source, wb_lsn *cons
                 (void)PQcancel(cancel, errbuf, sizeof errbuf);
                 PQfreeCancel(cancel);
             }
-            if (!stream_stop_requested)
+            if (stream_stop_requested) {
+                log_info("stopped while creating replication slot \"%s\": no slot was created "
+                         "and nothing was applied",
+                         cfg->slot);
+                rc = STREAM_SETUP_STOPPED;
+            } else {
                 log_full(LOG_ERROR, NULL,
                          "Finish or cancel the long-running transactions on the source, or "
                          "raise backfill.slot_create_timeout_s.",
                          "creating replication slot \"%s\" timed out after %d s waiting for "
                          "running transactions",
                          cfg->slot, timeout_s);
+            }
             goto done;
         }
         if (now - last_note >= 10000) {
@@ -394,7 +407,7 @@ typedef struct stream_run {
     stream_metrics metrics;
     bool metrics_ready;
     metrics_server *server;
-    bool stopped; /* SIGTERM/SIGINT while waiting for the stream lock at startup */
+    bool stopped; /* SIGTERM/SIGINT during setup (stream lock wait, slot creation) */
 } stream_run;
 
 static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *start, wb_lsn *until)
@@ -426,7 +439,11 @@ static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *star
         goto done;
     }
     rc = stream_find_start(&run->cfg, args, source, run->target, start);
-    if (rc != EXIT_OK)
+    if (rc == STREAM_SETUP_STOPPED) {
+        run->stopped = true;
+        rc = EXIT_OK;
+    }
+    if (rc != EXIT_OK || run->stopped)
         goto done;
     *until = args->until_lsn;
     if (args->until_caught_up) {

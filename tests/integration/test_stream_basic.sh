@@ -4,7 +4,7 @@
 # tables (bigint past 2^53, numeric, bytea, arrays, jsonb, TOASTed notes left
 # untouched by an update, a keyless table with duplicate rows, truncate) applied and
 # compared through the UUID mapping; --until-lsn; no-slot refusal; SIGTERM (also while
-# waiting for the stream lock at startup); the slot's confirmed position advancing while
+# waiting for the stream lock or for slot creation at startup); the slot's confirmed position advancing while
 # idle (keepalives, heartbeat) yet never ahead of the applied LSN stored in the target
 # (walbridge health OK); CLI errors.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
@@ -144,6 +144,29 @@ wb_contains "SIGTERM while waiting for the lock: says so" \
 kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 wb_psql target -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_advisory_lock(hashtext%' AND pid <> pg_backend_pid()" >/dev/null
+
+# --- SIGTERM while --create-slot waits for a running transaction: exit 0, no slot left
+wb_psql source -c "SELECT txid_current(), pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!
+xact_running() { stream_source_has "SELECT 1 FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"; }
+wb_wait_for "a transaction with an xid runs on the source" 10 xact_running
+cfg_other=$WB_TMP/other.json
+wb_write_config "$cfg_other" --slot wb_other
+log_lines=$(wc -l <"$WB_TMP/walbridge.log")
+wb_run_bg -c "$cfg_other" stream --create-slot
+pid=$WB_BG_PID
+creating_slot() { stream_source_has "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE_REPLICATION_SLOT%wb_other%'"; }
+wb_wait_for "--create-slot waits for the running transaction" 20 creating_slot
+kill -TERM "$pid"
+wb_bg_wait "$pid" 10
+wb_eq "SIGTERM while creating the slot: exit 0" 0 "$WB_RC"
+wb_contains "SIGTERM while creating the slot: says so" \
+    "$(tail -n +"$((log_lines + 1))" "$WB_TMP/walbridge.log")" "stopped while creating replication slot"
+no_other_slot() { [[ $(wb_psql source -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'wb_other'") == 0 ]]; }
+wb_wait_for "SIGTERM while creating the slot: no slot left behind" 10 no_other_slot
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+wb_psql source -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
 
 # --- heartbeat messages keep the slot moving while the source database is idle
 wb_write_config "$cfg" '"stream": { "heartbeat_interval_s": 1, "feedback_interval_s": 1 }'
