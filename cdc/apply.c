@@ -5,6 +5,25 @@
  * triggers and FK checks); otherwise one warning, and parents must come
  * before children, which the source's own order gives.
  *
+ * Cascades: wal2json sends the child changes of an ON DELETE / ON UPDATE
+ * CASCADE after the parent's.  A DELETE or key change of a referenced
+ * UUID-mapped row records (legacy key, UUID) in the session TEMP table
+ * pg_temp.wb_gone_keys (emptied at COMMIT), and references translate through
+ * it when the live parent is gone (apply_sql.h), so the children still find
+ * the parent's migrated UUID.  Without the replica role the target's own FKs
+ * act first: ON DELETE CASCADE there deletes the children itself (the
+ * source's child deletes then count as delete_missing, data equal); NO ACTION
+ * or RESTRICT refuses the parent's DELETE (SQLSTATE 23503) and the stream
+ * stops before that transaction, so such an FK must be DEFERRABLE INITIALLY
+ * DEFERRED (the child deletes follow in the same transaction) or the role
+ * needs SET on session_replication_role.  A key change never touches a
+ * target FK (it references the UUID, which does not change).
+ *
+ * Key reuse: a moved row keeps its UUID (often UUIDv5 of its old key); key
+ * changes are recorded in <state_schema>.moved_keys, and upserts of a table
+ * with a recorded move use UPSERT_GUARDED: a new row whose UUIDv5 is held
+ * gets gen_random_uuid(), recorded as a uuid_taken conflict.
+ *
  * Throughput (apply_pipeline.c): each (table, statement kind, column set)
  * gets a prepared statement; changes are sent in libpq pipeline mode inside
  * the open target transaction, inserts as multi-row statements, and every
@@ -22,7 +41,8 @@
  * the operator's conflict log commits or rolls back with the data.  Kinds:
  * insert_existing (the row was updated), update_missing (the row was
  * inserted), update_missing_partial (the update lacked unchanged TOAST values
- * so the row could not be rebuilt: nothing written), delete_missing (no-op).
+ * so the row could not be rebuilt: nothing written), delete_missing (no-op),
+ * uuid_taken (a new row's UUIDv5 was held by a moved row: random UUID).
  *
  * Batches: a target transaction opens at the first non-skipped BEGIN and
  * closes in applier_flush, which writes the applied LSN (the last commit's
