@@ -461,6 +461,7 @@ int health_main(const char *config_path, int argc, char **argv)
         config_free(&cfg);
         return unknown(err);
     }
+    cli_warn_file_secrets(cfg.path);
 
     health_facts facts;
     health_facts_init(&facts, cfg.slot, cfg.state_schema);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <libpq-fe.h>
 
 #include "common/log.h"
 #include "common/strbuf.h"
@@ -39,6 +40,18 @@ static bool is_literal_value(const char *p)
  */
 static bool dsn_has_literal_password(const char *dsn)
 {
+    /* libpq's own reading first: it decodes URI escapes ("pass%77ord=..."). */
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    if (opts != NULL) {
+        bool literal = false;
+        for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+            if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
+                o->val != NULL && is_literal_value(o->val))
+                literal = true;
+        PQconninfoFree(opts);
+        if (literal)
+            return true;
+    }
     for (const char *p = dsn; *p; p++) {
         if (strncasecmp(p, "password", 8) == 0) {
             const char *q = p + 8;
@@ -76,7 +89,7 @@ static const char *raw_dsn(const cJSON *root, const char *side)
     return cJSON_IsString(dsn) ? dsn->valuestring : NULL;
 }
 
-static void cli_check_file_secrets(const char *path)
+void cli_warn_file_secrets(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0 || (st.st_mode & (S_IRGRP | S_IROTH)) == 0)
@@ -131,6 +144,6 @@ int cli_setup(const char *config_path, wb_config *cfg)
         config_free(cfg);
         return EXIT_USAGE;
     }
-    cli_check_file_secrets(path);
+    cli_warn_file_secrets(path);
     return EXIT_OK;
 }

@@ -26,6 +26,13 @@ enum {
  */
 int cli_setup(const char *config_path, wb_config *cfg);
 
+/*
+ * Warns (log, stderr) when the config file at path is readable by group or
+ * others and a DSN in it holds a literal password.  cli_setup calls it;
+ * commands that load the config themselves (health) call it after log_open.
+ */
+void cli_warn_file_secrets(const char *path);
+
 int check_main(const char *config_path, int argc, char **argv);
 int backfill_main(const char *config_path, int argc, char **argv);
 int verify_main(const char *config_path, int argc, char **argv);

@@ -31,6 +31,43 @@ static bool is_secret_key(const char *key, size_t len)
            (len == 11 && strncasecmp(key, "sslpassword", 11) == 0);
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * is_secret_key for a URI query key, which libpq percent-decodes before it
+ * compares ("pass%77ord" is "password").  Keys longer than any secret
+ * keyword cannot be one.
+ */
+static bool is_secret_uri_key(const char *key, size_t len)
+{
+    char decoded[16];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = key[i];
+        if (c == '%' && i + 2 < len) {
+            int hi = hex_value(key[i + 1]);
+            int lo = hex_value(key[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                c = (char)(hi * 16 + lo);
+                i += 2;
+            }
+        }
+        if (n == sizeof decoded)
+            return false;
+        decoded[n++] = c;
+    }
+    return is_secret_key(decoded, n);
+}
+
 /*
  * End of a libpq keyword=value value starting at p: a single-quoted string
  * with backslash escapes, or a run of non-space characters (backslash
@@ -111,7 +148,7 @@ static void redact_uri(strbuf *out, const char *uri)
     while (*p) {
         const char *param_end = p + strcspn(p, "&");
         const char *eq = memchr(p, '=', (size_t)(param_end - p));
-        if (eq != NULL && is_secret_key(p, (size_t)(eq - p))) {
+        if (eq != NULL && is_secret_uri_key(p, (size_t)(eq - p))) {
             strbuf_append_len(out, p, (size_t)(eq + 1 - p));
             strbuf_append(out, LOG_MASK);
         } else {

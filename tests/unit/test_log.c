@@ -68,6 +68,16 @@ Test(log_redact, uri_forms)
     check_dsn("postgresql://db:5432", "postgresql://db:5432");
 }
 
+/* libpq percent-decodes URI query keys: "pass%77ord" is the password. */
+Test(log_redact, uri_percent_encoded_keys)
+{
+    check_dsn("postgresql://h/db?pass%77ord=SECRET1", "postgresql://h/db?pass%77ord=********");
+    check_dsn("postgresql://h/db?%70assword=SECRET2&x=1",
+              "postgresql://h/db?%70assword=********&x=1");
+    check_dsn("postgresql://h/db?sslpass%77ord=S3", "postgresql://h/db?sslpass%77ord=********");
+    check_dsn("postgresql://h/db?pass%7word=notakey", "postgresql://h/db?pass%7word=notakey");
+}
+
 Test(log_redact, uri_with_at_sign_in_password)
 {
     char *got = log_redact_dsn("postgresql://user:se@cret@db/app");
