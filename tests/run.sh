@@ -28,7 +28,13 @@ cmake --build "$build" -j "$jobs"
 step "all tests"
 all_status=0
 # shellcheck disable=SC2086
-(cd "$build" && ctest --output-on-failure --timeout 900 ${WB_CTEST_ARGS:-}) || all_status=$?
+(cd "$build" && ctest --output-on-failure --timeout 900 ${WB_CTEST_ARGS:-}) 2>&1 |
+    tee "$build/ctest-all.log" || all_status=$?
+# ctest's own summary ("100% tests passed, 0 tests failed out of 34"), repeated
+# as the last line of the run once every stage is done.
+summary=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$build/ctest-all.log" | tail -n 1)
+total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$summary")
 # Carry on with the sanitizer run either way, so one run reports everything.
 
 step "sanitizer build ($build_asan)"
@@ -83,3 +89,5 @@ if [[ ${WB_FUZZ:-1} != 0 ]]; then
     fi
     step "fuzz passed"
 fi
+
+printf '\ntests: %d passed, %d failed\n' "$((total - failed))" "$failed"
