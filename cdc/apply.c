@@ -59,6 +59,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cdc/apply_bulk.h"
 #include "cdc/apply_internal.h"
 #include "cdc/apply_sql.h"
 #include "common/log.h"
@@ -303,6 +304,14 @@ static bool apply_row(applier *a, const w2j_change *c, bool *retryable)
     map_message(a, t, c);
     set_presence(a, t, t->nkey_columns == 0);
     a->batch_rows++;
+    if (c->action == W2J_INSERT) {
+        bool taken = false; /* long runs of inserts go through COPY (apply_bulk.c) */
+        bool guarded = t->nkey_columns > 0 && upsert_kind(a, ti) == APPLY_STMT_UPSERT_GUARDED;
+        if (!apply_bulk_offer(a, ti, c, guarded, &taken, retryable))
+            return false;
+        if (taken)
+            return true;
+    }
     switch (c->action) {
     case W2J_INSERT:
         return apply_insert(a, ti, c, retryable);
@@ -486,6 +495,8 @@ static bool on_commit(applier *a, const w2j_change *c, wb_lsn data_start, bool *
 
 static bool feed(applier *a, const w2j_change *c, wb_lsn data_start, bool *retryable)
 {
+    if (c->action != W2J_INSERT && !apply_bulk_finish(a, retryable))
+        return false; /* a run of inserts ends at any other message */
     switch (c->action) {
     case W2J_BEGIN:
         return on_begin(a, c, retryable);
@@ -585,6 +596,7 @@ bool applier_flush(applier *a, bool *retryable)
 
 void applier_abort(applier *a)
 {
+    apply_bulk_abort(a);
     apply_batch_clear(a);
     bool usable = apply_pipeline_discard(a);
     if (!usable)
@@ -699,6 +711,7 @@ applier *applier_new(const wb_config *cfg, const catalog *cat, PGconn *target)
     a->cfg = cfg;
     a->cat = cat;
     a->conn = target;
+    a->bulk = apply_bulk_new();
     a->max_columns = 1;
     for (size_t i = 0; i < cat->ntables; i++) {
         if (cat->tables[i].ncolumns > a->max_columns)
@@ -762,5 +775,6 @@ void applier_free(applier *a)
     free(a->guarded);
     free(a->conflict_sql);
     free(a->batch_commit_time);
+    apply_bulk_free(a->bulk);
     free(a);
 }

@@ -164,6 +164,7 @@ struct applier {
     char *conflict_sql;
     bool replica_role;
     bool *guarded; /* per wb_config table: a key change was recorded, upserts use UPSERT_GUARDED */
+    struct apply_bulk *bulk; /* apply_bulk.c: the current run of inserts */
 };
 /* LSN text for messages (buf of LSN_TEXT_MAX bytes); returns buf. */
 const char *apply_lsn_text(wb_lsn lsn, char buf[LSN_TEXT_MAX]);

@@ -1,0 +1,538 @@
+/*
+ * apply_bulk.c — the bulk path of the stream applier (see apply_bulk.h):
+ * long runs of inserts into one table go through COPY into a TEMP staging
+ * table and one set-based upsert, with the row path's exact semantics.
+ *
+ * Staging columns (wb_bulk_<table index>): c<i> for every catalog column i
+ * that travels (keys and references in source form, typed as on the source;
+ * data columns typed as the target column, so COPY's input parsing matches
+ * the row path's untyped parameters), r<i> uuid for every reference (UUIDv5
+ * under the parent's source name), wb_id uuid (UUIDv5 of the row's key,
+ * UUID-mapped tables), wb_lsn and wb_key (the row's LSN and key text, for
+ * conflict records).
+ */
+#include "cdc/apply_bulk.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdc/apply_internal.h"
+#include "common/copytext.h"
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "common/uuidmap.h"
+
+#define KEYSET_SLOTS (2 * APPLY_BULK_RUN_ROWS) /* power of two, half full at most */
+
+struct apply_bulk {
+    int count_table;  /* table of the consecutive inserts counted so far, -1 none */
+    long count;       /* how many (sent on the row path) */
+    bool active;      /* a COPY into the staging table is open */
+    int table;        /* the run's table */
+    bool guarded;     /* the run's upsert checks for a UUIDv5 taken by a moved row */
+    long rows;        /* rows staged in this run */
+    wb_lsn first_lsn; /* LSN of the run's first row (messages) */
+    uint64_t *keys;   /* KEYSET_SLOTS hashes of the run's keys, 0 = empty */
+    strbuf line;      /* the COPY line being built */
+    strbuf sql;
+};
+
+/* ---- pure SQL ---- */
+
+static bool is_reference(const wb_config *cfg, const table_plan *t, size_t i)
+{
+    const column_plan *c = &t->columns[i];
+    return c->role == COLROLE_REFERENCE && c->ref_parent >= 0 &&
+           (size_t)c->ref_parent < cfg->ntables &&
+           cfg->tables[c->ref_parent].kind == TABLE_UUID_MAPPED;
+}
+
+static const char *target_name(const table_plan *t, size_t i)
+{
+    if (t->cfg->kind == TABLE_UUID_MAPPED && apply_sql_is_key_column(t, i))
+        return t->cfg->legacy_key;
+    return t->columns[i].target;
+}
+
+static bool is_bytea(const table_plan *t, size_t i)
+{
+    return t->columns[i].source_type != NULL && strcmp(t->columns[i].source_type, "bytea") == 0;
+}
+
+static void append_stage_name(const table_plan *t, strbuf *out)
+{
+    strbuf_appendf(out, "pg_temp.wb_bulk_%d", t->index);
+}
+
+bool apply_bulk_table_ok(const wb_config *cfg, const table_plan *t)
+{
+    if (t->cfg->kind == TABLE_KEYLESS || t->nkey_columns == 0)
+        return false;
+    for (size_t k = 0; k < t->nkey_columns; k++) {
+        /* A key that is also a reference would need the parent lookup to match the
+         * upsert's RETURNING back to its staged row: such tables keep the row path. */
+        if (!apply_sql_column_travels(t, (size_t)t->key_columns[k]) ||
+            is_reference(cfg, t, (size_t)t->key_columns[k]))
+            return false;
+    }
+    return true;
+}
+
+void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out)
+{
+    strbuf_append(out, "CREATE TEMP TABLE IF NOT EXISTS ");
+    append_stage_name(t, out);
+    strbuf_append(out, " (");
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i))
+            continue;
+        const column_plan *c = &t->columns[i];
+        bool source_typed = is_reference(cfg, t, i) ||
+                            (t->cfg->kind == TABLE_UUID_MAPPED && apply_sql_is_key_column(t, i)) ||
+                            c->target_type == NULL;
+        strbuf_appendf(out, "c%zu %s, ", i, source_typed ? c->source_type : c->target_type);
+    }
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (apply_sql_column_travels(t, i) && is_reference(cfg, t, i))
+            strbuf_appendf(out, "r%zu uuid, ", i);
+    }
+    if (t->cfg->kind == TABLE_UUID_MAPPED)
+        strbuf_append(out, "wb_id uuid, ");
+    strbuf_append(out, "wb_lsn pg_lsn, wb_key text) ON COMMIT DELETE ROWS; TRUNCATE ");
+    append_stage_name(t, out);
+}
+
+void apply_bulk_sql_copy(const table_plan *t, strbuf *out)
+{
+    strbuf_append(out, "COPY ");
+    append_stage_name(t, out);
+    strbuf_append(out, " FROM STDIN");
+}
+
+/* The value written for column i of staged row s (see apply_bulk.h). */
+static void append_value(const wb_config *cfg, const table_plan *t, size_t i, strbuf *out)
+{
+    if (!is_reference(cfg, t, i)) {
+        strbuf_appendf(out, "s.c%zu", i);
+        return;
+    }
+    const table_config *p = &cfg->tables[t->columns[i].ref_parent];
+    strbuf_appendf(out, "COALESCE(p%zu.", i);
+    pgconn_append_ident(out, p->target_key);
+    strbuf_appendf(out,
+                   ", (SELECT g.tk FROM %s g WHERE g.tbl = %d AND g.lk = s.c%zu::text), s.r%zu)",
+                   APPLY_GONE_TABLE, t->columns[i].ref_parent, i, i);
+}
+
+static void append_insert(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out)
+{
+    bool mapped = t->cfg->kind == TABLE_UUID_MAPPED;
+    strbuf_append(out, "INSERT INTO ");
+    pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
+    strbuf_append(out, " (");
+    if (mapped) {
+        pgconn_append_ident(out, t->cfg->target_key);
+        strbuf_append(out, ", ");
+    }
+    bool any = false;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i))
+            continue;
+        strbuf_append(out, any ? ", " : "");
+        pgconn_append_ident(out, target_name(t, i));
+        any = true;
+    }
+    strbuf_append(out, ") SELECT ");
+    if (mapped && !guarded) {
+        strbuf_append(out, "s.wb_id, ");
+    } else if (mapped) {
+        /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
+        strbuf_append(out, "CASE WHEN EXISTS (SELECT 1 FROM ");
+        pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
+        strbuf_append(out, " x WHERE x.");
+        pgconn_append_ident(out, t->cfg->target_key);
+        strbuf_append(out, " = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END, ");
+    }
+    any = false;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i))
+            continue;
+        strbuf_append(out, any ? ", " : "");
+        append_value(cfg, t, i, out);
+        any = true;
+    }
+    strbuf_append(out, " FROM ");
+    append_stage_name(t, out);
+    strbuf_append(out, " s");
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i) || !is_reference(cfg, t, i))
+            continue;
+        const table_config *p = &cfg->tables[t->columns[i].ref_parent];
+        strbuf_append(out, " LEFT JOIN ");
+        pgconn_append_qualified(out, p->target_schema, p->target_name);
+        strbuf_appendf(out, " p%zu ON p%zu.", i, i);
+        pgconn_append_ident(out, p->legacy_key);
+        strbuf_appendf(out, " = s.c%zu", i);
+    }
+}
+
+/* " ON CONFLICT (keys) DO UPDATE SET ... RETURNING (xmax = 0), keys[, tk]" */
+static void append_conflict(const table_plan *t, bool guarded, strbuf *out)
+{
+    strbuf_append(out, " ON CONFLICT (");
+    for (size_t k = 0; k < t->nkey_columns; k++) {
+        strbuf_append(out, k > 0 ? ", " : "");
+        pgconn_append_ident(out, target_name(t, (size_t)t->key_columns[k]));
+    }
+    strbuf_append(out, ") DO UPDATE SET ");
+    bool any = false;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i) || apply_sql_is_key_column(t, i))
+            continue;
+        strbuf_append(out, any ? ", " : "");
+        pgconn_append_ident(out, target_name(t, i));
+        strbuf_append(out, " = EXCLUDED.");
+        pgconn_append_ident(out, target_name(t, i));
+        any = true;
+    }
+    if (!any) { /* only key columns: a no-op assignment so RETURNING reports the row */
+        const char *name = target_name(t, (size_t)t->key_columns[0]);
+        pgconn_append_ident(out, name);
+        strbuf_append(out, " = EXCLUDED.");
+        pgconn_append_ident(out, name);
+    }
+    strbuf_append(out, " RETURNING (xmax = 0)");
+    for (size_t k = 0; k < t->nkey_columns; k++) {
+        strbuf_append(out, ", ");
+        pgconn_append_ident(out, target_name(t, (size_t)t->key_columns[k]));
+    }
+    if (guarded) {
+        strbuf_append(out, ", ");
+        pgconn_append_ident(out, t->cfg->target_key);
+    }
+}
+
+void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out)
+{
+    guarded = guarded && t->cfg->kind == TABLE_UUID_MAPPED;
+    strbuf_append(out, "WITH ins (wb_inserted");
+    for (size_t k = 0; k < t->nkey_columns; k++)
+        strbuf_appendf(out, ", wb_k%zu", k);
+    strbuf_append(out, guarded ? ", wb_tk) AS (" : ") AS (");
+    append_insert(cfg, t, guarded, out);
+    append_conflict(t, guarded, out);
+    strbuf_append(out, "), bad AS (SELECT CASE WHEN i.wb_inserted THEN 'uuid_taken'"
+                       " ELSE 'insert_existing' END AS kind, s.wb_key, s.wb_lsn FROM ");
+    strbuf_append(out, guarded ? "ins" : "(SELECT * FROM ins WHERE NOT wb_inserted)");
+    strbuf_append(out, " i JOIN ");
+    append_stage_name(t, out);
+    strbuf_append(out, " s ON ");
+    for (size_t k = 0; k < t->nkey_columns; k++)
+        strbuf_appendf(out, "%ss.c%d = i.wb_k%zu", k > 0 ? " AND " : "", t->key_columns[k], k);
+    if (guarded)
+        strbuf_append(out, " WHERE NOT i.wb_inserted OR i.wb_tk <> s.wb_id");
+    strbuf_append(out, "), rec AS (INSERT INTO ");
+    pgconn_append_qualified(out, cfg->state_schema, "conflicts");
+    strbuf_append(out, " (at, slot, lsn, table_name, kind, key) SELECT now(), $1, b.wb_lsn, $2,"
+                       " b.kind, b.wb_key FROM bad b) SELECT kind, wb_key, wb_lsn::text"
+                       " FROM bad ORDER BY wb_lsn");
+}
+
+void apply_bulk_copy_line(const wb_config *cfg, const table_plan *t, const w2j_value *const *values,
+                          const char *key, const char *lsn_text, strbuf *out)
+{
+    char uuid[UUID_TEXT_LEN + 1];
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i))
+            continue;
+        const w2j_value *v = values[i];
+        if (v != NULL && v->text != NULL && is_bytea(t, i)) {
+            strbuf_append(out, "\\\\x"); /* "\x" escaped */
+            copytext_escape(out, v->text, v->len);
+        } else {
+            copytext_escape(out, v != NULL ? v->text : NULL, v != NULL ? v->len : 0);
+        }
+        strbuf_append_char(out, '\t');
+    }
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i) || !is_reference(cfg, t, i))
+            continue;
+        const w2j_value *v = values[i];
+        if (v == NULL || v->text == NULL) {
+            strbuf_append(out, "\\N\t");
+            continue;
+        }
+        uuidmap_v5(cfg->uuid_namespace, cfg->tables[t->columns[i].ref_parent].source, v->text,
+                   uuid);
+        strbuf_append(out, uuid);
+        strbuf_append_char(out, '\t');
+    }
+    if (t->cfg->kind == TABLE_UUID_MAPPED) {
+        const w2j_value *v = values[t->key_columns[0]];
+        uuidmap_v5(cfg->uuid_namespace, t->cfg->source, v != NULL && v->text ? v->text : "", uuid);
+        strbuf_append(out, uuid);
+        strbuf_append_char(out, '\t');
+    }
+    strbuf_append(out, lsn_text);
+    strbuf_append_char(out, '\t');
+    copytext_escape(out, key, strlen(key));
+    strbuf_append_char(out, '\n');
+}
+
+/* ---- the run ---- */
+
+apply_bulk *apply_bulk_new(void)
+{
+    apply_bulk *b = wb_xcalloc(1, sizeof *b);
+    b->count_table = -1;
+    b->table = -1;
+    strbuf_init(&b->line);
+    strbuf_init(&b->sql);
+    return b;
+}
+
+void apply_bulk_free(apply_bulk *b)
+{
+    if (b == NULL)
+        return;
+    free(b->keys);
+    strbuf_free(&b->line);
+    strbuf_free(&b->sql);
+    free(b);
+}
+
+/* Key text for conflict records, as the row path writes it (apply.c key_text). */
+static void row_key_text(const applier *a, const table_plan *t, strbuf *out)
+{
+    for (size_t j = 0; j < t->nkey_columns && out->len < 200; j++) {
+        size_t col = (size_t)t->key_columns[j];
+        const w2j_value *v = a->new_vals[col];
+        if (t->nkey_columns > 1)
+            strbuf_appendf(out, "%s%s=", out->len > 0 ? ", " : "", t->columns[col].source);
+        strbuf_append(out, v->text);
+    }
+}
+
+/* Adds the key's hash to the run's set; false when it is (probably) there already. */
+static bool keyset_add(apply_bulk *b, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    if (h == 0)
+        h = 1;
+    size_t mask = KEYSET_SLOTS - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        if (b->keys[i] == h)
+            return false;
+        if (b->keys[i] == 0) {
+            b->keys[i] = h;
+            return true;
+        }
+    }
+}
+
+/* The row can go the bulk way: keyed table, every travelling column present, key not NULL. */
+static bool row_eligible(const applier *a, const table_plan *t)
+{
+    if (!apply_bulk_table_ok(a->cfg, t))
+        return false;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (apply_sql_column_travels(t, i) && a->new_vals[i] == NULL)
+            return false;
+    }
+    for (size_t k = 0; k < t->nkey_columns; k++) {
+        if (a->new_vals[t->key_columns[k]]->text == NULL)
+            return false;
+    }
+    return true;
+}
+
+/* After a failure outside pipeline mode: back into it so salvage can use the savepoint. */
+static bool fail_run(applier *a, const PGresult *res, const char *what, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    pgerr_class cls = apply_report_result(a, res, what, b->table, a->xid, b->first_lsn);
+    *retryable = cls == PGERR_RETRY;
+    b->active = false;
+    b->count_table = -1;
+    a->server_failed = true;
+    if (PQstatus(a->conn) != CONNECTION_OK)
+        a->broken = true;
+    else if (!a->in_pipeline && PQenterPipelineMode(a->conn) == 1)
+        a->in_pipeline = true;
+    return false;
+}
+
+static bool exec_expect(applier *a, const char *sql, ExecStatusType want, const char *what,
+                        bool *retryable)
+{
+    PGresult *res = PQexec(a->conn, sql);
+    bool ok = PQresultStatus(res) == want;
+    if (!ok)
+        fail_run(a, res, what, retryable);
+    PQclear(res);
+    return ok;
+}
+
+static bool start_run(applier *a, int table, wb_lsn lsn, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    const table_plan *t = &a->cat->tables[table];
+    if (!apply_batch_flush(a, retryable) || !apply_pipeline_finish(a, retryable))
+        return false;
+    b->table = table;
+    b->first_lsn = lsn;
+    b->rows = 0;
+    if (b->keys == NULL)
+        b->keys = wb_xmalloc(KEYSET_SLOTS * sizeof *b->keys);
+    memset(b->keys, 0, KEYSET_SLOTS * sizeof *b->keys);
+    strbuf_reset(&b->sql);
+    apply_bulk_sql_stage(a->cfg, t, &b->sql);
+    if (!exec_expect(a, b->sql.data, PGRES_COMMAND_OK, "bulk insert: staging table", retryable))
+        return false;
+    strbuf_reset(&b->sql);
+    apply_bulk_sql_copy(t, &b->sql);
+    if (!exec_expect(a, b->sql.data, PGRES_COPY_IN, "bulk insert: COPY", retryable))
+        return false;
+    b->active = true;
+    return true;
+}
+
+/* Counts and logs the conflicts the run's statement found (it recorded them itself). */
+static void account_run(applier *a, const PGresult *res)
+{
+    apply_bulk *b = a->bulk;
+    a->stats.rows_inserted += (uint64_t)b->rows;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *kind = PQgetvalue(res, r, 0);
+        bool existing = strcmp(kind, "insert_existing") == 0;
+        if (existing)
+            a->stats.conflicts_insert_existing++;
+        log_warn("apply: conflict %s on %s key %s at LSN %s (xid %u): %s", kind,
+                 apply_table_name(a, b->table), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                 a->xid,
+                 existing ? "existing row updated"
+                          : "its UUIDv5 belongs to a row moved by a key change: inserted with a "
+                            "random UUID");
+    }
+}
+
+/* Ends the COPY, applies the staged rows and goes back to pipeline mode. */
+static bool apply_run(applier *a, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    if (PQputCopyEnd(a->conn, NULL) != 1)
+        return fail_run(a, NULL, "bulk insert: ending COPY", retryable);
+    PGresult *res = PQgetResult(a->conn);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fail_run(a, res, "bulk insert: COPY", retryable);
+    PQclear(res);
+    while ((res = PQgetResult(a->conn)) != NULL)
+        PQclear(res);
+    if (!ok)
+        return false;
+    b->active = false;
+    const table_plan *t = &a->cat->tables[b->table];
+    strbuf_reset(&b->sql);
+    apply_bulk_sql_apply(a->cfg, t, b->guarded, &b->sql);
+    const char *params[2] = {a->cfg->slot, t->cfg->source};
+    res = PQexecParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fail_run(a, res, "bulk insert", retryable);
+        PQclear(res);
+        return false;
+    }
+    account_run(a, res);
+    PQclear(res);
+    char lt[LSN_TEXT_MAX];
+    log_info("apply: bulk insert of %ld rows into %s in one statement (run from LSN %s)", b->rows,
+             apply_table_name(a, b->table), apply_lsn_text(b->first_lsn, lt));
+    if (PQenterPipelineMode(a->conn) != 1)
+        return fail_run(a, NULL, "entering pipeline mode", retryable);
+    a->in_pipeline = true;
+    a->unflushed = false;
+    a->sent_since_push = 0;
+    return true;
+}
+
+/* Stages the current row: one COPY line, sent at once. */
+static bool stage_row(applier *a, const table_plan *t, const char *key, wb_lsn lsn, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    char lt[LSN_TEXT_MAX];
+    strbuf_reset(&b->line);
+    apply_bulk_copy_line(a->cfg, t, a->new_vals, key, apply_lsn_text(lsn, lt), &b->line);
+    if (PQputCopyData(a->conn, b->line.data, (int)b->line.len) != 1)
+        return fail_run(a, NULL, "bulk insert: sending COPY data", retryable);
+    if (b->line.cap > APPLY_SCRATCH_KEEP) {
+        strbuf_free(&b->line);
+        strbuf_init(&b->line);
+    }
+    b->rows++;
+    return true;
+}
+
+bool apply_bulk_offer(applier *a, int table, const w2j_change *c, bool guarded, bool *taken,
+                      bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    const table_plan *t = &a->cat->tables[table];
+    *taken = false;
+    if (!row_eligible(a, t) || (b->active && b->table != table))
+        return apply_bulk_finish(a, retryable);
+    if (!b->active) {
+        if (b->count_table != table) {
+            b->count_table = table;
+            b->count = 0;
+        }
+        if (++b->count <= APPLY_BULK_THRESHOLD)
+            return true; /* the row path sends it */
+        b->guarded = guarded;
+        if (!start_run(a, table, c->lsn, retryable))
+            return false;
+    }
+    strbuf key;
+    strbuf_init(&key);
+    row_key_text(a, t, &key);
+    bool fresh = keyset_add(b, key.data);
+    bool ok = true;
+    if (!fresh || b->rows >= APPLY_BULK_RUN_ROWS) {
+        /* A repeated key cannot be upserted twice in one statement: apply, start again. */
+        ok = apply_run(a, retryable) && start_run(a, table, c->lsn, retryable);
+        if (ok)
+            (void)keyset_add(b, key.data);
+    }
+    ok = ok && stage_row(a, t, key.data, c->lsn, retryable);
+    strbuf_free(&key);
+    *taken = ok;
+    return ok;
+}
+
+bool apply_bulk_finish(applier *a, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    b->count_table = -1;
+    b->count = 0;
+    if (!b->active)
+        return true;
+    return apply_run(a, retryable);
+}
+
+void apply_bulk_abort(applier *a)
+{
+    apply_bulk *b = a->bulk;
+    b->count_table = -1;
+    b->count = 0;
+    if (!b->active)
+        return;
+    b->active = false;
+    if (PQputCopyEnd(a->conn, "walbridge: run abandoned") == 1) {
+        PGresult *res;
+        while ((res = PQgetResult(a->conn)) != NULL)
+            PQclear(res);
+    } /* applier_abort then rolls the transaction back */
+}

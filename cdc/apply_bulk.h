@@ -1,0 +1,94 @@
+/*
+ * apply_bulk.h — the stream applier's bulk path for long runs of inserts
+ * into one table inside a source transaction (private to cdc/apply*.c).
+ *
+ * The row path (apply_pipeline.c) sends inserts as pipelined 64-row upserts.
+ * When more than APPLY_BULK_THRESHOLD consecutive inserts of one keyed table
+ * arrive, the following rows are streamed instead as COPY text into a
+ * session TEMP staging table (source-form values plus UUIDv5 columns computed
+ * in C, like backfill's staging), and the run is applied with ONE set-based
+ * statement:
+ *
+ *   WITH ins (wb_inserted, wb_k0.., wb_tk) AS (
+ *       INSERT INTO T (tk, lk, cols) SELECT
+ *           s.wb_id  (guarded tables: CASE WHEN EXISTS (SELECT 1 FROM T x
+ *                WHERE x.tk = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END),
+ *           s.c0, COALESCE(p3.tk, (SELECT g.tk FROM <gone> g WHERE g.tbl = P
+ *                 AND g.lk = s.c3::text), s.r3), ...
+ *       FROM pg_temp.wb_bulk_<i> s LEFT JOIN parent p3 ON p3.lk = s.c3 ...
+ *       ON CONFLICT (lk) DO UPDATE SET c = EXCLUDED.c ...
+ *       RETURNING (xmax = 0), lk [, tk when guarded]),
+ *   bad AS (the staged rows whose upsert hit an existing key, or whose
+ *           UUIDv5 was taken: kind, key text, LSN),
+ *   rec AS (INSERT INTO <state>.conflicts ... FROM bad)
+ *   SELECT kind, key, lsn FROM bad
+ *
+ * so a run has exactly the row path's effect: existing rows keep their UUID,
+ * references resolve to the live parent, else the parent deleted or moved
+ * earlier in the transaction, else UUIDv5; NULL stays NULL; skipped and
+ * generated columns are never written; conflicts are counted, logged and
+ * recorded the same way.  A run ends (and is applied) when another table or
+ * any non-insert message arrives (COMMIT included), when a key repeats
+ * within the run (ON CONFLICT cannot touch a row twice), or every
+ * APPLY_BULK_RUN_ROWS rows.  COPY data goes to the server as it comes: the
+ * client holds only the current line and a set of key hashes.
+ *
+ * libpq cannot COPY in pipeline mode: a run leaves pipeline mode (reading
+ * every outstanding result) and re-enters it after the run, inside the same
+ * target transaction, so savepoints and salvage keep working.
+ */
+#ifndef WALBRIDGE_APPLY_BULK_H
+#define WALBRIDGE_APPLY_BULK_H
+
+#include <stdbool.h>
+#include "cdc/w2j.h"
+#include "common/catalog.h"
+#include "common/config.h"
+#include "common/strbuf.h"
+
+#define APPLY_BULK_THRESHOLD 512  /* consecutive inserts on the row path before a run */
+#define APPLY_BULK_RUN_ROWS 65536 /* rows per staged statement */
+
+struct applier;
+typedef struct apply_bulk apply_bulk; /* opaque: the state of the current run */
+
+/* ---- pure SQL (tests/unit/test_apply_bulk.c) ---- */
+
+/* True when the table can take the bulk path (keyed; no key column is a reference). */
+bool apply_bulk_table_ok(const wb_config *cfg, const table_plan *t);
+/* "CREATE TEMP TABLE IF NOT EXISTS pg_temp.wb_bulk_<i> (...); TRUNCATE pg_temp.wb_bulk_<i>" */
+void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out);
+/* "COPY pg_temp.wb_bulk_<i> (...) FROM STDIN" */
+void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
+/*
+ * The set-based upsert above; $1 is the slot, $2 the table's source name.
+ * Unless guarded (UPSERT_GUARDED in apply_sql.h: the table had a key change),
+ * the target key is plainly s.wb_id and no uuid_taken check is made.
+ */
+void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out);
+/*
+ * Appends one COPY text line (with its newline) for a row: values[i] is the
+ * value of catalog column i (NULL when absent or SQL NULL), key the row's key
+ * text for conflict records, lsn_text the row's LSN.
+ */
+void apply_bulk_copy_line(const wb_config *cfg, const table_plan *t, const w2j_value *const *values,
+                          const char *key, const char *lsn_text, strbuf *out);
+
+/* ---- the applier's hooks (cdc/apply.c) ---- */
+
+apply_bulk *apply_bulk_new(void);
+void apply_bulk_free(apply_bulk *b);
+/*
+ * Offers the current insert (a->new_vals mapped, a->present set) to the bulk
+ * path.  *taken says whether it was staged; when not, any open run has been
+ * applied first and the caller sends the row on the row path.  guarded: the
+ * row path would use APPLY_STMT_UPSERT_GUARDED for this table.
+ */
+bool apply_bulk_offer(struct applier *a, int table, const w2j_change *c, bool guarded, bool *taken,
+                      bool *retryable);
+/* Applies the open run, if any, and forgets the insert count (any non-insert message). */
+bool apply_bulk_finish(struct applier *a, bool *retryable);
+/* Drops an open run after a failure (ends COPY with an error); never fails. */
+void apply_bulk_abort(struct applier *a);
+
+#endif

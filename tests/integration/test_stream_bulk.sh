@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# test_stream_bulk.sh — the stream applier's bulk path (cdc/apply_bulk.c): long runs of
+# inserts into one table inside one source transaction go through COPY + one set-based
+# upsert.  One transaction of 50k+ rows: new parents, then children referencing old
+# parents (one of them migrated earlier with a non-UUIDv5 id), parents inserted earlier
+# in the same transaction, and NULL references; an insert of a key the target already
+# holds (source wins: updated, keeps its UUID, counted as a conflict); every clinic
+# column type (bigint past 2^53, numeric, bytea, arrays, jsonb, timestamptz, NULLs);
+# a stored generated column that must never be written; a composite-key table.
+# Compared with the source through the UUID mapping, as a user would.
+source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
+source "$WALBRIDGE_SOURCE_DIR/tests/integration/stream_lib.bash"
+
+wb_pg_start source
+wb_pg_start target
+wb_psql source -f "$WB_FIXTURES/clinic/source_schema.sql"
+wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
+for side in source target; do
+    wb_psql "$side" -c "ALTER TABLE patients ADD COLUMN email_lc text GENERATED ALWAYS AS (lower(email)) STORED"
+done
+cfg=$WB_TMP/walbridge.json
+wb_write_config "$cfg"
+wb_psql target -c 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp"' # only to check UUIDv5 below
+
+wb_run -c "$cfg" stream --create-slot --until-caught-up
+wb_eq "--create-slot --until-caught-up exits 0" 0 "$WB_RC"
+
+# A parent the original migration created: its UUID is not UUIDv5 and must be kept.
+wb_psql target -c "INSERT INTO offices (id, legacy_id, name) VALUES ('11111111-1111-4111-8111-111111111111', 3, 'migrated')"
+# Old parents, applied on the row path (small transactions).
+wb_psql source -c "
+    INSERT INTO offices (id, name, city) SELECT g, 'office ' || g, 'city' FROM generate_series(1, 10) g;
+    INSERT INTO profiles (id, email, full_name) SELECT g, 'p' || g || '@x', 'P ' || g FROM generate_series(1, 10) g;
+    INSERT INTO doctors (id, office_id, profile_id, license_no) SELECT g, g, g, 'L' || g FROM generate_series(1, 10) g;"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "old parents streamed" 0 "$WB_RC"
+# A row the target already holds (migrated with its own UUID): the big insert updates it.
+wb_psql target -c "INSERT INTO offices (id, legacy_id, name) VALUES ('22222222-2222-4222-8222-222222222222', 1500, 'stale')"
+
+# One source transaction: 2000 offices (one conflicting), 50000 patients, 3000 orders,
+# 3000 order tags.
+wb_psql source -c "
+BEGIN;
+INSERT INTO offices (id, name, city, phone, opened_on, created_at)
+    SELECT g, 'office ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE E'tab\there' END, NULL,
+           date '2020-01-01' + g, timestamptz '2024-02-29 12:34:56.789012+00' + g * interval '1 s'
+    FROM generate_series(1001, 3000) g;
+INSERT INTO patients (id, office_id, doctor_id, full_name, email, birth_date, metadata)
+    SELECT g,
+           CASE WHEN g % 2 = 0 THEN (g % 10) + 1 ELSE 1001 + (g % 2000) END,
+           CASE WHEN g % 3 = 0 THEN NULL ELSE (g % 10) + 1 END,
+           'Patient ' || g || E' \\\\ back\\nslash', CASE WHEN g % 5 = 0 THEN NULL ELSE 'MiXeD' || g || '@X' END,
+           date '1950-01-01' + (g % 20000), jsonb_build_object('g', g, 'u', 'żółw')
+    FROM generate_series(1, 50000) g;
+INSERT INTO orders (id, patient_id, doctor_id, status, notes, amount, total_precise, external_ref,
+                    placed_at, items, tags, attachment)
+    SELECT g, g, CASE WHEN g % 4 = 0 THEN NULL ELSE (g % 10) + 1 END, 'new',
+           CASE WHEN g = 1 THEN repeat('n', 5000) WHEN g % 2 = 0 THEN NULL ELSE 'note ' || g END,
+           g / 100.0, 1234567890123456.7891, 9007199254740993 + g,
+           timestamptz '2023-06-01 00:00:00+00' + g * interval '1 min',
+           jsonb_build_array(g, 'x'), ARRAY['a' || g, NULL, 'q\"uote'],
+           CASE WHEN g % 3 = 0 THEN NULL ELSE decode('00ff5c0a' || lpad(to_hex(g), 8, '0'), 'hex') END
+    FROM generate_series(1, 3000) g;
+INSERT INTO order_tags (order_id, tag, added_at)
+    SELECT g, 'tag' || (g % 3), timestamptz '2023-01-01 00:00:00+00' FROM generate_series(1, 3000) g;
+COMMIT;"
+
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "the big transaction streamed (exit 0)" 0 "$WB_RC"
+log=$(cat "$WB_TMP/walbridge.log")
+wb_contains "patients went the bulk way" "$log" "bulk insert of"
+wb_contains "the bulk log names the patients table" "$log" "into public.patients"
+stream_compare_clinic "after the 50k-row transaction"
+
+wb_eq "every patient arrived" 50000 "$(wb_psql target -c "SELECT count(*) FROM patients")"
+wb_eq "new rows get UUIDv5 of their key" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM patients
+                           WHERE id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id)")"
+wb_eq "NULL references of new rows without a parent get UUIDv5 of the parent key" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM orders o JOIN patients p ON p.id = o.patient_id
+                           WHERE o.patient_id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || p.legacy_id)")"
+wb_eq "references to the migrated parent get its own UUID" 5000 \
+    "$(wb_psql target -c "SELECT count(*) FROM patients WHERE office_id = '11111111-1111-4111-8111-111111111111'")"
+wb_eq "references to parents inserted earlier in the transaction resolve to their rows" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM patients p LEFT JOIN offices o ON o.id = p.office_id WHERE o.id IS NULL")"
+wb_eq "NULL references stay NULL" 16666 \
+    "$(wb_psql target -c "SELECT count(*) FROM patients WHERE doctor_id IS NULL")"
+wb_eq "the existing row keeps its UUID and takes the source's values" \
+    "22222222-2222-4222-8222-222222222222|office 1500" \
+    "$(wb_psql target -c "SELECT id || '|' || name FROM offices WHERE legacy_id = 1500")"
+wb_eq "the conflicts are recorded once each, with their keys (3: row path, 1500: bulk)" \
+    "insert_existing|1500|true,insert_existing|3|true" \
+    "$(wb_psql target -c "SELECT string_agg(kind || '|' || key || '|' || (lsn IS NOT NULL), ',' ORDER BY key)
+                          FROM walbridge.conflicts WHERE table_name = 'public.offices'")"
+wb_contains "the conflict is logged" "$log" "conflict insert_existing on public.offices key 1500"
+wb_eq "no other conflict is recorded" 2 "$(wb_psql target -c "SELECT count(*) FROM walbridge.conflicts")"
+wb_eq "the generated column is computed by the target" "mixed7@x" \
+    "$(wb_psql target -c "SELECT email_lc FROM patients WHERE legacy_id = 7")"
+wb_eq "bytea round-trips" "00ff5c0a00000001" \
+    "$(wb_psql target -c "SELECT encode(attachment, 'hex') FROM orders WHERE legacy_id = 1")"
+wb_eq "backslashes, tabs and newlines round-trip" "1|1|1" \
+    "$(wb_psql target -c "SELECT (strpos(p.full_name, E'\\\\') > 0)::int || '|' || (strpos(p.full_name, E'\\n') > 0)::int
+                                 || '|' || (o.city = E'tab\\there')::int
+                          FROM patients p, offices o WHERE p.legacy_id = 4 AND o.legacy_id = 1002")"
+# Runs on a composite-key table cut short by deletes in the same transaction.
+wb_psql source -c "
+BEGIN;
+DELETE FROM order_tags WHERE order_id = 1;
+INSERT INTO order_tags (order_id, tag) SELECT g, 'extra' FROM generate_series(1, 1000) g;
+DELETE FROM order_tags WHERE order_id = 2 AND tag = 'extra';
+INSERT INTO order_tags (order_id, tag) SELECT g, 'more' FROM generate_series(1, 1000) g;
+COMMIT;"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "the mixed transaction streamed (exit 0)" 0 "$WB_RC"
+stream_compare_clinic "after the mixed transaction"
+
+wb_finish
