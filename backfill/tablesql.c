@@ -184,11 +184,37 @@ static void append_row_text(const table_layout *lay, value_fn value, strbuf *out
 }
 
 /*
+ * The type a column is hashed as by hash_record_extended: its own type when
+ * that type's hash is a function of exactly what its text shows (integers
+ * as bigint, so that an integer source key and a bigint legacy_key agree),
+ * else text (numeric 1.5 and 1.50 hash alike, as do equal jsonb with
+ * different number scales, and floats 0 and -0): rendering a timestamp or
+ * bytea as text costs more than hashing it.  Both sides hash the source type
+ * (the target casts a differing column to it).
+ */
+static const char *record_hash_type(const char *source_type)
+{
+    static const char *const exact[] = {"boolean",
+                                        "date",
+                                        "uuid",
+                                        "bytea",
+                                        "timestamp with time zone",
+                                        "timestamp without time zone"};
+    if (type_is_integer(source_type))
+        return "bigint";
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        if (strcmp(source_type, exact[i]) == 0)
+            return exact[i];
+    }
+    return "text";
+}
+
+/*
  * The hash of a keyed row (tablesql_hash_kind).  It only has to tell a stale
  * row from a current one with the same key: with 64 bits a stale row goes
- * unnoticed with probability 2^-64.  hash_record_extended combines each
- * column text's hashtextextended without building the row's text (NULL
- * hashes as 0, '' does not); both are PostgreSQL's hash_any, stable across
+ * unnoticed with probability 2^-64.  hash_record_extended combines the
+ * columns' own hashes (record_hash_type) without building the row's text
+ * (NULL hashes as 0, '' does not); both are PostgreSQL's hash_any, stable across
  * versions because hash partitioning depends on it.
  */
 static void append_hash(const table_layout *lay, value_fn value, strbuf *out)
@@ -201,7 +227,7 @@ static void append_hash(const table_layout *lay, value_fn value, strbuf *out)
                 strbuf_append(out, ", ");
             strbuf_append_char(out, '(');
             value(lay, i, out);
-            strbuf_append(out, ")::text");
+            strbuf_appendf(out, ")::%s", record_hash_type(lay->cols[i].source_type));
         }
         strbuf_append(out, "), 0)");
         return;

@@ -131,8 +131,8 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_source_diff(&lay, true, true, &sql);
-    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hash_record_extended(ROW((s.\"id\")::text, "
-        "(s.\"patient_id\")::text, (s.\"note\")::text, (s.\"total\")::text, "
+    HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hash_record_extended(ROW((s.\"id\")::bigint, "
+        "(s.\"patient_id\")::bigint, (s.\"note\")::text, (s.\"total\")::text, "
         "(s.\"we\"\"ird\")::text), 0) AS h, s.\"id\" AS c0");
     HAS("FROM \"public\".\"orders\" s) x");
     HAS("WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint)");
@@ -161,6 +161,10 @@ Test(tablesql, row_hash_is_the_cheapest_both_servers_have)
     table_layout lay;
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_target_diff(&lay, false, &sql);
+    HAS("hash_record_extended(ROW((p0.\"legacy_id\")::bigint, (t.\"tag\")::text, "
+        "(t.\"added_at\")::timestamp with time zone), 0) AS h");
+    strbuf_reset(&sql);
     lay.hash = TABLESQL_HASH_TEXT;
     tablesql_target_diff(&lay, false, &sql);
     HAS("hashtextextended(ROW((p0.\"legacy_id\")::text, (t.\"tag\")::text, "
@@ -217,8 +221,8 @@ Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_target_diff(&lay, false, &sql);
-    HAS("SELECT t.\"legacy_id\" AS k0, hash_record_extended(ROW((t.\"legacy_id\")::text, "
-        "(p1.\"old_id\")::text, (t.\"notes\")::text, (t.\"total\")::text, "
+    HAS("SELECT t.\"legacy_id\" AS k0, hash_record_extended(ROW((t.\"legacy_id\")::bigint, "
+        "(p1.\"old_id\")::bigint, (t.\"notes\")::text, (t.\"total\")::text, "
         "(t.\"we\"\"ird\"::character varying(20))::text), 0) AS h");
     HAS("FROM \"app\".\"orders\" t LEFT JOIN \"public\".\"patients\" p1 ON p1.\"uid\" = "
         "t.\"patient_id\" WHERE t.\"legacy_id\" IS NOT NULL) x ORDER BY 1");
