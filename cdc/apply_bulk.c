@@ -10,6 +10,11 @@
  * under the parent's source name), wb_id uuid (UUIDv5 of the row's key,
  * UUID-mapped tables), wb_lsn and wb_key (the row's LSN and key text, for
  * conflict records).
+ *
+ * Overlap: a finished run's upsert is sent asynchronously; while the server
+ * applies it, the stream keeps decoding and the next run's COPY lines wait in
+ * a bounded buffer (PENDING_MAX), sent as soon as the upsert's result is in.
+ * So decoding on the source and applying on the target proceed together.
  */
 #include "cdc/apply_bulk.h"
 
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cdc/apply_internal.h"
 #include "common/copytext.h"
@@ -25,17 +31,25 @@
 #include "common/uuidmap.h"
 
 #define KEYSET_SLOTS (2 * APPLY_BULK_RUN_ROWS) /* power of two, half full at most */
+#define PENDING_MAX (4 * 1024 * 1024)          /* COPY bytes held while an upsert runs */
 
 struct apply_bulk {
-    int count_table;  /* table of the consecutive inserts counted so far, -1 none */
-    long count;       /* how many (sent on the row path) */
-    bool active;      /* a COPY into the staging table is open */
-    int table;        /* the run's table */
-    bool guarded;     /* the run's upsert checks for a UUIDv5 taken by a moved row */
-    long rows;        /* rows staged in this run */
-    wb_lsn first_lsn; /* LSN of the run's first row (messages) */
-    uint64_t *keys;   /* KEYSET_SLOTS hashes of the run's keys, 0 = empty */
-    strbuf line;      /* the COPY line being built */
+    int count_table;         /* table of the consecutive inserts counted so far, -1 none */
+    long count;              /* how many (sent on the row path) */
+    bool in_run;             /* a run is open: copying, applying or pending rows */
+    int table;               /* the run's table */
+    bool guarded;            /* the run's upsert checks for a UUIDv5 taken by a moved row */
+    long rows;               /* rows of the run being gathered (copied or pending) */
+    wb_lsn first_lsn;        /* LSN of its first row (messages) */
+    bool copying;            /* a COPY into the staging table is open */
+    bool applying;           /* the upsert of the previous run is in flight */
+    long applying_rows;      /* its rows */
+    wb_lsn applying_lsn;     /* its first row's LSN */
+    strbuf pending;          /* COPY lines gathered while the upsert runs (bounded) */
+    struct timespec started; /* when the run's gathering began */
+    double staged_ms;        /* the applying run's gathering time */
+    uint64_t *keys;          /* KEYSET_SLOTS hashes of the run's keys, 0 = empty */
+    strbuf line;             /* the COPY line being built */
     strbuf sql;
 };
 
@@ -288,6 +302,7 @@ apply_bulk *apply_bulk_new(void)
     apply_bulk *b = wb_xcalloc(1, sizeof *b);
     b->count_table = -1;
     b->table = -1;
+    strbuf_init(&b->pending);
     strbuf_init(&b->line);
     strbuf_init(&b->sql);
     return b;
@@ -298,6 +313,7 @@ void apply_bulk_free(apply_bulk *b)
     if (b == NULL)
         return;
     free(b->keys);
+    strbuf_free(&b->pending);
     strbuf_free(&b->line);
     strbuf_free(&b->sql);
     free(b);
@@ -313,6 +329,13 @@ static void row_key_text(const applier *a, const table_plan *t, strbuf *out)
             strbuf_appendf(out, "%s%s=", out->len > 0 ? ", " : "", t->columns[col].source);
         strbuf_append(out, v->text);
     }
+}
+
+static void keyset_clear(apply_bulk *b)
+{
+    if (b->keys == NULL)
+        b->keys = wb_xmalloc(KEYSET_SLOTS * sizeof *b->keys);
+    memset(b->keys, 0, KEYSET_SLOTS * sizeof *b->keys);
 }
 
 /* Adds the key's hash to the run's set; false when it is (probably) there already. */
@@ -350,14 +373,43 @@ static bool row_eligible(const applier *a, const table_plan *t)
     return true;
 }
 
-/* After a failure outside pipeline mode: back into it so salvage can use the savepoint. */
-static bool fail_run(applier *a, const PGresult *res, const char *what, bool *retryable)
+static double ms_since(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) * 1000.0 +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
+}
+
+/* Forgets the run; drains whatever the server still sends for it. */
+static void drop_run(applier *a)
 {
     apply_bulk *b = a->bulk;
-    pgerr_class cls = apply_report_result(a, res, what, b->table, a->xid, b->first_lsn);
-    *retryable = cls == PGERR_RETRY;
-    b->active = false;
+    if (b->copying && PQputCopyEnd(a->conn, "walbridge: run abandoned") == 1)
+        b->applying = true; /* its error result follows */
+    if (b->applying) {
+        PGresult *res;
+        while ((res = PQgetResult(a->conn)) != NULL)
+            PQclear(res);
+    }
+    b->copying = b->applying = b->in_run = false;
+    b->rows = b->applying_rows = 0;
+    strbuf_reset(&b->pending);
+    if (b->pending.cap > PENDING_MAX * 2) {
+        strbuf_free(&b->pending);
+        strbuf_init(&b->pending);
+    }
     b->count_table = -1;
+    b->count = 0;
+}
+
+/* After a failure outside pipeline mode: back into it so salvage can use the savepoint. */
+static bool fail_run(applier *a, const PGresult *res, const char *what, wb_lsn lsn, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    pgerr_class cls = apply_report_result(a, res, what, b->table, a->xid, lsn);
+    *retryable = cls == PGERR_RETRY;
+    drop_run(a);
     a->server_failed = true;
     if (PQstatus(a->conn) != CONNECTION_OK)
         a->broken = true;
@@ -366,38 +418,31 @@ static bool fail_run(applier *a, const PGresult *res, const char *what, bool *re
     return false;
 }
 
-static bool exec_expect(applier *a, const char *sql, ExecStatusType want, const char *what,
-                        bool *retryable)
-{
-    PGresult *res = PQexec(a->conn, sql);
-    bool ok = PQresultStatus(res) == want;
-    if (!ok)
-        fail_run(a, res, what, retryable);
-    PQclear(res);
-    return ok;
-}
-
-static bool start_run(applier *a, int table, wb_lsn lsn, bool *retryable)
+/* Opens the COPY into the (emptied) staging table and sends the pending lines. */
+static bool start_copy(applier *a, bool *retryable)
 {
     apply_bulk *b = a->bulk;
-    const table_plan *t = &a->cat->tables[table];
-    if (!apply_batch_flush(a, retryable) || !apply_pipeline_finish(a, retryable))
-        return false;
-    b->table = table;
-    b->first_lsn = lsn;
-    b->rows = 0;
-    if (b->keys == NULL)
-        b->keys = wb_xmalloc(KEYSET_SLOTS * sizeof *b->keys);
-    memset(b->keys, 0, KEYSET_SLOTS * sizeof *b->keys);
-    strbuf_reset(&b->sql);
-    apply_bulk_sql_stage(a->cfg, t, &b->sql);
-    if (!exec_expect(a, b->sql.data, PGRES_COMMAND_OK, "bulk insert: staging table", retryable))
-        return false;
-    strbuf_reset(&b->sql);
-    apply_bulk_sql_copy(t, &b->sql);
-    if (!exec_expect(a, b->sql.data, PGRES_COPY_IN, "bulk insert: COPY", retryable))
-        return false;
-    b->active = true;
+    const table_plan *t = &a->cat->tables[b->table];
+    const char *steps[2] = {"bulk insert: staging table", "bulk insert: COPY"};
+    ExecStatusType want[2] = {PGRES_COMMAND_OK, PGRES_COPY_IN};
+    for (int i = 0; i < 2; i++) {
+        strbuf_reset(&b->sql);
+        if (i == 0)
+            apply_bulk_sql_stage(a->cfg, t, &b->sql);
+        else
+            apply_bulk_sql_copy(t, &b->sql);
+        PGresult *res = PQexec(a->conn, b->sql.data);
+        bool ok = PQresultStatus(res) == want[i];
+        if (!ok)
+            fail_run(a, res, steps[i], b->first_lsn, retryable);
+        PQclear(res);
+        if (!ok)
+            return false;
+    }
+    b->copying = true;
+    if (b->pending.len > 0 && PQputCopyData(a->conn, b->pending.data, (int)b->pending.len) != 1)
+        return fail_run(a, NULL, "bulk insert: sending COPY data", b->first_lsn, retryable);
+    strbuf_reset(&b->pending);
     return true;
 }
 
@@ -405,7 +450,7 @@ static bool start_run(applier *a, int table, wb_lsn lsn, bool *retryable)
 static void account_run(applier *a, const PGresult *res)
 {
     apply_bulk *b = a->bulk;
-    a->stats.rows_inserted += (uint64_t)b->rows;
+    a->stats.rows_inserted += (uint64_t)b->applying_rows;
     for (int r = 0; r < PQntuples(res); r++) {
         const char *kind = PQgetvalue(res, r, 0);
         bool existing = strcmp(kind, "insert_existing") == 0;
@@ -420,59 +465,125 @@ static void account_run(applier *a, const PGresult *res)
     }
 }
 
-/* Ends the COPY, applies the staged rows and goes back to pipeline mode. */
-static bool apply_run(applier *a, bool *retryable)
+/* Ends the COPY and sends the upsert of the staged rows without waiting for it. */
+static bool send_apply(applier *a, bool *retryable)
 {
     apply_bulk *b = a->bulk;
     if (PQputCopyEnd(a->conn, NULL) != 1)
-        return fail_run(a, NULL, "bulk insert: ending COPY", retryable);
+        return fail_run(a, NULL, "bulk insert: ending COPY", b->first_lsn, retryable);
+    b->copying = false;
     PGresult *res = PQgetResult(a->conn);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        fail_run(a, res, "bulk insert: COPY", retryable);
+    if (!ok) {
+        b->applying = true; /* drain the rest */
+        fail_run(a, res, "bulk insert: COPY", b->first_lsn, retryable);
+    }
     PQclear(res);
-    while ((res = PQgetResult(a->conn)) != NULL)
-        PQclear(res);
     if (!ok)
         return false;
-    b->active = false;
+    while ((res = PQgetResult(a->conn)) != NULL)
+        PQclear(res);
     const table_plan *t = &a->cat->tables[b->table];
     strbuf_reset(&b->sql);
     apply_bulk_sql_apply(a->cfg, t, b->guarded, &b->sql);
     const char *params[2] = {a->cfg->slot, t->cfg->source};
-    res = PQexecParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fail_run(a, res, "bulk insert", retryable);
-        PQclear(res);
-        return false;
-    }
-    account_run(a, res);
-    PQclear(res);
-    char lt[LSN_TEXT_MAX];
-    log_info("apply: bulk insert of %ld rows into %s in one statement (run from LSN %s)", b->rows,
-             apply_table_name(a, b->table), apply_lsn_text(b->first_lsn, lt));
-    if (PQenterPipelineMode(a->conn) != 1)
-        return fail_run(a, NULL, "entering pipeline mode", retryable);
-    a->in_pipeline = true;
-    a->unflushed = false;
-    a->sent_since_push = 0;
+    if (PQsendQueryParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0) != 1)
+        return fail_run(a, NULL, "bulk insert", b->first_lsn, retryable);
+    b->applying = true;
+    b->applying_rows = b->rows;
+    b->applying_lsn = b->first_lsn;
+    b->staged_ms = ms_since(&b->started);
+    clock_gettime(CLOCK_MONOTONIC, &b->started);
+    b->rows = 0;
+    keyset_clear(b);
     return true;
 }
 
-/* Stages the current row: one COPY line, sent at once. */
+/*
+ * Reads the upsert's result when it is in (or, with wait, until it is), then
+ * opens the next COPY for the lines gathered meanwhile.
+ */
+static bool poll_apply(applier *a, bool wait, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    if (!b->applying)
+        return true;
+    if (!wait) {
+        if (PQconsumeInput(a->conn) != 1)
+            return fail_run(a, NULL, "bulk insert", b->applying_lsn, retryable);
+        if (PQisBusy(a->conn))
+            return true;
+    }
+    PGresult *res = PQgetResult(a->conn);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (ok) {
+        account_run(a, res);
+        char lt[LSN_TEXT_MAX];
+        log_info("apply: bulk insert of %ld rows into %s in one statement: staged in %.0f ms, "
+                 "applied in %.0f ms (run from LSN %s)",
+                 b->applying_rows, apply_table_name(a, b->table), b->staged_ms,
+                 ms_since(&b->started), apply_lsn_text(b->applying_lsn, lt));
+    } else {
+        fail_run(a, res, "bulk insert", b->applying_lsn, retryable);
+    }
+    PQclear(res);
+    if (!ok)
+        return false;
+    while ((res = PQgetResult(a->conn)) != NULL)
+        PQclear(res);
+    b->applying = false;
+    b->applying_rows = 0;
+    return b->rows == 0 || start_copy(a, retryable);
+}
+
+static bool start_run(applier *a, int table, bool guarded, wb_lsn lsn, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    if (!apply_batch_flush(a, retryable) || !apply_pipeline_finish(a, retryable))
+        return false;
+    b->in_run = true;
+    b->table = table;
+    b->guarded = guarded;
+    b->first_lsn = lsn;
+    b->rows = 0;
+    keyset_clear(b);
+    clock_gettime(CLOCK_MONOTONIC, &b->started);
+    return start_copy(a, retryable);
+}
+
+/* Ends the run being gathered: its upsert goes out once the previous one is done. */
+static bool cut_run(applier *a, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    if (!poll_apply(a, true, retryable))
+        return false;
+    return b->rows == 0 || send_apply(a, retryable);
+}
+
+/* Stages the current row: a COPY line, sent at once or held while an upsert runs. */
 static bool stage_row(applier *a, const table_plan *t, const char *key, wb_lsn lsn, bool *retryable)
 {
     apply_bulk *b = a->bulk;
     char lt[LSN_TEXT_MAX];
+    if (b->rows == 0)
+        b->first_lsn = lsn;
+    if (!b->copying && !b->applying && !start_copy(a, retryable))
+        return false;
     strbuf_reset(&b->line);
     apply_bulk_copy_line(a->cfg, t, a->new_vals, key, apply_lsn_text(lsn, lt), &b->line);
-    if (PQputCopyData(a->conn, b->line.data, (int)b->line.len) != 1)
-        return fail_run(a, NULL, "bulk insert: sending COPY data", retryable);
+    b->rows++;
+    if (b->copying) {
+        if (PQputCopyData(a->conn, b->line.data, (int)b->line.len) != 1)
+            return fail_run(a, NULL, "bulk insert: sending COPY data", lsn, retryable);
+    } else {
+        strbuf_append_len(&b->pending, b->line.data, b->line.len);
+        if (b->pending.len >= PENDING_MAX && !poll_apply(a, true, retryable))
+            return false;
+    }
     if (b->line.cap > APPLY_SCRATCH_KEEP) {
         strbuf_free(&b->line);
         strbuf_init(&b->line);
     }
-    b->rows++;
     return true;
 }
 
@@ -482,27 +593,27 @@ bool apply_bulk_offer(applier *a, int table, const w2j_change *c, bool guarded, 
     apply_bulk *b = a->bulk;
     const table_plan *t = &a->cat->tables[table];
     *taken = false;
-    if (!row_eligible(a, t) || (b->active && b->table != table))
+    if (!row_eligible(a, t) || (b->in_run && (b->table != table || b->guarded != guarded)))
         return apply_bulk_finish(a, retryable);
-    if (!b->active) {
+    if (!b->in_run) {
         if (b->count_table != table) {
             b->count_table = table;
             b->count = 0;
         }
         if (++b->count <= APPLY_BULK_THRESHOLD)
             return true; /* the row path sends it */
-        b->guarded = guarded;
-        if (!start_run(a, table, c->lsn, retryable))
+        if (!start_run(a, table, guarded, c->lsn, retryable))
             return false;
+    } else if (!poll_apply(a, false, retryable)) {
+        return false;
     }
     strbuf key;
     strbuf_init(&key);
     row_key_text(a, t, &key);
-    bool fresh = keyset_add(b, key.data);
     bool ok = true;
-    if (!fresh || b->rows >= APPLY_BULK_RUN_ROWS) {
-        /* A repeated key cannot be upserted twice in one statement: apply, start again. */
-        ok = apply_run(a, retryable) && start_run(a, table, c->lsn, retryable);
+    if (!keyset_add(b, key.data) || b->rows >= APPLY_BULK_RUN_ROWS) {
+        /* A repeated key cannot be upserted twice in one statement: cut the run there. */
+        ok = cut_run(a, retryable);
         if (ok)
             (void)keyset_add(b, key.data);
     }
@@ -517,22 +628,20 @@ bool apply_bulk_finish(applier *a, bool *retryable)
     apply_bulk *b = a->bulk;
     b->count_table = -1;
     b->count = 0;
-    if (!b->active)
+    if (!b->in_run)
         return true;
-    return apply_run(a, retryable);
+    if (!cut_run(a, retryable) || !poll_apply(a, true, retryable))
+        return false;
+    b->in_run = false;
+    if (PQenterPipelineMode(a->conn) != 1)
+        return fail_run(a, NULL, "entering pipeline mode", b->first_lsn, retryable);
+    a->in_pipeline = true;
+    a->unflushed = false;
+    a->sent_since_push = 0;
+    return true;
 }
 
 void apply_bulk_abort(applier *a)
 {
-    apply_bulk *b = a->bulk;
-    b->count_table = -1;
-    b->count = 0;
-    if (!b->active)
-        return;
-    b->active = false;
-    if (PQputCopyEnd(a->conn, "walbridge: run abandoned") == 1) {
-        PGresult *res;
-        while ((res = PQgetResult(a->conn)) != NULL)
-            PQclear(res);
-    } /* applier_abort then rolls the transaction back */
+    drop_run(a); /* applier_abort then rolls the transaction back */
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_stream_bulk.sh — the stream applier's bulk path (cdc/apply_bulk.c): long runs of
 # inserts into one table inside one source transaction go through COPY + one set-based
-# upsert.  One transaction of 50k+ rows: new parents, then children referencing old
+# upsert.  One transaction of 70k+ rows: new parents, then children referencing old
 # parents (one of them migrated earlier with a non-UUIDv5 id), parents inserted earlier
 # in the same transaction, and NULL references; an insert of a key the target already
 # holds (source wins: updated, keeps its UUID, counted as a conflict); every clinic
@@ -37,7 +37,7 @@ wb_eq "old parents streamed" 0 "$WB_RC"
 # A row the target already holds (migrated with its own UUID): the big insert updates it.
 wb_psql target -c "INSERT INTO offices (id, legacy_id, name) VALUES ('22222222-2222-4222-8222-222222222222', 1500, 'stale')"
 
-# One source transaction: 2000 offices (one conflicting), 50000 patients, 3000 orders,
+# One source transaction: 2000 offices (one conflicting), 70000 patients, 3000 orders,
 # 3000 order tags.
 wb_psql source -c "
 BEGIN;
@@ -51,7 +51,7 @@ INSERT INTO patients (id, office_id, doctor_id, full_name, email, birth_date, me
            CASE WHEN g % 3 = 0 THEN NULL ELSE (g % 10) + 1 END,
            'Patient ' || g || E' \\\\ back\\nslash', CASE WHEN g % 5 = 0 THEN NULL ELSE 'MiXeD' || g || '@X' END,
            date '1950-01-01' + (g % 20000), jsonb_build_object('g', g, 'u', 'żółw')
-    FROM generate_series(1, 50000) g;
+    FROM generate_series(1, 70000) g;
 INSERT INTO orders (id, patient_id, doctor_id, status, notes, amount, total_precise, external_ref,
                     placed_at, items, tags, attachment)
     SELECT g, g, CASE WHEN g % 4 = 0 THEN NULL ELSE (g % 10) + 1 END, 'new',
@@ -69,21 +69,22 @@ wb_run -c "$cfg" stream --until-caught-up
 wb_eq "the big transaction streamed (exit 0)" 0 "$WB_RC"
 log=$(cat "$WB_TMP/walbridge.log")
 wb_contains "patients went the bulk way" "$log" "bulk insert of"
-wb_contains "the bulk log names the patients table" "$log" "into public.patients"
-stream_compare_clinic "after the 50k-row transaction"
+wb_eq "70k patients: two runs (the second gathered while the first was applied)" 2 \
+    "$(grep -c "bulk insert of .* rows into public.patients" <<<"$log")"
+stream_compare_clinic "after the 70k-row transaction"
 
-wb_eq "every patient arrived" 50000 "$(wb_psql target -c "SELECT count(*) FROM patients")"
+wb_eq "every patient arrived" 70000 "$(wb_psql target -c "SELECT count(*) FROM patients")"
 wb_eq "new rows get UUIDv5 of their key" 0 \
     "$(wb_psql target -c "SELECT count(*) FROM patients
                            WHERE id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id)")"
 wb_eq "NULL references of new rows without a parent get UUIDv5 of the parent key" 0 \
     "$(wb_psql target -c "SELECT count(*) FROM orders o JOIN patients p ON p.id = o.patient_id
                            WHERE o.patient_id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || p.legacy_id)")"
-wb_eq "references to the migrated parent get its own UUID" 5000 \
+wb_eq "references to the migrated parent get its own UUID" 7000 \
     "$(wb_psql target -c "SELECT count(*) FROM patients WHERE office_id = '11111111-1111-4111-8111-111111111111'")"
 wb_eq "references to parents inserted earlier in the transaction resolve to their rows" 0 \
     "$(wb_psql target -c "SELECT count(*) FROM patients p LEFT JOIN offices o ON o.id = p.office_id WHERE o.id IS NULL")"
-wb_eq "NULL references stay NULL" 16666 \
+wb_eq "NULL references stay NULL" 23333 \
     "$(wb_psql target -c "SELECT count(*) FROM patients WHERE doctor_id IS NULL")"
 wb_eq "the existing row keeps its UUID and takes the source's values" \
     "22222222-2222-4222-8222-222222222222|office 1500" \
@@ -113,5 +114,24 @@ COMMIT;"
 wb_run -c "$cfg" stream --until-caught-up
 wb_eq "the mixed transaction streamed (exit 0)" 0 "$WB_RC"
 stream_compare_clinic "after the mixed transaction"
+
+# A run the target refuses: the stream stops naming the table (exit 3), the transaction
+# before it is kept, nothing of the failing one is; once fixed, it applies.
+wb_psql target -c "ALTER TABLE patients ADD CONSTRAINT no_poison CHECK (email IS DISTINCT FROM 'poison')"
+wb_psql source -c "INSERT INTO offices (id, name) VALUES (5000, 'before the poison')"
+wb_psql source -c "INSERT INTO patients (id, office_id, full_name, email)
+                   SELECT g, 1, 'P', CASE WHEN g = 100900 THEN 'poison' ELSE 'ok' END
+                   FROM generate_series(100001, 101000) g"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "a refused run stops the stream (exit 3)" 3 "$WB_RC"
+wb_contains "the error names the table" "$(cat "$WB_TMP/walbridge.log")" "bulk insert on table public.patients failed"
+wb_eq "the transaction before it is applied" 1 \
+    "$(wb_psql target -c "SELECT count(*) FROM offices WHERE legacy_id = 5000")"
+wb_eq "nothing of the refused transaction is applied" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM patients WHERE legacy_id > 100000")"
+wb_psql target -c "ALTER TABLE patients DROP CONSTRAINT no_poison"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "once fixed, the stream resumes (exit 0)" 0 "$WB_RC"
+stream_compare_clinic "after the refused run was fixed"
 
 wb_finish
