@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/promtext.h"
+
 /* ---- text ------------------------------------------------------------- */
 
 static void append_bytes_human(strbuf *out, int64_t bytes)
@@ -352,30 +354,10 @@ static void render_json(const health_facts *f, const health_thresholds *t, const
 
 /* ---- prometheus ------------------------------------------------------- */
 
-/* Appends a label value escaped per the exposition format (\\, \", \n). */
-static void append_label_value(strbuf *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\')
-            strbuf_append(out, "\\\\");
-        else if (*s == '"')
-            strbuf_append(out, "\\\"");
-        else if (*s == '\n')
-            strbuf_append(out, "\\n");
-        else
-            strbuf_append_char(out, *s);
-    }
-}
-
-static void prom_header(strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void prom_sample(strbuf *out, const char *name, const char *slot, double value)
 {
     strbuf_appendf(out, "%s{slot_name=\"", name);
-    append_label_value(out, slot);
+    promtext_append_label_value(out, slot);
     strbuf_appendf(out, "\"} %.17g\n", value);
 }
 
@@ -384,7 +366,7 @@ static void prom_gauge(strbuf *out, const char *name, const char *help, const ch
 {
     if (!known)
         return;
-    prom_header(out, name, "gauge", help);
+    promtext_header(out, name, "gauge", help);
     prom_sample(out, name, slot, value);
 }
 
@@ -410,11 +392,11 @@ static void render_prometheus(const health_facts *f, const health_verdict *v, st
                s && f->has_safe_wal_size, (double)f->safe_wal_size);
     if (s && f->wal_status[0] != '\0') {
         static const char *const statuses[] = {"reserved", "extended", "unreserved", "lost"};
-        prom_header(out, "pg_replication_slot_wal_status", "gauge",
-                    "1 for the slot's current wal_status.");
+        promtext_header(out, "pg_replication_slot_wal_status", "gauge",
+                        "1 for the slot's current wal_status.");
         for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
             strbuf_append(out, "pg_replication_slot_wal_status{slot_name=\"");
-            append_label_value(out, slot);
+            promtext_append_label_value(out, slot);
             strbuf_appendf(out, "\",wal_status=\"%s\"} %d\n", statuses[i],
                            strcmp(f->wal_status, statuses[i]) == 0);
         }

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/promtext.h"
 
 const double metrics_latency_bounds[METRICS_LATENCY_NBUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0};
@@ -181,58 +182,38 @@ void metrics_add_conflicts(stream_metrics *m, metrics_conflict kind, uint64_t n)
 
 /* ---- rendering -------------------------------------------------------- */
 
-/* Label value escaped per the exposition format. */
-static void append_label_value(strbuf *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\')
-            strbuf_append(out, "\\\\");
-        else if (*s == '"')
-            strbuf_append(out, "\\\"");
-        else if (*s == '\n')
-            strbuf_append(out, "\\n");
-        else
-            strbuf_append_char(out, *s);
-    }
-}
-
-static void header(strbuf *out, const char *name, const char *type, const char *help)
-{
-    strbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 /* name{slot_name="..."[,extra]} value */
 static void sample(strbuf *out, const stream_metrics *m, const char *name, const char *extra,
                    double value)
 {
     strbuf_appendf(out, "%s{slot_name=\"", name);
-    append_label_value(out, m->slot);
+    promtext_append_label_value(out, m->slot);
     strbuf_appendf(out, "\"%s%s} %.17g\n", extra ? "," : "", extra ? extra : "", value);
 }
 
 static void single(strbuf *out, const stream_metrics *m, const char *name, const char *type,
                    const char *help, double value)
 {
-    header(out, name, type, help);
+    promtext_header(out, name, type, help);
     sample(out, m, name, NULL, value);
 }
 
 static void render_rows(const stream_metrics *m, strbuf *out)
 {
-    header(out, "walbridge_stream_rows_applied_total", "counter",
-           "Rows applied to the target, by source table and action.");
+    promtext_header(out, "walbridge_stream_rows_applied_total", "counter",
+                    "Rows applied to the target, by source table and action.");
     for (size_t t = 0; t < m->ntables; t++) {
         for (size_t a = 0; a < METRICS_NACTIONS; a++) {
             strbuf_append(out, "walbridge_stream_rows_applied_total{slot_name=\"");
-            append_label_value(out, m->slot);
+            promtext_append_label_value(out, m->slot);
             strbuf_append(out, "\",table=\"");
-            append_label_value(out, m->tables[t]);
+            promtext_append_label_value(out, m->tables[t]);
             strbuf_appendf(out, "\",action=\"%s\"} %llu\n", action_names[a],
                            (unsigned long long)m->rows[t * METRICS_NACTIONS + a]);
         }
     }
-    header(out, "walbridge_stream_conflicts_total", "counter",
-           "Source-wins conflicts resolved, by kind.");
+    promtext_header(out, "walbridge_stream_conflicts_total", "counter",
+                    "Source-wins conflicts resolved, by kind.");
     for (size_t k = 0; k < METRICS_NCONFLICTS; k++) {
         char label[64];
         snprintf(label, sizeof label, "kind=\"%s\"", conflict_names[k]);
@@ -245,7 +226,7 @@ static void render_histogram(const stream_metrics *m, strbuf *out)
     static const char name[] = "walbridge_stream_batch_apply_seconds";
     char full[96], label[64];
     uint64_t cumulative = 0;
-    header(out, name, "histogram", "Time to apply and commit one batch in the target.");
+    promtext_header(out, name, "histogram", "Time to apply and commit one batch in the target.");
     snprintf(full, sizeof full, "%s_bucket", name);
     for (size_t b = 0; b <= METRICS_LATENCY_NBUCKETS; b++) {
         cumulative += m->latency_counts[b];
