@@ -99,10 +99,8 @@ void cli_warn_file_secrets(const char *path)
         return;
     strbuf text;
     strbuf_init(&text);
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        strbuf_append_len(&text, buf, n);
+    /* Only a warning: on a read error the partial text is parsed as it is. */
+    (void)strbuf_append_file(&text, f);
     fclose(f);
     cJSON *root = cJSON_Parse(text.data);
     strbuf_free(&text);

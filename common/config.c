@@ -462,11 +462,7 @@ bool config_load(const char *path, wb_config *out, char *err, size_t errlen)
     }
     strbuf text;
     strbuf_init(&text);
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        strbuf_append_len(&text, buf, n);
-    bool read_error = ferror(f) != 0;
+    bool read_error = !strbuf_append_file(&text, f);
     int saved_errno = errno;
     fclose(f);
     if (read_error) {

@@ -52,17 +52,6 @@ void copytext_escape(strbuf *out, const char *value, size_t len)
     strbuf_append_len(out, value + run, len - run);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Unescapes the raw field [p, end) in place; returns the unescaped length,
  * or -1 for a backslash at the very end.
@@ -113,10 +102,10 @@ static long copytext_unescape(char *p, const char *end)
             break;
         }
         case 'x':
-            if (r < end && hex_value(*r) >= 0) {
-                int value = hex_value(*r++);
-                if (r < end && hex_value(*r) >= 0)
-                    value = (value << 4) + hex_value(*r++);
+            if (r < end && wb_hex_digit_value(*r) >= 0) {
+                int value = wb_hex_digit_value(*r++);
+                if (r < end && wb_hex_digit_value(*r) >= 0)
+                    value = (value << 4) + wb_hex_digit_value(*r++);
                 *w++ = (char)value;
             } else {
                 *w++ = 'x';

@@ -31,17 +31,6 @@ static bool is_secret_key(const char *key, size_t len)
            (len == 11 && strncasecmp(key, "sslpassword", 11) == 0);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * is_secret_key for a URI query key, which libpq percent-decodes before it
  * compares ("pass%77ord" is "password").  Keys longer than any secret
@@ -54,8 +43,8 @@ static bool is_secret_uri_key(const char *key, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = key[i];
         if (c == '%' && i + 2 < len) {
-            int hi = hex_value(key[i + 1]);
-            int lo = hex_value(key[i + 2]);
+            int hi = wb_hex_digit_value(key[i + 1]);
+            int lo = wb_hex_digit_value(key[i + 2]);
             if (hi >= 0 && lo >= 0) {
                 c = (char)(hi * 16 + lo);
                 i += 2;

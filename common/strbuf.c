@@ -1,6 +1,7 @@
 /*
- * strbuf.c — growable NUL-terminated byte buffer and the abort-on-OOM
- * allocation helpers (see strbuf.h).
+ * strbuf.c — growable NUL-terminated byte buffer, reading a whole file into
+ * one, a hex digit's value, and the abort-on-OOM allocation helpers (see
+ * strbuf.h).
  */
 #include "common/strbuf.h"
 
@@ -159,4 +160,24 @@ char *strbuf_detach(strbuf *sb)
     char *data = sb->cap > 0 ? sb->data : wb_xstrdup("");
     strbuf_init(sb);
     return data;
+}
+
+bool strbuf_append_file(strbuf *sb, FILE *f)
+{
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        strbuf_append_len(sb, buf, n);
+    return ferror(f) == 0;
+}
+
+int wb_hex_digit_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }

@@ -11,7 +11,9 @@
 #define WALBRIDGE_STRBUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct strbuf {
     char *data; /* NUL-terminated; never NULL after strbuf_init */
@@ -26,10 +28,18 @@ void strbuf_append(strbuf *sb, const char *s);
 void strbuf_append_len(strbuf *sb, const char *s, size_t n);
 void strbuf_append_char(strbuf *sb, char c);
 void strbuf_appendf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void strbuf_vappendf(strbuf *sb, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
+void strbuf_vappendf(strbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Returns the buffer's data, which the caller now owns (free()); sb is reset to empty. */
 char *strbuf_detach(strbuf *sb);
+/*
+ * Appends everything that can be read from f up to its end.  Returns false
+ * on a read error (errno as fread left it; what was read before stays
+ * appended).  The caller opens and closes f.
+ */
+bool strbuf_append_file(strbuf *sb, FILE *f);
+
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1 for any other char. */
+int wb_hex_digit_value(char c);
 
 /* xmalloc family: abort with a message on out-of-memory. */
 void *wb_xmalloc(size_t n);

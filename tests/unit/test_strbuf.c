@@ -1,7 +1,9 @@
 /*
- * test_strbuf.c — unit tests for the growable string buffer (common/strbuf.c).
+ * test_strbuf.c — unit tests for the growable string buffer, file reading and
+ * hex digit helpers (common/strbuf.c).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,4 +122,53 @@ Test(strbuf, xstrndup_stops_at_n_or_nul)
     free(a);
     free(b);
     free(c);
+}
+
+Test(strbuf, append_file_reads_all_after_existing_text)
+{
+    /* Larger than the 8 KiB read chunk, with a NUL inside, to see every chunk kept. */
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    for (int i = 0; i < 3000; i++)
+        fputs("0123456789", f);
+    fputc('\0', f);
+    fputs("end", f);
+    rewind(f);
+    strbuf sb;
+    strbuf_init(&sb);
+    strbuf_append(&sb, "head:");
+    cr_assert(strbuf_append_file(&sb, f));
+    fclose(f);
+    cr_assert_eq(sb.len, 5 + 30000 + 1 + 3);
+    cr_assert_eq(memcmp(sb.data, "head:0123456789", 15), 0);
+    cr_assert_eq(memcmp(sb.data + sb.len - 4, "\0end", 5), 0);
+    strbuf_free(&sb);
+}
+
+Test(strbuf, append_file_reports_read_error)
+{
+    /* A directory opens for reading on Linux but every read fails (EISDIR). */
+    FILE *f = fopen("/", "rb");
+    cr_assert_not_null(f);
+    strbuf sb;
+    strbuf_init(&sb);
+    cr_assert_not(strbuf_append_file(&sb, f));
+    fclose(f);
+    cr_assert_eq(sb.len, 0);
+    strbuf_free(&sb);
+}
+
+Test(strbuf, hex_digit_value)
+{
+    cr_assert_eq(wb_hex_digit_value('0'), 0);
+    cr_assert_eq(wb_hex_digit_value('9'), 9);
+    cr_assert_eq(wb_hex_digit_value('a'), 10);
+    cr_assert_eq(wb_hex_digit_value('f'), 15);
+    cr_assert_eq(wb_hex_digit_value('A'), 10);
+    cr_assert_eq(wb_hex_digit_value('F'), 15);
+    cr_assert_eq(wb_hex_digit_value('g'), -1);
+    cr_assert_eq(wb_hex_digit_value('G'), -1);
+    cr_assert_eq(wb_hex_digit_value('/'), -1);
+    cr_assert_eq(wb_hex_digit_value(':'), -1);
+    cr_assert_eq(wb_hex_digit_value('\0'), -1);
 }
