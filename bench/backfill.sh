@@ -15,7 +15,10 @@
 #         constraints);
 #   2. catch-up: 1% of the rows deleted from the target (scattered), 0.5% made stale:
 #      wall time of `backfill --include-stale`, then of `verify`;
-#   3. peak RSS of every walbridge run (GNU time).
+#   3. peak RSS of every walbridge run (GNU time);
+#   4. CPU seconds of each walbridge run: its own, and the source's and target's
+#      server processes' (from the postmasters' reaped-children times), which
+#      unlike wall time barely depend on what else the machine is doing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,14 +59,26 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-# run_timed LABEL ARGS...: runs walbridge under GNU time; sets WALL and RSS_MB.
+# server_cpu NAME: CPU ticks of the cluster's exited backends and workers so far
+# (utime + stime of reaped children in /proc/<postmaster>/stat).
+server_cpu() {
+    awk '{ print $16 + $17 }' "/proc/$(head -n 1 "$WB_TMP/$1/postmaster.pid")/stat"
+}
+
+# run_timed LABEL ARGS...: runs walbridge under GNU time; sets WALL, RSS_MB and CPU
+# ("client X s, source Y s, target Z s").
 run_timed() {
     local label=$1
     shift
-    local tf=$WB_TMP/time.$label rc=0
-    /usr/bin/time -f "%e %M" -o "$tf" "$BIN" "$@" >"$WB_TMP/out.$label" 2>"$WB_TMP/err.$label" || rc=$?
-    read -r WALL RSS_KB < <(tail -n 1 "$tf") # GNU time adds a line on a non-zero exit
+    local tf=$WB_TMP/time.$label rc=0 s0 t0 s1 t1 user sys
+    s0=$(server_cpu source) t0=$(server_cpu target)
+    /usr/bin/time -f "%e %M %U %S" -o "$tf" "$BIN" "$@" >"$WB_TMP/out.$label" 2>"$WB_TMP/err.$label" || rc=$?
+    sleep 0.5 # let the postmasters reap the backends
+    s1=$(server_cpu source) t1=$(server_cpu target)
+    read -r WALL RSS_KB user sys < <(tail -n 1 "$tf") # GNU time adds a line on a non-zero exit
     RSS_MB=$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+    CPU=$(awk -v u="$user" -v s="$sys" -v a=$((s1 - s0)) -v b=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "cpu: client %.2f s, source %.2f s, target %.2f s", u + s, a / hz, b / hz }')
     RC=$rc
 }
 
@@ -90,7 +105,7 @@ run_timed full -c "$cfg" backfill
 [[ $RC == 0 ]] || { tail -n 20 "$WB_TMP/err.full"; exit 3; }
 full_wall=$WALL full_rss=$RSS_MB
 full_rate=$(awk -v r="$rows" -v s="$full_wall" 'BEGIN { printf "%.0f", r / s }')
-echo "   walbridge backfill:  $full_wall s  ($full_rate rows/s, peak RSS $full_rss MB)"
+echo "   walbridge backfill:  $full_wall s  ($full_rate rows/s, peak RSS $full_rss MB; $CPU)"
 sed -n '1,9p' "$WB_TMP/out.full" | sed 's/^/     /'
 
 PIPE_DSN=${TARGET_DSN/dbname=postgres/dbname=pipe}
@@ -136,15 +151,15 @@ q -d "$TARGET_DSN" -c "VACUUM ANALYZE" -c "CHECKPOINT"
 
 run_timed diff -c "$cfg" verify
 diff_wall=$WALL diff_rss=$RSS_MB
-echo "   verify before catch-up: $diff_wall s (exit $RC, peak RSS $diff_rss MB)"
+echo "   verify before catch-up: $diff_wall s (exit $RC, peak RSS $diff_rss MB; $CPU)"
 run_timed catchup -c "$cfg" backfill --include-stale
 [[ $RC == 0 ]] || { tail -n 20 "$WB_TMP/err.catchup"; exit 3; }
 catchup_wall=$WALL catchup_rss=$RSS_MB
-echo "   backfill --include-stale: $catchup_wall s (peak RSS $catchup_rss MB)"
+echo "   backfill --include-stale: $catchup_wall s (peak RSS $catchup_rss MB; $CPU)"
 sed -n '1,9p' "$WB_TMP/out.catchup" | sed 's/^/     /'
 run_timed verify -c "$cfg" verify
 verify_wall=$WALL verify_rss=$RSS_MB
-echo "   verify after catch-up:  $verify_wall s (exit $RC: $(tail -n 1 "$WB_TMP/out.verify"), peak RSS $verify_rss MB)"
+echo "   verify after catch-up:  $verify_wall s (exit $RC: $(tail -n 1 "$WB_TMP/out.verify"), peak RSS $verify_rss MB; $CPU)"
 
 echo "== summary (scale $SCALE, $rows rows, $(nproc) cores)"
 printf '   %-44s %10s\n' "catch-up backfill --include-stale (s)" "$catchup_wall"
