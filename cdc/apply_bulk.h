@@ -56,7 +56,7 @@ typedef struct apply_bulk apply_bulk; /* opaque: the state of the current run */
 
 /* True when the table can take the bulk path (keyed; no key column is a reference). */
 bool apply_bulk_table_ok(const wb_config *cfg, const table_plan *t);
-/* "CREATE TEMP TABLE IF NOT EXISTS pg_temp.wb_bulk_<i> (...); TRUNCATE pg_temp.wb_bulk_<i>" */
+/* "SET jit = off; CREATE TEMP TABLE IF NOT EXISTS pg_temp.wb_bulk_<i> (...); TRUNCATE ..." */
 void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out);
 /* "COPY pg_temp.wb_bulk_<i> (...) FROM STDIN" */
 void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
