@@ -119,10 +119,16 @@ static void append_value(sql_builder *b, size_t column, bool old)
         pgconn_append_qualified(b->sql, parent->target_schema, parent->target_name);
         strbuf_append(b->sql, " p WHERE p.");
         pgconn_append_ident(b->sql, parent->legacy_key);
-        strbuf_appendf(b->sql,
-                       " = $%d), (SELECT g.tk FROM %s g WHERE g.tbl = %d AND g.lk = $%d::text),"
-                       " $%d::uuid)",
-                       raw, APPLY_GONE_TABLE, b->t->columns[column].ref_parent, raw, v5);
+        strbuf_appendf(b->sql, " = $%d), ", raw);
+        if (old) {
+            /* Matching an old row: its parent may have been deleted or moved earlier in
+             * this transaction (a cascade).  New values always name a live parent, and
+             * inserts skip this subquery (each costs executor set-up per row). */
+            strbuf_appendf(b->sql,
+                           "(SELECT g.tk FROM %s g WHERE g.tbl = %d AND g.lk = $%d::text), ",
+                           APPLY_GONE_TABLE, b->t->columns[column].ref_parent, raw);
+        }
+        strbuf_appendf(b->sql, "$%d::uuid)", v5);
         return;
     }
     const char *type = b->t->columns[column].source_type;

@@ -39,12 +39,16 @@
  * TEMP table APPLY_GONE_TABLE (ON COMMIT DELETE ROWS: it holds only what the
  * open target transaction deleted or moved, and spills to disk, not memory).
  * A reference column's value is
+ *   COALESCE((SELECT p.tk FROM parent p WHERE p.lk = $a), $b::uuid)
+ * with $a the source value and $b its UUIDv5 under the parent's source name;
+ * when it matches an old row (WHERE of UPDATE / DELETE, keyless matching) it is
  *   COALESCE((SELECT p.tk FROM parent p WHERE p.lk = $a),
  *            (SELECT g.tk FROM <gone> g WHERE g.tbl = <parent index> AND g.lk = $a::text),
  *            $b::uuid)
- * with $a the source value and $b its UUIDv5 under the parent's source name:
  * the live parent, else the parent deleted or moved earlier in this transaction
- * (a cascade: children arrive after their parent), else UUIDv5.
+ * (a cascade: children arrive after their parent), else UUIDv5.  New values
+ * (inserts, SET) name a live parent, and skip the second subquery: each costs
+ * executor set-up per row even when not evaluated (halved multi-row inserts).
  * A UUID-mapped UPSERT's target key is $v (UUIDv5).  UPSERT_GUARDED, used for
  * tables with a recorded key change (moved_keys), writes instead
  *   CASE WHEN EXISTS (SELECT 1 FROM T WHERE tk = $v::uuid) THEN gen_random_uuid()

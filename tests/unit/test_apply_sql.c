@@ -129,9 +129,13 @@ static void expect_param(const apply_stmt *s, int n, int column, bool old, apply
     cr_expect_eq(p->how, how, "$%d how %d, want %d", n, (int)p->how, (int)how);
 }
 
-/* Live parent, else the parent deleted or moved in this transaction (offices is table 0), else v5.
- */
+/* A new value: live parent, else v5. */
 #define OFFICE_REF(raw, v5)                                                                        \
+    "COALESCE((SELECT p.\"id\" FROM \"public\".\"offices\" p WHERE p.\"legacy_id\" = $" raw        \
+    "), $" v5 "::uuid)"
+/* An old row's value: live parent, else the parent deleted or moved in this transaction
+ * (offices is table 0), else v5. */
+#define OFFICE_REF_OLD(raw, v5)                                                                    \
     "COALESCE((SELECT p.\"id\" FROM \"public\".\"offices\" p WHERE p.\"legacy_id\" = $" raw        \
     "), (SELECT g.tk FROM pg_temp.wb_gone_keys g WHERE g.tbl = 0 AND g.lk = $" raw "::text), $" v5 \
     "::uuid)"
@@ -201,7 +205,7 @@ Test(apply_sql, identity_table_with_reference_in_composite_key)
 
     s = build(&tags, APPLY_STMT_DELETE, NULL, op);
     cr_expect_str_eq(s.sql,
-                     "DELETE FROM \"public\".\"office_tags\" WHERE \"office_id\" = " OFFICE_REF(
+                     "DELETE FROM \"public\".\"office_tags\" WHERE \"office_id\" = " OFFICE_REF_OLD(
                          "1", "2") " AND \"label\" = $3");
     expect_param(&s, 1, 0, true, APARAM_RAW);
     expect_param(&s, 2, 0, true, APARAM_V5_PARENT);
