@@ -65,22 +65,28 @@ static const char *const uniques_sql =
 
 /* ---- problems ---------------------------------------------------------- */
 
-void catalog_add_problem(catalog *cat, catalog_severity sev, const char *table, const char *hint,
-                         const char *fmt, ...)
+void catalog_problems_vappend(catalog_problem **problems, size_t *n, catalog_severity sev,
+                              const char *table, const char *hint, const char *fmt, va_list ap)
 {
-    cat->problems = wb_xrealloc(cat->problems, (cat->nproblems + 1) * sizeof *cat->problems);
-    catalog_problem *p = &cat->problems[cat->nproblems++];
+    *problems = wb_xrealloc(*problems, (*n + 1) * sizeof **problems);
+    catalog_problem *p = &(*problems)[(*n)++];
     strbuf msg;
     strbuf_init(&msg);
-    va_list ap;
-    va_start(ap, fmt);
     strbuf_vappendf(&msg, fmt, ap);
-    va_end(ap);
     p->severity = sev;
     p->table = table != NULL ? wb_xstrdup(table) : NULL;
     p->message = strbuf_detach(&msg);
     p->hint = hint != NULL ? wb_xstrdup(hint) : NULL;
     strbuf_free(&msg);
+}
+
+void catalog_add_problem(catalog *cat, catalog_severity sev, const char *table, const char *hint,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    catalog_problems_vappend(&cat->problems, &cat->nproblems, sev, table, hint, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- reading one side -------------------------------------------------- */

@@ -16,6 +16,7 @@
 #ifndef WALBRIDGE_CATALOG_H
 #define WALBRIDGE_CATALOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <libpq-fe.h>
@@ -72,6 +73,15 @@ void catalog_free(catalog *cat);
 size_t catalog_error_count(const catalog *cat);
 /* Logs every problem (warnings as LOG_WARN, errors as LOG_ERROR). */
 void catalog_log_problems(const catalog *cat);
+
+/*
+ * Appends one problem to the array *problems of *n entries (grown with
+ * wb_xrealloc; the array's owner frees it as catalog_free does): the message
+ * is formatted from fmt and ap, table and hint are copied (either may be NULL).
+ */
+void catalog_problems_vappend(catalog_problem **problems, size_t *n, catalog_severity sev,
+                              const char *table, const char *hint, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
 /* Finds the column plan for a source column name; NULL if unknown. */
 const column_plan *catalog_find_column(const table_plan *t, const char *source_column);

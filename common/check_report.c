@@ -64,19 +64,10 @@ void check_report_fact(check_report *r, bool source, const char *name, const cha
 void check_report_finding(check_report *r, catalog_severity sev, const char *scope,
                           const char *hint, const char *fmt, ...)
 {
-    r->findings = wb_xrealloc(r->findings, (r->nfindings + 1) * sizeof *r->findings);
-    catalog_problem *p = &r->findings[r->nfindings++];
-    strbuf msg;
-    strbuf_init(&msg);
     va_list ap;
     va_start(ap, fmt);
-    strbuf_vappendf(&msg, fmt, ap);
+    catalog_problems_vappend(&r->findings, &r->nfindings, sev, scope, hint, fmt, ap);
     va_end(ap);
-    p->severity = sev;
-    p->table = wb_xstrdup(scope);
-    p->message = strbuf_detach(&msg);
-    p->hint = hint != NULL ? wb_xstrdup(hint) : NULL;
-    strbuf_free(&msg);
 }
 
 size_t check_report_count(const check_report *r, catalog_severity sev)
