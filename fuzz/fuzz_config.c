@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/config.h"
+#include "fuzz/fuzz_input.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,12 +32,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* config_parse takes a C string: embedded NULs simply end it early. */
-    char *text = malloc(size + 1);
+    char *text = fuzz_input_cstring(data, size);
     if (text == NULL)
         return 0;
-    if (size > 0)
-        memcpy(text, data, size);
-    text[size] = '\0';
 
     wb_config cfg;
     char err[512];

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "common/copytext.h"
 #include "common/strbuf.h"
+#include "fuzz/fuzz_input.h"
 
 #define FUZZ_COPYTEXT_MAX_FIELDS 16
 
@@ -70,12 +71,9 @@ static void fuzz_copytext_roundtrip(const uint8_t *data, size_t size)
 
 static void fuzz_copytext_raw(const uint8_t *data, size_t size)
 {
-    char *line = malloc(size + 1);
+    char *line = fuzz_input_cstring(data, size);
     if (line == NULL)
         return;
-    if (size > 0)
-        memcpy(line, data, size);
-    line[size] = '\0';
     char *fields[FUZZ_COPYTEXT_MAX_FIELDS];
     size_t lens[FUZZ_COPYTEXT_MAX_FIELDS];
     int got = copytext_split(line, size, fields, lens, FUZZ_COPYTEXT_MAX_FIELDS);

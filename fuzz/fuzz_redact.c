@@ -25,6 +25,7 @@
 #include <string.h>
 #include "common/log.h"
 #include "common/strbuf.h"
+#include "fuzz/fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -85,11 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *nul = memchr(rest_start, '\0', rest_len);
     if (nul != NULL)
         rest_len = (size_t)(nul - rest_start);
-    char *rest = malloc(rest_len + 1);
+    char *rest = fuzz_input_cstring(rest_start, rest_len);
     if (rest == NULL)
         return 0;
-    memcpy(rest, rest_start, rest_len);
-    rest[rest_len] = '\0';
     if (fuzz_redact_ambiguous(password, rest)) {
         free(rest);
         return 0;

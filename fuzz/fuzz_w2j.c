@@ -16,6 +16,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cdc/w2j.h"
+#include "fuzz/fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -93,11 +94,9 @@ static void fuzz_w2j_compare(const char *text, const char *key, const w2j_value 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* A private copy of exactly size bytes: ASan then catches any read past len. */
-    char *copy = malloc(size > 0 ? size : 1);
+    char *copy = fuzz_input_copy(data, size);
     if (copy == NULL)
         return 0;
-    if (size > 0)
-        memcpy(copy, data, size);
 
     w2j_change change;
     char err[256];
@@ -106,10 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_w2j_touch(&change, change.columns, change.ncolumns);
         fuzz_w2j_touch(&change, change.identity, change.nidentity);
         if (memchr(copy, '\0', size) == NULL) {
-            char *text = malloc(size + 1);
+            char *text = fuzz_input_cstring(copy, size);
             if (text != NULL) {
-                memcpy(text, copy, size);
-                text[size] = '\0';
                 fuzz_w2j_compare(text, "columns", change.columns, change.ncolumns);
                 fuzz_w2j_compare(text, "identity", change.identity, change.nidentity);
                 free(text);

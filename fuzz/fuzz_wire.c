@@ -16,6 +16,7 @@
 #include <string.h>
 #include "cdc/w2j.h"
 #include "cdc/wire.h"
+#include "fuzz/fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,11 +59,9 @@ static void fuzz_wire_status_roundtrip(const char *buf, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *copy = malloc(size > 0 ? size : 1);
+    char *copy = fuzz_input_copy(data, size);
     if (copy == NULL)
         return 0;
-    if (size > 0)
-        memcpy(copy, data, size);
     fuzz_wire_xlogdata(copy, size);
     fuzz_wire_keepalive(copy, size);
     fuzz_wire_status_roundtrip(copy, size);
