@@ -141,11 +141,9 @@ static char *slurp(const char *path)
         return NULL;
     strbuf sb;
     strbuf_init(&sb);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        strbuf_append_len(&sb, buf, n);
+    bool read_ok = strbuf_append_file(&sb, f);
     fclose(f);
+    cr_assert(read_ok, "cannot read %s", path);
     return strbuf_detach(&sb);
 }
 

@@ -7,13 +7,13 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cdc/metrics.h"
+#include "tests/unit/exposition_check.h"
 
 static table_config tables[2];
 static wb_config cfg;
@@ -124,25 +124,7 @@ Test(metrics, every_line_is_valid_exposition_text)
     setup(&m);
     metrics_record_batch(&m, 0.01, 1);
     char *text = render(&m);
-    regex_t sample, comment;
-    cr_assert_eq(regcomp(&sample,
-                         "^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|"
-                         "\\\\.)*\",?)*\\})? -?[0-9.eE+-]+$",
-                         REG_EXTENDED | REG_NOSUB),
-                 0);
-    cr_assert_eq(
-        regcomp(&comment, "^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$", REG_EXTENDED | REG_NOSUB),
-        0);
-    for (char *line = text, *next; *line; line = next) {
-        next = strchr(line, '\n');
-        cr_assert_not_null(next);
-        *next++ = '\0';
-        cr_assert(regexec(&sample, line, 0, NULL, 0) == 0 ||
-                      regexec(&comment, line, 0, NULL, 0) == 0,
-                  "bad line: %s", line);
-    }
-    regfree(&sample);
-    regfree(&comment);
+    exposition_check_lines(text);
     free(text);
     metrics_free(&m);
 }
