@@ -606,7 +606,7 @@ bool apply_bulk_offer(applier *a, int table, const w2j_change *c, bool guarded, 
             return true; /* the row path sends it */
         if (!start_run(a, table, guarded, c->lsn, retryable))
             return false;
-    } else if (!poll_apply(a, false, retryable)) {
+    } else if (b->rows % 64 == 0 && !poll_apply(a, false, retryable)) { /* a recv() now and then */
         return false;
     }
     strbuf key;

@@ -47,7 +47,7 @@
 #include "common/strbuf.h"
 
 #define APPLY_BULK_THRESHOLD 512  /* consecutive inserts on the row path before a run */
-#define APPLY_BULK_RUN_ROWS 65536 /* rows per staged statement */
+#define APPLY_BULK_RUN_ROWS 16384 /* rows per staged statement */
 
 struct applier;
 typedef struct apply_bulk apply_bulk; /* opaque: the state of the current run */

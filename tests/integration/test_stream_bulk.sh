@@ -69,8 +69,9 @@ wb_run -c "$cfg" stream --until-caught-up
 wb_eq "the big transaction streamed (exit 0)" 0 "$WB_RC"
 log=$(cat "$WB_TMP/walbridge.log")
 wb_contains "patients went the bulk way" "$log" "bulk insert of"
-wb_eq "70k patients: two runs (the second gathered while the first was applied)" 2 \
-    "$(grep -c "bulk insert of .* rows into public.patients" <<<"$log")"
+runs=$(grep -c "bulk insert of .* rows into public.patients" <<<"$log" || true)
+wb_check "70k patients: several runs, each gathered while the one before was applied ($runs)" \
+    test "$runs" -ge 2
 stream_compare_clinic "after the 70k-row transaction"
 
 wb_eq "every patient arrived" 70000 "$(wb_psql target -c "SELECT count(*) FROM patients")"
