@@ -304,8 +304,8 @@ static bool apply_row(applier *a, const w2j_change *c, bool *retryable)
     map_message(a, t, c);
     set_presence(a, t, t->nkey_columns == 0);
     a->batch_rows++;
-    if (c->action == W2J_INSERT) {
-        bool taken = false; /* long runs of inserts go through COPY (apply_bulk.c) */
+    if (c->action == W2J_INSERT || c->action == W2J_UPDATE) {
+        bool taken = false; /* long runs of inserts / full-row updates: COPY (apply_bulk.c) */
         bool guarded = t->nkey_columns > 0 && upsert_kind(a, ti) == APPLY_STMT_UPSERT_GUARDED;
         if (!apply_bulk_offer(a, ti, c, guarded, &taken, retryable))
             return false;
@@ -495,8 +495,8 @@ static bool on_commit(applier *a, const w2j_change *c, wb_lsn data_start, bool *
 
 static bool feed(applier *a, const w2j_change *c, wb_lsn data_start, bool *retryable)
 {
-    if (c->action != W2J_INSERT && !apply_bulk_finish(a, retryable))
-        return false; /* a run of inserts ends at any other message */
+    if (c->action != W2J_INSERT && c->action != W2J_UPDATE && !apply_bulk_finish(a, retryable))
+        return false; /* a bulk run ends at any other message */
     switch (c->action) {
     case W2J_BEGIN:
         return on_begin(a, c, retryable);

@@ -36,9 +36,11 @@
 struct apply_bulk {
     int count_table;         /* table of the consecutive inserts counted so far, -1 none */
     long count;              /* how many (sent on the row path) */
+    bool count_updates;      /* they are full-row updates */
     bool in_run;             /* a run is open: copying, applying or pending rows */
     int table;               /* the run's table */
     bool guarded;            /* the run's upsert checks for a UUIDv5 taken by a moved row */
+    bool updates;            /* the run holds full-row updates (not inserts) */
     long rows;               /* rows of the run being gathered (copied or pending) */
     wb_lsn first_lsn;        /* LSN of its first row (messages) */
     bool copying;            /* a COPY into the staging table is open */
@@ -230,18 +232,24 @@ static void append_conflict(const table_plan *t, bool guarded, strbuf *out)
     }
 }
 
-void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out)
+void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
+                          strbuf *out)
 {
-    guarded = guarded && t->cfg->kind == TABLE_UUID_MAPPED;
+    guarded = guarded && !updates && t->cfg->kind == TABLE_UUID_MAPPED;
     strbuf_append(out, "WITH ins (wb_inserted");
     for (size_t k = 0; k < t->nkey_columns; k++)
         strbuf_appendf(out, ", wb_k%zu", k);
     strbuf_append(out, guarded ? ", wb_tk) AS (" : ") AS (");
     append_insert(cfg, t, guarded, out);
     append_conflict(t, guarded, out);
-    strbuf_append(out, "), bad AS (SELECT CASE WHEN i.wb_inserted THEN 'uuid_taken'"
-                       " ELSE 'insert_existing' END AS kind, s.wb_key, s.wb_lsn FROM ");
-    strbuf_append(out, guarded ? "ins" : "(SELECT * FROM ins WHERE NOT wb_inserted)");
+    if (updates)
+        strbuf_append(out, "), bad AS (SELECT 'update_missing' AS kind, s.wb_key, s.wb_lsn FROM "
+                           "(SELECT * FROM ins WHERE wb_inserted)");
+    else
+        strbuf_append(out, "), bad AS (SELECT CASE WHEN i.wb_inserted THEN 'uuid_taken'"
+                           " ELSE 'insert_existing' END AS kind, s.wb_key, s.wb_lsn FROM ");
+    if (!updates)
+        strbuf_append(out, guarded ? "ins" : "(SELECT * FROM ins WHERE NOT wb_inserted)");
     strbuf_append(out, " i JOIN ");
     append_stage_name(t, out);
     strbuf_append(out, " s ON ");
@@ -360,10 +368,17 @@ static bool keyset_add(apply_bulk *b, const char *key)
 }
 
 /* The row can go the bulk way: keyed table, every travelling column present, key not NULL. */
-static bool row_eligible(const applier *a, const table_plan *t)
+static bool row_eligible(const applier *a, const table_plan *t, bool update)
 {
     if (!apply_bulk_table_ok(a->cfg, t))
         return false;
+    for (size_t k = 0; update && k < t->nkey_columns; k++) {
+        const w2j_value *o = a->old_vals[t->key_columns[k]];
+        const w2j_value *n = a->new_vals[t->key_columns[k]];
+        if (o != NULL && (n == NULL || o->text == NULL || n->text == NULL || o->len != n->len ||
+                          memcmp(o->text, n->text, n->len) != 0))
+            return false; /* a key change: the row path moves the row */
+    }
     for (size_t i = 0; i < t->ncolumns; i++) {
         if (apply_sql_column_travels(t, i) && a->new_vals[i] == NULL)
             return false;
@@ -452,18 +467,25 @@ static bool start_copy(applier *a, bool *retryable)
 static void account_run(applier *a, const PGresult *res)
 {
     apply_bulk *b = a->bulk;
-    a->stats.rows_inserted += (uint64_t)b->applying_rows;
+    if (b->updates)
+        a->stats.rows_updated += (uint64_t)b->applying_rows;
+    else
+        a->stats.rows_inserted += (uint64_t)b->applying_rows;
     for (int r = 0; r < PQntuples(res); r++) {
         const char *kind = PQgetvalue(res, r, 0);
         bool existing = strcmp(kind, "insert_existing") == 0;
+        bool missing = strcmp(kind, "update_missing") == 0;
         if (existing)
             a->stats.conflicts_insert_existing++;
+        if (missing)
+            a->stats.conflicts_update_missing++;
         log_warn("apply: conflict %s on %s key %s at LSN %s (xid %u): %s", kind,
                  apply_table_name(a, b->table), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
                  a->xid,
-                 existing ? "existing row updated"
-                          : "its UUIDv5 belongs to a row moved by a key change: inserted with a "
-                            "random UUID");
+                 existing  ? "existing row updated"
+                 : missing ? "row inserted"
+                           : "its UUIDv5 belongs to a row moved by a key change: inserted with a "
+                             "random UUID");
     }
 }
 
@@ -487,7 +509,7 @@ static bool send_apply(applier *a, bool *retryable)
         PQclear(res);
     const table_plan *t = &a->cat->tables[b->table];
     strbuf_reset(&b->sql);
-    apply_bulk_sql_apply(a->cfg, t, b->guarded, &b->sql);
+    apply_bulk_sql_apply(a->cfg, t, b->guarded, b->updates, &b->sql);
     const char *params[2] = {a->cfg->slot, t->cfg->source};
     if (PQsendQueryParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0) != 1)
         return fail_run(a, NULL, "bulk insert", b->first_lsn, retryable);
@@ -521,10 +543,10 @@ static bool poll_apply(applier *a, bool wait, bool *retryable)
     if (ok) {
         account_run(a, res);
         char lt[LSN_TEXT_MAX];
-        log_info("apply: bulk insert of %ld rows into %s in one statement: staged in %.0f ms, "
+        log_info("apply: bulk %s of %ld rows into %s in one statement: staged in %.0f ms, "
                  "applied in %.0f ms (run from LSN %s)",
-                 b->applying_rows, apply_table_name(a, b->table), b->staged_ms,
-                 ms_since(&b->started), apply_lsn_text(b->applying_lsn, lt));
+                 b->updates ? "update" : "insert", b->applying_rows, apply_table_name(a, b->table),
+                 b->staged_ms, ms_since(&b->started), apply_lsn_text(b->applying_lsn, lt));
     } else {
         fail_run(a, res, "bulk insert", b->applying_lsn, retryable);
     }
@@ -538,7 +560,8 @@ static bool poll_apply(applier *a, bool wait, bool *retryable)
     return b->rows == 0 || start_copy(a, retryable);
 }
 
-static bool start_run(applier *a, int table, bool guarded, wb_lsn lsn, bool *retryable)
+static bool start_run(applier *a, int table, bool guarded, bool updates, wb_lsn lsn,
+                      bool *retryable)
 {
     apply_bulk *b = a->bulk;
     if (!apply_batch_flush(a, retryable) || !apply_pipeline_finish(a, retryable))
@@ -546,6 +569,7 @@ static bool start_run(applier *a, int table, bool guarded, wb_lsn lsn, bool *ret
     b->in_run = true;
     b->table = table;
     b->guarded = guarded;
+    b->updates = updates;
     b->first_lsn = lsn;
     b->rows = 0;
     keyset_clear(b);
@@ -595,16 +619,21 @@ bool apply_bulk_offer(applier *a, int table, const w2j_change *c, bool guarded, 
     apply_bulk *b = a->bulk;
     const table_plan *t = &a->cat->tables[table];
     *taken = false;
-    if (!row_eligible(a, t) || (b->in_run && (b->table != table || b->guarded != guarded)))
+    bool update = c->action == W2J_UPDATE;
+    if (update && guarded)
+        return apply_bulk_finish(a, retryable); /* two conflicts per row possible: row path */
+    if (!row_eligible(a, t, update) ||
+        (b->in_run && (b->table != table || b->guarded != guarded || b->updates != update)))
         return apply_bulk_finish(a, retryable);
     if (!b->in_run) {
-        if (b->count_table != table) {
+        if (b->count_table != table || b->count_updates != update) {
             b->count_table = table;
+            b->count_updates = update;
             b->count = 0;
         }
         if (++b->count <= APPLY_BULK_THRESHOLD)
             return true; /* the row path sends it */
-        if (!start_run(a, table, guarded, c->lsn, retryable))
+        if (!start_run(a, table, guarded, update, c->lsn, retryable))
             return false;
     } else if (b->rows % 64 == 0 && !poll_apply(a, false, retryable)) { /* a recv() now and then */
         return false;

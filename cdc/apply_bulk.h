@@ -62,10 +62,12 @@ void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out
 void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
 /*
  * The set-based upsert above; $1 is the slot, $2 the table's source name.
- * Unless guarded (UPSERT_GUARDED in apply_sql.h: the table had a key change),
- * the target key is plainly s.wb_id and no uuid_taken check is made.
+ * Unless guarded (UPSERT_GUARDED in apply_sql.h: the table had a key change), * the target key is
+ * plainly s.wb_id and no uuid_taken check is made.  With updates (a run of full-row updates that
+ * keep their key: the row path's upsert too), the conflicts are the rows inserted: update_missing.
  */
-void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out);
+void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
+                          strbuf *out);
 /*
  * Appends one COPY text line (with its newline) for a row: values[i] is the
  * value of catalog column i (NULL when absent or SQL NULL), key the row's key
@@ -78,8 +80,9 @@ void apply_bulk_copy_line(const wb_config *cfg, const table_plan *t, const w2j_v
 
 apply_bulk *apply_bulk_new(void);
 void apply_bulk_free(apply_bulk *b);
-/*
- * Offers the current insert (a->new_vals mapped, a->present set) to the bulk
+/* * Offers the current insert, or full-row update that keeps its key (an upsert
+ * on the row path too; not for guarded tables), (a->new_vals and a->old_vals
+ * mapped) to the bulk
  * path.  *taken says whether it was staged; when not, any open run has been
  * applied first and the caller sends the row on the row path.  guarded: the
  * row path would use APPLY_STMT_UPSERT_GUARDED for this table.

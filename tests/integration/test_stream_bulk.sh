@@ -104,6 +104,20 @@ wb_eq "backslashes, tabs and newlines round-trip" "1|1|1" \
     "$(wb_psql target -c "SELECT (strpos(p.full_name, E'\\\\') > 0)::int || '|' || (strpos(p.full_name, E'\\n') > 0)::int
                                  || '|' || (o.city = E'tab\\there')::int
                           FROM patients p, offices o WHERE p.legacy_id = 4 AND o.legacy_id = 1002")"
+# A run of full-row updates (the same upsert): one row is missing in the target, so it
+# is inserted and counted as update_missing; the others keep their UUIDs.
+wb_psql target -c "DELETE FROM patients WHERE legacy_id = 11234"
+wb_psql source -c "UPDATE patients SET full_name = 'Updated ' || id, metadata = NULL WHERE id BETWEEN 10001 AND 12000"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "the update transaction streamed (exit 0)" 0 "$WB_RC"
+wb_contains "the updates went the bulk way" "$(cat "$WB_TMP/walbridge.log")" "bulk update of"
+wb_eq "the missing row is recorded as update_missing" "update_missing|11234" \
+    "$(wb_psql target -c "SELECT string_agg(kind || '|' || key, ',') FROM walbridge.conflicts WHERE kind LIKE 'update%'")"
+wb_eq "updated rows keep their UUIDv5" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM patients
+                           WHERE id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id)")"
+stream_compare_clinic "after the update transaction"
+
 # Runs on a composite-key table cut short by deletes in the same transaction.
 wb_psql source -c "
 BEGIN;

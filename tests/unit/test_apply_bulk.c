@@ -169,7 +169,7 @@ Test(apply_bulk, upsert_joins_parents_and_records_conflicts)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &doctors, false, &sql);
+    apply_bulk_sql_apply(&cfg, &doctors, false, false, &sql);
     cr_expect_str_eq(
         sql.data,
         "WITH ins (wb_inserted, wb_k0) AS (INSERT INTO \"app\".\"doctors\" (\"id\", "
@@ -192,7 +192,7 @@ Test(apply_bulk, guarded_upsert_keeps_a_taken_uuid_free)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &offices, true, &sql);
+    apply_bulk_sql_apply(&cfg, &offices, true, false, &sql);
     cr_expect(strstr(sql.data, "WITH ins (wb_inserted, wb_k0, wb_tk) AS (") != NULL, "%s",
               sql.data);
     cr_expect(strstr(sql.data, "SELECT CASE WHEN EXISTS (SELECT 1 FROM \"public\".\"offices\" x "
@@ -210,7 +210,7 @@ Test(apply_bulk, composite_key_matches_every_key_column)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &codes, true, &sql); /* guarded means nothing without UUIDs */
+    apply_bulk_sql_apply(&cfg, &codes, true, false, &sql); /* guarded means nothing without UUIDs */
     cr_expect(strstr(sql.data, "WITH ins (wb_inserted, wb_k0, wb_k1) AS (INSERT INTO "
                                "\"public\".\"codes\" (\"a\", \"b\", \"v\") SELECT s.c0, s.c1, "
                                "s.c2 FROM pg_temp.wb_bulk_3 s ON CONFLICT (\"a\", \"b\") DO "
@@ -219,5 +219,18 @@ Test(apply_bulk, composite_key_matches_every_key_column)
               "%s", sql.data);
     cr_expect(strstr(sql.data, "ON s.c0 = i.wb_k0 AND s.c1 = i.wb_k1)") != NULL, "%s", sql.data);
     cr_expect(strstr(sql.data, "gen_random_uuid") == NULL);
+    strbuf_free(&sql);
+}
+
+Test(apply_bulk, full_row_updates_count_rows_inserted_as_update_missing)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    apply_bulk_sql_apply(&cfg, &offices, true, true, &sql); /* updates are never guarded */
+    cr_expect(strstr(sql.data, "SELECT s.wb_id, s.c0, s.c1 FROM") != NULL, "%s", sql.data);
+    cr_expect(strstr(sql.data, "bad AS (SELECT 'update_missing' AS kind, s.wb_key, s.wb_lsn FROM "
+                               "(SELECT * FROM ins WHERE wb_inserted) i JOIN pg_temp.wb_bulk_0 s "
+                               "ON s.c0 = i.wb_k0)") != NULL,
+              "%s", sql.data);
     strbuf_free(&sql);
 }
