@@ -41,6 +41,7 @@ struct apply_bulk {
     int table;               /* the run's table */
     bool guarded;            /* the run's upsert checks for a UUIDv5 taken by a moved row */
     bool updates;            /* the run holds full-row updates (not inserts) */
+    bool optimistic;         /* the applying run was sent as a plain INSERT (see send_apply) */
     long rows;               /* rows of the run being gathered (copied or pending) */
     wb_lsn first_lsn;        /* LSN of its first row (messages) */
     bool copying;            /* a COPY into the staging table is open */
@@ -262,6 +263,13 @@ void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarde
     strbuf_append(out, " (at, slot, lsn, table_name, kind, key) SELECT now(), $1, b.wb_lsn, $2,"
                        " b.kind, b.wb_key FROM bad b) SELECT kind, wb_key, wb_lsn::text"
                        " FROM bad ORDER BY wb_lsn");
+}
+
+void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, strbuf *out)
+{
+    strbuf_append(out, "SAVEPOINT wb_bulk; ");
+    append_insert(cfg, t, false, out);
+    strbuf_append(out, "; RELEASE SAVEPOINT wb_bulk");
 }
 
 void apply_bulk_copy_line(const wb_config *cfg, const table_plan *t, const w2j_value *const *values,
@@ -509,9 +517,19 @@ static bool send_apply(applier *a, bool *retryable)
         PQclear(res);
     const table_plan *t = &a->cat->tables[b->table];
     strbuf_reset(&b->sql);
-    apply_bulk_sql_apply(a->cfg, t, b->guarded, b->updates, &b->sql);
-    const char *params[2] = {a->cfg->slot, t->cfg->source};
-    if (PQsendQueryParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0) != 1)
+    /* Inserts are usually new rows: a plain INSERT (half the server's work of the upsert
+     * with its conflict bookkeeping) in a savepoint, redone as the upsert on a conflict. */
+    b->optimistic = !b->updates && !b->guarded;
+    int sent;
+    if (b->optimistic) {
+        apply_bulk_sql_plain(a->cfg, t, &b->sql);
+        sent = PQsendQuery(a->conn, b->sql.data);
+    } else {
+        apply_bulk_sql_apply(a->cfg, t, b->guarded, b->updates, &b->sql);
+        const char *params[2] = {a->cfg->slot, t->cfg->source};
+        sent = PQsendQueryParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0);
+    }
+    if (sent != 1)
         return fail_run(a, NULL, "bulk insert", b->first_lsn, retryable);
     b->applying = true;
     b->applying_rows = b->rows;
@@ -521,6 +539,50 @@ static bool send_apply(applier *a, bool *retryable)
     b->rows = 0;
     keyset_clear(b);
     return true;
+}
+
+/*
+ * Reads the results of a plain INSERT run (SAVEPOINT; INSERT; RELEASE).  On a
+ * unique violation, rolls back to the savepoint and runs the upsert instead.
+ * Returns the result to account (caller clears), or NULL after a failure.
+ */
+static PGresult *read_plain(applier *a, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    PGresult *failed = NULL, *res;
+    while ((res = PQgetResult(a->conn)) != NULL) {
+        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+            failed = res;
+        else
+            PQclear(res);
+    }
+    if (failed == NULL)
+        return PQmakeEmptyPGresult(a->conn, PGRES_COMMAND_OK);
+    const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+    if (state == NULL || strcmp(state, "23505") != 0) {
+        fail_run(a, failed, "bulk insert", b->applying_lsn, retryable);
+        PQclear(failed);
+        return NULL;
+    }
+    PQclear(failed);
+    res = PQexec(a->conn, "ROLLBACK TO SAVEPOINT wb_bulk; RELEASE SAVEPOINT wb_bulk");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fail_run(a, res, "bulk insert: savepoint", b->applying_lsn, retryable);
+    PQclear(res);
+    if (!ok)
+        return NULL;
+    const table_plan *t = &a->cat->tables[b->table];
+    strbuf_reset(&b->sql);
+    apply_bulk_sql_apply(a->cfg, t, false, false, &b->sql);
+    const char *params[2] = {a->cfg->slot, t->cfg->source};
+    res = PQexecParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fail_run(a, res, "bulk insert", b->applying_lsn, retryable);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
 }
 
 /*
@@ -538,8 +600,10 @@ static bool poll_apply(applier *a, bool wait, bool *retryable)
         if (PQisBusy(a->conn))
             return true;
     }
-    PGresult *res = PQgetResult(a->conn);
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PGresult *res = b->optimistic ? read_plain(a, retryable) : PQgetResult(a->conn);
+    if (b->optimistic && res == NULL)
+        return false;
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK;
     if (ok) {
         account_run(a, res);
         char lt[LSN_TEXT_MAX];

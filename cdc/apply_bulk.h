@@ -69,6 +69,13 @@ void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
 void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
                           strbuf *out);
 /*
+ * "SAVEPOINT wb_bulk; INSERT INTO T (...) SELECT ... FROM staging; RELEASE
+ * SAVEPOINT wb_bulk": an insert run tried as new rows first (no conflict
+ * bookkeeping); on a unique violation the applier rolls back to the
+ * savepoint and runs apply_bulk_sql_apply instead.
+ */
+void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, strbuf *out);
+/*
  * Appends one COPY text line (with its newline) for a row: values[i] is the
  * value of catalog column i (NULL when absent or SQL NULL), key the row's key
  * text for conflict records, lsn_text the row's LSN.

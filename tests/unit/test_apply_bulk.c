@@ -234,3 +234,14 @@ Test(apply_bulk, full_row_updates_count_rows_inserted_as_update_missing)
               "%s", sql.data);
     strbuf_free(&sql);
 }
+
+Test(apply_bulk, insert_run_tried_as_plain_insert_in_a_savepoint)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    apply_bulk_sql_plain(&cfg, &offices, &sql);
+    cr_expect_str_eq(sql.data, "SAVEPOINT wb_bulk; INSERT INTO \"public\".\"offices\" (\"id\", "
+                               "\"legacy_id\", \"name\") SELECT s.wb_id, s.c0, s.c1 FROM "
+                               "pg_temp.wb_bulk_0 s; RELEASE SAVEPOINT wb_bulk");
+    strbuf_free(&sql);
+}
