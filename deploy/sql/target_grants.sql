@@ -34,6 +34,10 @@ ALTER ROLE walbridge PASSWORD :'password';
 \endif
 
 GRANT CONNECT ON DATABASE :"DBNAME" TO walbridge;
+-- Session TEMP tables: backfill's staging table, the stream's bulk staging and
+-- its per-transaction table of deleted/re-keyed parent keys.  PUBLIC has this
+-- by default; granted explicitly for databases that revoked it.
+GRANT TEMPORARY ON DATABASE :"DBNAME" TO walbridge;
 GRANT USAGE ON SCHEMA :"schema" TO walbridge;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA :"schema" TO walbridge;
 ALTER DEFAULT PRIVILEGES IN SCHEMA :"schema"
