@@ -139,10 +139,9 @@ static void append_value(const wb_config *cfg, const table_plan *t, size_t i, st
     }
     const table_config *p = &cfg->tables[t->columns[i].ref_parent];
     strbuf_appendf(out, "COALESCE(p%zu.", i);
-    pgconn_append_ident(out, p->target_key);
-    strbuf_appendf(out,
-                   ", (SELECT g.tk FROM %s g WHERE g.tbl = %d AND g.lk = s.c%zu::text), s.r%zu)",
-                   APPLY_GONE_TABLE, t->columns[i].ref_parent, i, i);
+    pgconn_append_ident(out, p->target_key); /* New values name a live parent (apply_sql.h): no
+                                                deleted-keys lookup, as the row path. */
+    strbuf_appendf(out, ", s.r%zu)", i);
 }
 
 static void append_insert(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out)

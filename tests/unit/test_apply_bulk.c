@@ -174,8 +174,7 @@ Test(apply_bulk, upsert_joins_parents_and_records_conflicts)
         sql.data,
         "WITH ins (wb_inserted, wb_k0) AS (INSERT INTO \"app\".\"doctors\" (\"id\", "
         "\"legacy_id\", \"office_id\", \"name\", \"photo\") SELECT s.wb_id, s.c0, "
-        "COALESCE(p1.\"id\", (SELECT g.tk FROM " APPLY_GONE_TABLE " g WHERE g.tbl = 0 AND "
-        "g.lk = s.c1::text), s.r1), s.c2, s.c3 FROM pg_temp.wb_bulk_1 s LEFT JOIN "
+        "COALESCE(p1.\"id\", s.r1), s.c2, s.c3 FROM pg_temp.wb_bulk_1 s LEFT JOIN "
         "\"public\".\"offices\" p1 ON p1.\"legacy_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO "
         "UPDATE SET \"office_id\" = EXCLUDED.\"office_id\", \"name\" = EXCLUDED.\"name\", "
         "\"photo\" = EXCLUDED.\"photo\" RETURNING (xmax = 0), \"legacy_id\"), bad AS (SELECT "
