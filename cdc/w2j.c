@@ -82,14 +82,13 @@ static size_t w2j_quote_numbers(const char *json, size_t len, strbuf *out, size_
 {
     bool in_string = false;
     size_t written = 0;
+    size_t span = 0; /* start of the input not yet copied to out: copied in runs */
     for (size_t i = 0; i < len;) {
         char c = json[i];
         if (in_string) {
             size_t n = (c == '\\' && i + 1 < len) ? 2 : 1;
             if (c == '"')
                 in_string = false;
-            if (out != NULL)
-                strbuf_append_len(out, json + i, n);
             if (out_pos != SIZE_MAX && written + n > out_pos)
                 return i;
             written += n;
@@ -99,9 +98,11 @@ static size_t w2j_quote_numbers(const char *json, size_t len, strbuf *out, size_
             while (end < len && w2j_is_number_char(json[end]))
                 end++;
             if (out != NULL) {
+                strbuf_append_len(out, json + span, i - span);
                 strbuf_append_char(out, '"');
                 strbuf_append_len(out, json + i, end - i);
                 strbuf_append_char(out, '"');
+                span = end;
             }
             if (out_pos != SIZE_MAX && written + (end - i) + 2 > out_pos)
                 return out_pos <= written ? i : i + (out_pos - written - 1);
@@ -110,14 +111,14 @@ static size_t w2j_quote_numbers(const char *json, size_t len, strbuf *out, size_
         } else {
             if (c == '"')
                 in_string = true;
-            if (out != NULL)
-                strbuf_append_char(out, c);
             if (out_pos != SIZE_MAX && written + 1 > out_pos)
                 return i;
             written++;
             i++;
         }
     }
+    if (out != NULL)
+        strbuf_append_len(out, json + span, len - span);
     return len;
 }
 
