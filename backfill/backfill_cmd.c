@@ -55,59 +55,40 @@ static void print_help(FILE *out)
           out);
 }
 
-static int parse_args(int argc, char **argv, backfill_args *a)
+/* One option of backfill_args (cli_command.on_option). */
+static bool on_option(int opt, const char *arg, void *ctx)
 {
-    static const struct option options[] = {
-        {"dry-run", no_argument, NULL, 'n'},      {"include-stale", no_argument, NULL, 's'},
-        {"delete-extra", no_argument, NULL, 'd'}, {"resume", no_argument, NULL, 'r'},
-        {"tables", required_argument, NULL, 't'}, {"batch-rows", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    memset(a, 0, sizeof *a);
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'n':
-            a->dry_run = true;
-            break;
-        case 's':
-            a->include_stale = true;
-            break;
-        case 'd':
-            a->delete_extra = true;
-            break;
-        case 'r':
-            a->resume = true;
-            break;
-        case 't':
-            a->tables = optarg;
-            break;
-        case 'b': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || v < 1 || v > 10000000) {
-                fprintf(stderr,
-                        "walbridge backfill: --batch-rows: \"%s\" is not a number "
-                        "between 1 and 10000000\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            a->batch_rows = (int)v;
-            break;
-        }
-        case 'h':
-            print_help(stdout);
-            return -1;
-        default:
-            print_help(stderr);
-            return EXIT_USAGE;
-        }
+    backfill_args *a = ctx;
+    switch (opt) {
+    case 'n':
+        a->dry_run = true;
+        break;
+    case 's':
+        a->include_stale = true;
+        break;
+    case 'd':
+        a->delete_extra = true;
+        break;
+    case 'r':
+        a->resume = true;
+        break;
+    case 't':
+        a->tables = arg;
+        break;
+    case 'b':
+        return cli_parse_int("backfill", "batch-rows", arg, 1, 10000000,
+                             "a number between 1 and 10000000", &a->batch_rows);
     }
-    if (optind < argc) {
-        fprintf(stderr, "walbridge backfill: unexpected argument \"%s\"\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    return EXIT_OK;
+    return true;
 }
+
+static const struct option backfill_cli_options[] = {
+    {"dry-run", no_argument, NULL, 'n'},      {"include-stale", no_argument, NULL, 's'},
+    {"delete-extra", no_argument, NULL, 'd'}, {"resume", no_argument, NULL, 'r'},
+    {"tables", required_argument, NULL, 't'}, {"batch-rows", required_argument, NULL, 'b'},
+    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+static const cli_command backfill_command = {"backfill", backfill_cli_options, print_help,
+                                             on_option};
 
 /* Records the consistent point (stream start) and the run row; false on failure. */
 static bool record_handoff(bf_session *s, const handoff *h, int64_t *run_id)
@@ -240,9 +221,10 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
 int backfill_main(const char *config_path, int argc, char **argv)
 {
     backfill_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc != EXIT_OK)
-        return rc < 0 ? EXIT_OK : rc;
+    memset(&a, 0, sizeof a);
+    int rc = cli_parse_options(&backfill_command, argc, argv, &a);
+    if (rc != CLI_CONTINUE)
+        return rc;
     bf_session s;
     rc = bf_session_open(&s, config_path, a.tables, !a.dry_run);
     if (rc != EXIT_OK) {

@@ -41,52 +41,34 @@ static void print_help(FILE *out)
           out);
 }
 
-static int parse_args(int argc, char **argv, verify_args *a)
+/* One option of verify_args (cli_command.on_option). */
+static bool on_option(int opt, const char *arg, void *ctx)
 {
-    static const struct option options[] = {{"format", required_argument, NULL, 'f'},
-                                            {"show", required_argument, NULL, 's'},
-                                            {"tables", required_argument, NULL, 't'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
-    memset(a, 0, sizeof *a);
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'f':
-            if (strcmp(optarg, "json") == 0) {
-                a->json = true;
-            } else if (strcmp(optarg, "text") != 0) {
-                fprintf(stderr, "walbridge verify: --format: \"%s\" is not text or json\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 's': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || v < 0 || v > 1000000) {
-                fprintf(stderr, "walbridge verify: --show: \"%s\" is not a count\n", optarg);
-                return EXIT_USAGE;
-            }
-            a->show = (int)v;
-            break;
+    verify_args *a = ctx;
+    switch (opt) {
+    case 'f':
+        if (strcmp(arg, "json") == 0) {
+            a->json = true;
+        } else if (strcmp(arg, "text") != 0) {
+            fprintf(stderr, "walbridge verify: --format: \"%s\" is not text or json\n", arg);
+            return false;
         }
-        case 't':
-            a->tables = optarg;
-            break;
-        case 'h':
-            print_help(stdout);
-            return -1;
-        default:
-            print_help(stderr);
-            return EXIT_USAGE;
-        }
+        break;
+    case 's':
+        return cli_parse_int("verify", "show", arg, 0, 1000000, "a count", &a->show);
+    case 't':
+        a->tables = arg;
+        break;
     }
-    if (optind < argc) {
-        fprintf(stderr, "walbridge verify: unexpected argument \"%s\"\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    return EXIT_OK;
+    return true;
 }
+
+static const struct option verify_options[] = {{"format", required_argument, NULL, 'f'},
+                                               {"show", required_argument, NULL, 's'},
+                                               {"tables", required_argument, NULL, 't'},
+                                               {"help", no_argument, NULL, 'h'},
+                                               {NULL, 0, NULL, 0}};
+static const cli_command verify_command = {"verify", verify_options, print_help, on_option};
 
 static bool differs(const tablediff_result *r)
 {
@@ -169,9 +151,10 @@ static void print_json(const bf_session *s, const tablediff_result *results, siz
 int verify_main(const char *config_path, int argc, char **argv)
 {
     verify_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc != EXIT_OK)
-        return rc < 0 ? EXIT_OK : rc;
+    memset(&a, 0, sizeof a);
+    int rc = cli_parse_options(&verify_command, argc, argv, &a);
+    if (rc != CLI_CONTINUE)
+        return rc;
     bf_session s;
     rc = bf_session_open(&s, config_path, a.tables, false);
     if (rc != EXIT_OK) {

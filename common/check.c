@@ -45,40 +45,26 @@ static void print_help(FILE *out)
 
 typedef enum check_format { CHECK_TEXT, CHECK_JSON } check_format;
 
-/* Parses the options; returns -1 to go on, else the exit code. */
-static int parse_options(int argc, char **argv, check_format *format)
+/* One option (cli_command.on_option); ctx is the check_format. */
+static bool on_option(int opt, const char *arg, void *ctx)
 {
-    static const struct option options[] = {{"format", required_argument, NULL, 'f'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'f':
-            if (strcmp(optarg, "text") == 0)
-                *format = CHECK_TEXT;
-            else if (strcmp(optarg, "json") == 0)
-                *format = CHECK_JSON;
-            else {
-                fprintf(stderr, "walbridge check: --format: expected text or json, got \"%s\"\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            print_help(stdout);
-            return EXIT_OK;
-        default:
-            print_help(stderr);
-            return EXIT_USAGE;
-        }
+    check_format *format = ctx;
+    if (opt != 'f')
+        return true;
+    if (strcmp(arg, "text") == 0)
+        *format = CHECK_TEXT;
+    else if (strcmp(arg, "json") == 0)
+        *format = CHECK_JSON;
+    else {
+        fprintf(stderr, "walbridge check: --format: expected text or json, got \"%s\"\n", arg);
+        return false;
     }
-    if (optind < argc) {
-        fprintf(stderr, "walbridge check: unexpected argument \"%s\"\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    return -1;
+    return true;
 }
+
+static const struct option check_options[] = {
+    {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+static const cli_command check_command = {"check", check_options, print_help, on_option};
 
 /* Config, log and pooler checks: everything that can fail before a connection. */
 static int setup(const char *config_path, wb_config *cfg)
@@ -205,8 +191,8 @@ static void print_unreachable_json(const wb_config *cfg, const char *const failu
 int check_main(const char *config_path, int argc, char **argv)
 {
     check_format format = CHECK_TEXT;
-    int rc = parse_options(argc, argv, &format);
-    if (rc >= 0)
+    int rc = cli_parse_options(&check_command, argc, argv, &format);
+    if (rc != CLI_CONTINUE)
         return rc;
     wb_config cfg;
     rc = setup(config_path, &cfg);

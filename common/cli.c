@@ -2,11 +2,13 @@
  * cli.c — what every subcommand does first: load the config (reporting a
  * mistake as "walbridge: <file>: <json path>: <what>" with exit code 2), open
  * the log as the config says, and warn when the config file is readable by
- * other users while holding a literal password.
+ * other users while holding a literal password.  Also the option loop and
+ * the integer option values the subcommands share.
  */
 #include "common/cli.h"
 
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +146,39 @@ int cli_setup(const char *config_path, wb_config *cfg)
     }
     cli_warn_file_secrets(path);
     return EXIT_OK;
+}
+
+int cli_parse_options(const cli_command *cmd, int argc, char **argv, void *ctx)
+{
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", cmd->options, NULL)) != -1) {
+        if (opt == 'h') {
+            cmd->print_help(stdout);
+            return EXIT_OK;
+        }
+        if (opt == '?') {
+            cmd->print_help(stderr);
+            return EXIT_USAGE;
+        }
+        if (!cmd->on_option(opt, optarg, ctx))
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "walbridge %s: unexpected argument \"%s\"\n", cmd->name, argv[optind]);
+        return EXIT_USAGE;
+    }
+    return CLI_CONTINUE;
+}
+
+bool cli_parse_int(const char *command, const char *option, const char *arg, long min, long max,
+                   const char *what, int *out)
+{
+    char *end = NULL;
+    long v = strtol(arg, &end, 10);
+    if (end == arg || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "walbridge %s: --%s: \"%s\" is not %s\n", command, option, arg, what);
+        return false;
+    }
+    *out = (int)v;
+    return true;
 }

@@ -1,6 +1,6 @@
 /*
- * cli.h — the subcommand entry points and what they share: exit codes and
- * the config + log setup every command starts with.
+ * cli.h — the subcommand entry points and what they share: exit codes, the
+ * option loop, and the config + log setup every command starts with.
  *
  * Each entry point gets argv starting at the subcommand name (argv[0] is
  * "check", "backfill", ...) and parses its own options with getopt_long;
@@ -10,7 +10,11 @@
 #define WALBRIDGE_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
+
 #include "common/config.h"
+
+struct option; /* <getopt.h> */
 
 enum {
     EXIT_OK = 0,
@@ -32,6 +36,36 @@ int cli_setup(const char *config_path, wb_config *cfg);
  * commands that load the config themselves (health) call it after log_open.
  */
 void cli_warn_file_secrets(const char *path);
+
+/*
+ * The option loop check, backfill and verify share.  getopt_long runs over
+ * argv with the table `options` (which holds {"help", no_argument, NULL,
+ * 'h'}); -h/--help prints the help to stdout; an unknown option or a missing
+ * value (getopt has said which) prints the help to stderr; every other
+ * option goes to on_option(opt, optarg, ctx), which returns false after
+ * printing why the value is refused; a word left over is reported as
+ * "walbridge <name>: unexpected argument".
+ */
+typedef struct cli_command {
+    const char *name;                                       /* "backfill": for messages */
+    const struct option *options;                           /* getopt_long's table */
+    void (*print_help)(FILE *out);                          /* the --help text */
+    bool (*on_option)(int opt, const char *arg, void *ctx); /* one parsed option */
+} cli_command;
+
+/* cli_parse_options: go on with the command (not an exit code). */
+#define CLI_CONTINUE (-1)
+
+/* Returns CLI_CONTINUE, EXIT_OK after --help, or EXIT_USAGE after the message. */
+int cli_parse_options(const cli_command *cmd, int argc, char **argv, void *ctx);
+
+/*
+ * Parses arg, the value of --option, as a decimal integer in [min, max] into
+ * *out; otherwise prints "walbridge <command>: --<option>: "<arg>" is not
+ * <what>" to stderr and returns false.
+ */
+bool cli_parse_int(const char *command, const char *option, const char *arg, long min, long max,
+                   const char *what, int *out);
 
 int check_main(const char *config_path, int argc, char **argv);
 int backfill_main(const char *config_path, int argc, char **argv);
