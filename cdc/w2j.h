@@ -7,8 +7,9 @@
  * literal text before cJSON could turn them into doubles; strings are
  * unescaped (UTF-8); true/false become "true"/"false"; JSON null is NULL.
  *
- * Ownership: a w2j_change owns all its strings; w2j_change_free releases
- * them and leaves the struct reusable (w2j_change_init state).
+ * Ownership: a w2j_change owns all its strings: they live in its arena (one
+ * allocation per message) and must not be freed one by one; w2j_change_free
+ * releases them and leaves the struct reusable (w2j_change_init state).
  */
 #ifndef WALBRIDGE_W2J_H
 #define WALBRIDGE_W2J_H
@@ -49,6 +50,7 @@ typedef struct w2j_change {
     bool transactional; /* M */
     char *prefix;       /* M */
     char *content;      /* M */
+    char *arena;        /* private: holds every string above and in columns/identity */
 } w2j_change;
 
 void w2j_change_init(w2j_change *c);
