@@ -14,12 +14,17 @@
 # Consumers, measured one at a time (each with a fresh slot created just before the
 # transaction, so nothing else is decoded):
 #   recvlogical  pg_recvlogical -P wal2json format-version 2 (walbridge's options)
-#                into a file, done when the last row is in it: the decode ceiling
+#                to /dev/null: the decode ceiling.  Done when the walsender has
+#                sent past the commit (pg_stat_replication.sent_lsn reaches the
+#                source's WAL position after COMMIT): wal2json's output of the
+#                whole transaction has been written to the connection.
 #   native       publication/subscription into an identical-schema database on the
 #                target cluster (copy_data = false)
 #   walbridge    walbridge stream --create-slot into the target (identity mapping)
 # Time = from the source COMMIT returning until the last row is visible in the
-# target (polled every 20 ms) or in pg_recvlogical's output file.  rows/s = rows / time.
+# target, or the walsender has sent past it (both polled every 20 ms).
+# rows/s = rows / time.  Each scenario runs REPEAT times per consumer (default 3);
+# the median time is reported, with the fastest and slowest in brackets.
 # Then a mixed OLTP run per consumer (native, walbridge): freshness lag p50/p99.
 # walbridge peak RSS: VmHWM of the stream process (one process per scenario), and
 # the CPU seconds it used from the transaction's start until applied.
@@ -29,6 +34,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${WALBRIDGE_BIN:-$ROOT/build/walbridge}
 ROWS=${ROWS:-"100000 1000000"}
 UPDATES=${UPDATES:-100000}
+REPEAT=${REPEAT:-3}
 PGBIN=/usr/lib/postgresql/15/bin
 export PATH=$PGBIN:$PATH PGUSER=postgres PGDATABASE=postgres
 export PGOPTIONS="-c client_min_messages=warning"
@@ -125,20 +131,19 @@ wait_target() {
 }
 
 measure_recvlogical() { # KIND N
-    local needle out=$WB_TMP/recv.out pid
+    local pid end
     q -d "$SOURCE_DSN" -c "SELECT 1 FROM pg_create_logical_replication_slot('bench_recv', 'wal2json')" >/dev/null
-    needle="{\"name\":\"id\",\"value\":$2}"
-    rm -f "$out"
-    # Output to a file (a pipe into grep stalled pg_recvlogical here); the last row
-    # is looked for in the file's tail every 20 ms.
     pg_recvlogical -d "$SOURCE_DSN options='-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex'" \
-        --slot bench_recv --start --no-loop -f "$out" -o format-version=2 -o include-xids=1 \
+        --slot bench_recv --start --no-loop -f /dev/null -o format-version=2 -o include-xids=1 \
         -o include-lsn=1 -o include-types=0 -o include-timestamp=1 -o add-tables=public.bench \
         2>"$WB_TMP/recv.err" &
     pid=$!
     sleep 1
     run_txn "$1" "$2"
-    until [[ -f $out ]] && tail -c 4096 "$out" | grep -qF "$needle"; do sleep 0.02; done
+    end=$(q -d "$SOURCE_DSN" -c "SELECT pg_current_wal_lsn()")
+    until [[ $(q -d "$SOURCE_DSN" -c "SELECT sent_lsn >= '$end' FROM pg_stat_replication WHERE application_name = 'pg_recvlogical'") == t ]]; do
+        sleep 0.02
+    done
     T1=$(now)
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -146,7 +151,6 @@ measure_recvlogical() { # KIND N
         sleep 0.1
     done
     q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('bench_recv')" >/dev/null
-    rm -f "$out"
 }
 
 measure_native() { # KIND N
@@ -205,22 +209,35 @@ printf '%-12s %-11s %10s %9s %10s %12s\n' scenario consumer rows seconds "rows/s
 scenarios=()
 for n in $ROWS; do scenarios+=("insert:$n"); done
 scenarios+=("update:$UPDATES")
+# median_of "t1 t2 ...": the median, and "[min-max]" when more than one.
+median_of() {
+    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f", m; if (NR > 1) printf " [%.2f-%.2f]", v[1], v[NR] }'
+}
 for sc in "${scenarios[@]}"; do
     kind=${sc%%:*} n=${sc##*:}
-    declare -A R=()
+    declare -A R=() TIMES=() RSS=() CPU=()
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        for consumer in recvlogical native walbridge; do
+            if [[ $kind == update ]]; then reset_data "$n"; else reset_data 0; fi
+            RSS_MB="" CPU_S=""
+            "measure_$consumer" "$kind" "$n"
+            TIMES[$consumer]+=" $(secs "$T0" "$T1")"
+            [[ -n $RSS_MB ]] && RSS[$consumer]+=" $RSS_MB" && CPU[$consumer]+=" $CPU_S"
+        done
+    done
     for consumer in recvlogical native walbridge; do
-        if [[ $kind == update ]]; then reset_data "$n"; else reset_data 0; fi
-        RSS_MB=""
-        "measure_$consumer" "$kind" "$n"
-        s=$(secs "$T0" "$T1")
-        R[$consumer]=$(rate "$n" "$s")
+        med=$(median_of "${TIMES[$consumer]}")
+        R[$consumer]=$(rate "$n" "${med%% *}")
         extra=""
-        [[ -n $RSS_MB ]] && extra="  peak RSS ${RSS_MB} MB, walbridge CPU ${CPU_S} s"
-        printf '%-12s %-11s %10s %9s %10s%s\n' "$kind-$n" "$consumer" "$n" "$s" "${R[$consumer]}" "$extra"
+        [[ -n ${RSS[$consumer]:-} ]] &&
+            extra="  peak RSS $(tr ' ' '\n' <<<"${RSS[$consumer]}" | sort -n | tail -1) MB, walbridge CPU $(median_of "${CPU[$consumer]}") s"
+        printf '%-12s %-11s %10s %9s %10s%s\n' "$kind-$n" "$consumer" "$n" "$med" "${R[$consumer]}" "$extra"
     done
     printf '%-12s walbridge/recvlogical %s   walbridge/native %s\n' "$kind-$n" \
         "$(ratio "${R[walbridge]}" "${R[recvlogical]}")" "$(ratio "${R[walbridge]}" "${R[native]}")"
-    unset R
+    unset R TIMES RSS CPU
 done
 
 # ---- mixed OLTP: freshness lag (newest applied change vs now), sampled every 100 ms
@@ -228,7 +245,7 @@ done
 # bench row and a fresh row (client, clock_timestamp()) and updates a bench row.  The
 # sampler reads now() - max(at) of fresh on the consumer's target.  The 1/TPS gap
 # between source writes is part of every figure alike.
-OLTP_SECONDS=${OLTP_SECONDS:-20}
+OLTP_SECONDS=${OLTP_SECONDS:-60}
 OLTP_TPS=${OLTP_TPS:-400}
 if ((OLTP_SECONDS > 0)); then
     script=$WB_TMP/oltp.pgbench
