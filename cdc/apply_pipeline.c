@@ -51,6 +51,20 @@ pgerr_class apply_report_result(applier *a, const PGresult *res, const char *wha
     return cls;
 }
 
+/*
+ * A send (or flush, or sync) to the target failed: the connection is in an
+ * unknown state.  Logs it, marks the applier broken and the failure
+ * retryable; returns false for the caller to propagate.
+ */
+static bool send_failed(applier *a, const char *what, int table, uint32_t xid, wb_lsn lsn,
+                        bool *retryable)
+{
+    apply_report_result(a, NULL, what, table, xid, lsn);
+    a->broken = true;
+    *retryable = true;
+    return false;
+}
+
 /* ---- pending ring ---- */
 
 static pending *ring_push(applier *a)
@@ -71,6 +85,17 @@ static pending *ring_push(applier *a)
     p->cache_slot = -1;
     a->ring_count++;
     a->unflushed = true;
+    return p;
+}
+
+/* Queues the pending entry of a statement just sent for (table, xid, lsn). */
+static pending *push_sent(applier *a, pending_what what, int table, uint32_t xid, wb_lsn lsn)
+{
+    pending *p = ring_push(a);
+    p->what = what;
+    p->table = table;
+    p->xid = xid;
+    p->lsn = lsn;
     return p;
 }
 
@@ -196,17 +221,11 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nr
     statement_name(e->serial, name);
     log_debug("apply: preparing %s for %s: %s", name, apply_table_name(a, table), stmt.sql);
     if (PQsendPrepare(a->conn, name, stmt.sql, 0, NULL) != 1) {
-        apply_report_result(a, NULL, "sending a prepared statement", table, a->xid, lsn);
-        *retryable = true;
-        a->broken = true;
+        send_failed(a, "sending a prepared statement", table, a->xid, lsn, retryable);
         apply_cache_release(e);
         return NULL;
     }
-    pending *p = ring_push(a);
-    p->what = PEND_PREPARE;
-    p->table = table;
-    p->xid = a->xid;
-    p->lsn = lsn;
+    pending *p = push_sent(a, PEND_PREPARE, table, a->xid, lsn);
     p->cache_slot = (int)(e - a->cache);
     p->serial = e->serial;
     return e;
@@ -281,12 +300,8 @@ static bool send_flush_request(applier *a, bool *retryable)
 {
     if (!a->unflushed)
         return true;
-    if (PQsendFlushRequest(a->conn) != 1 || PQflush(a->conn) != 0) {
-        apply_report_result(a, NULL, "sending to the target", -1, a->xid, a->commit_lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
+    if (PQsendFlushRequest(a->conn) != 1 || PQflush(a->conn) != 0)
+        return send_failed(a, "sending to the target", -1, a->xid, a->commit_lsn, retryable);
     a->unflushed = false;
     a->sent_since_push = 0;
     return true;
@@ -301,17 +316,9 @@ static bool record_conflict_row(applier *a, const pending *p, const char *key, w
     log_warn("apply: conflict %s on %s key %s at LSN %s (xid %u): %s", kind,
              apply_table_name(a, p->table), key != NULL ? key : "?", lt, p->xid, outcome);
     const char *params[5] = {a->cfg->slot, lt, apply_table_name(a, p->table), kind, key};
-    if (PQsendQueryParams(a->conn, a->conflict_sql, 5, NULL, params, NULL, NULL, 0) != 1) {
-        apply_report_result(a, NULL, "recording a conflict", p->table, p->xid, p->lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *rec = ring_push(a);
-    rec->what = PEND_UTILITY;
-    rec->table = p->table;
-    rec->xid = p->xid;
-    rec->lsn = lsn;
+    if (PQsendQueryParams(a->conn, a->conflict_sql, 5, NULL, params, NULL, NULL, 0) != 1)
+        return send_failed(a, "recording a conflict", p->table, p->xid, p->lsn, retryable);
+    push_sent(a, PEND_UTILITY, p->table, p->xid, lsn);
     return true;
 }
 
@@ -398,6 +405,21 @@ static bool account_rows(applier *a, const pending *p, const PGresult *res, bool
     return true;
 }
 
+/*
+ * A statement that should have touched a row (update, delete): counted in
+ * *done when it did, else a conflict counted in *missing and recorded.
+ */
+static bool expect_row(applier *a, const pending *p, const PGresult *res, uint64_t *done,
+                       uint64_t *missing, const char *kind, const char *outcome, bool *retryable)
+{
+    if (result_rows(res) > 0) {
+        (*done)++;
+        return true;
+    }
+    (*missing)++;
+    return record_conflict(a, p, kind, outcome, retryable);
+}
+
 /* Counts what one successful result says. */
 static bool account(applier *a, const pending *p, const PGresult *res, bool *retryable)
 {
@@ -425,15 +447,11 @@ static bool account(applier *a, const pending *p, const PGresult *res, bool *ret
         }
         return true;
     case PEND_UPDATE:
-        if (result_rows(res) > 0) {
-            s->rows_updated++;
-            return true;
-        }
-        s->conflicts_update_missing++;
-        return record_conflict(a, p, "update_missing_partial",
-                               "row missing and the update lacks unchanged (TOAST) columns: "
-                               "nothing written",
-                               retryable);
+        return expect_row(a, p, res, &s->rows_updated, &s->conflicts_update_missing,
+                          "update_missing_partial",
+                          "row missing and the update lacks unchanged (TOAST) columns: "
+                          "nothing written",
+                          retryable);
     case PEND_KEYCHANGE_UPDATE:
         a->keychange_found = result_rows(res) > 0;
         return true;
@@ -460,12 +478,8 @@ static bool account(applier *a, const pending *p, const PGresult *res, bool *ret
         }
         return true;
     case PEND_DELETE:
-        if (result_rows(res) > 0) {
-            s->rows_deleted++;
-            return true;
-        }
-        s->conflicts_delete_missing++;
-        return record_conflict(a, p, "delete_missing", "nothing to delete", retryable);
+        return expect_row(a, p, res, &s->rows_deleted, &s->conflicts_delete_missing,
+                          "delete_missing", "nothing to delete", retryable);
     case PEND_TRUNCATE:
         return true;
     case PEND_ROWS:
@@ -521,12 +535,9 @@ static bool consume_one(applier *a, bool *retryable)
     /* In pipeline mode each statement's results end with a NULL. */
     res = PQgetResult(a->conn);
     if (res != NULL) {
-        apply_report_result(a, NULL, "reading results (unexpected extra result)", p.table, p.xid,
-                            p.lsn);
         PQclear(res);
-        a->broken = true;
-        *retryable = true;
-        return false;
+        return send_failed(a, "reading results (unexpected extra result)", p.table, p.xid, p.lsn,
+                           retryable);
     }
     ring_pop(a);
     return ok;
@@ -546,12 +557,8 @@ static bool after_send(applier *a, bool *retryable)
 {
     if (++a->sent_since_push >= APPLY_SEND_FLUSH_EVERY) {
         a->sent_since_push = 0;
-        if (PQflush(a->conn) < 0) {
-            apply_report_result(a, NULL, "sending to the target", -1, a->xid, a->commit_lsn);
-            a->broken = true;
-            *retryable = true;
-            return false;
-        }
+        if (PQflush(a->conn) < 0)
+            return send_failed(a, "sending to the target", -1, a->xid, a->commit_lsn, retryable);
     }
     if (a->ring_count >= APPLY_INFLIGHT_HIGH)
         return apply_consume_until(a, APPLY_INFLIGHT_LOW, retryable);
@@ -565,12 +572,8 @@ bool apply_pipeline_finish(applier *a, bool *retryable)
         return true;
     if (!apply_consume_until(a, 0, retryable))
         return false;
-    if (PQpipelineSync(a->conn) != 1) {
-        apply_report_result(a, NULL, "syncing the pipeline", -1, a->xid, a->commit_lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
+    if (PQpipelineSync(a->conn) != 1)
+        return send_failed(a, "syncing the pipeline", -1, a->xid, a->commit_lsn, retryable);
     PGresult *res = PQgetResult(a->conn);
     bool ok = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
     if (!ok)
@@ -652,17 +655,9 @@ static bool batch_send(applier *a, int first, int n, bool *retryable)
     }
     char name[32];
     statement_name(e->serial, name);
-    if (PQsendQueryPrepared(a->conn, name, (int)total, rb->values, NULL, NULL, 0) != 1) {
-        apply_report_result(a, NULL, "insert", rb->table, a->xid, rb->rows[first].lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *p = ring_push(a);
-    p->what = PEND_ROWS;
-    p->table = rb->table;
-    p->xid = a->xid;
-    p->lsn = rb->rows[first].lsn;
+    if (PQsendQueryPrepared(a->conn, name, (int)total, rb->values, NULL, NULL, 0) != 1)
+        return send_failed(a, "insert", rb->table, a->xid, rb->rows[first].lsn, retryable);
+    pending *p = push_sent(a, PEND_ROWS, rb->table, a->xid, rb->rows[first].lsn);
     p->rows = wb_xmalloc((size_t)n * sizeof *p->rows);
     memcpy(p->rows, &rb->rows[first], (size_t)n * sizeof *p->rows);
     p->nrows = n;
@@ -773,17 +768,10 @@ bool apply_send_stmt(applier *a, int table, apply_stmt_kind kind, pending_what w
     char name[32];
     statement_name(e->serial, name);
     if (PQsendQueryPrepared(a->conn, name, e->stmt.nparams, a->params, NULL, NULL, 0) != 1) {
-        apply_report_result(a, NULL, pending_label(what), table, a->xid, c->lsn);
         free(key);
-        a->broken = true;
-        *retryable = true;
-        return false;
+        return send_failed(a, pending_label(what), table, a->xid, c->lsn, retryable);
     }
-    pending *p = ring_push(a);
-    p->what = what;
-    p->table = table;
-    p->xid = a->xid;
-    p->lsn = c->lsn;
+    pending *p = push_sent(a, what, table, a->xid, c->lsn);
     p->key = key;
     size_t bytes = 0;
     for (int i = 0; i < e->stmt.nparams; i++)
@@ -797,16 +785,8 @@ bool apply_send_stmt(applier *a, int table, apply_stmt_kind kind, pending_what w
 bool apply_send_sql(applier *a, const char *sql, pending_what what, int table, wb_lsn lsn,
                     bool *retryable)
 {
-    if (PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
-        apply_report_result(a, NULL, sql, table, a->xid, lsn);
-        a->broken = true;
-        *retryable = true;
-        return false;
-    }
-    pending *p = ring_push(a);
-    p->what = what;
-    p->table = table;
-    p->xid = a->xid;
-    p->lsn = lsn;
+    if (PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
+        return send_failed(a, sql, table, a->xid, lsn, retryable);
+    push_sent(a, what, table, a->xid, lsn);
     return after_send(a, retryable);
 }
