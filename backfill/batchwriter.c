@@ -40,7 +40,9 @@ void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const
     strbuf_init(&bw->line);
     strbuf_init(&bw->insert_sql);
     strbuf_init(&bw->delete_sql);
-    tablesql_stage_insert(lay, index, update_stale, &bw->insert_sql);
+    strbuf_init(&bw->orphan_sql);
+    bw->update_stale = update_stale;
+    tablesql_stage_insert(lay, index, update_stale, false, &bw->insert_sql);
     tablesql_extra_delete(lay, index, &bw->delete_sql);
     bw->rows_copied = rows_copied;
 }
@@ -54,6 +56,49 @@ void bw_free(batch_writer *bw)
     strbuf_free(&bw->line);
     strbuf_free(&bw->insert_sql);
     strbuf_free(&bw->delete_sql);
+    strbuf_free(&bw->orphan_sql);
+}
+
+/* The query's one boolean; false (logged) on failure. */
+static bool query_bool(PGconn *conn, const char *what, const char *sql, const char *param,
+                       bool *value)
+{
+    const char *params[1] = {param};
+    PGresult *res = pgconn_query(conn, what, sql, 1, params, NULL);
+    if (res == NULL)
+        return false;
+    *value = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return true;
+}
+
+/*
+ * *moved: <state_schema>.moved_keys (created by the stream) records a key change of
+ * this UUID-mapped table, so a moved row may hold the UUIDv5 of a key now reused.
+ */
+static bool read_moved_keys(batch_writer *bw, PGconn *conn, bool *moved)
+{
+    const table_config *t = bw->lay->table;
+    *moved = false;
+    if (t->kind != TABLE_UUID_MAPPED)
+        return true;
+    strbuf name, sql;
+    strbuf_init(&name);
+    strbuf_init(&sql);
+    pgconn_append_qualified(&name, bw->state_schema, "moved_keys");
+    bool exists = false;
+    bool ok = query_bool(conn, t->source, "SELECT to_regclass($1) IS NOT NULL", name.data, &exists);
+    if (ok && exists) {
+        strbuf_reset(&name);
+        pgconn_append_qualified(&name, t->target_schema, t->target_name);
+        strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
+        pgconn_append_qualified(&sql, bw->state_schema, "moved_keys");
+        strbuf_append(&sql, " WHERE table_oid = to_regclass($1))");
+        ok = query_bool(conn, t->source, sql.data, name.data, moved);
+    }
+    strbuf_free(&name);
+    strbuf_free(&sql);
+    return ok;
 }
 
 bool bw_prepare(batch_writer *bw, bool extras)
@@ -72,7 +117,25 @@ bool bw_prepare(batch_writer *bw, bool extras)
         }
     }
     strbuf_free(&sql);
+    bool moved = false;
+    if (ok && !read_moved_keys(bw, bw->w[0].conn, &moved))
+        return false;
+    if (moved) {
+        log_info("%s: key changes were applied (moved_keys): a new row whose UUIDv5 is held by "
+                 "a moved row gets a random UUID",
+                 bw->lay->table->source);
+        strbuf_reset(&bw->insert_sql);
+        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, true, &bw->insert_sql);
+    }
+    strbuf_reset(&bw->orphan_sql);
+    if (extras)
+        tablesql_orphans_delete(bw->lay, &bw->orphan_sql);
     return ok;
+}
+
+void bw_orphans_found(batch_writer *bw, uint64_t n)
+{
+    bw->orphans = n;
 }
 
 static bool ensure_txn(bw_conn *c)
@@ -266,6 +329,13 @@ static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
     }
     if (!ensure_txn(c) || !delete_extras(bw, c, &deleted))
         return false;
+    if (done && bw->orphans > 0 && bw->orphan_sql.len > 0) {
+        PGresult *res = pgconn_query(c->conn, table, bw->orphan_sql.data, 0, NULL, NULL);
+        if (res == NULL)
+            return false;
+        deleted += strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
     uint64_t staged = c->missing + c->stale;
     if (affected < staged)
         log_info("%s: %" PRIu64 " of %" PRIu64 " staged rows were already present (written "

@@ -9,7 +9,8 @@
  * COMMIT.  With two connections the INSERT of one batch runs on the server
  * while the diff goes on and the next batch is staged on the other
  * connection.  Batches always commit in order, so the checkpoint only moves
- * forward and covers exactly the committed rows.
+ * forward and covers exactly the committed rows.  Orphans (target rows whose
+ * key's parent is gone, no key to name them by) are deleted in the last batch.
  *
  * The caller owns the struct (bw_init / bw_free) and borrows the
  * connections, which must be idle, outside a transaction, with the staging
@@ -52,8 +53,11 @@ typedef struct batch_writer {
     int nconns;
     int cur;             /* connection staging the open batch */
     strbuf line;         /* one staged row */
+    bool update_stale;   /* the INSERT rewrites stale rows (ON CONFLICT DO UPDATE) */
     strbuf insert_sql;   /* INSERT ... SELECT from the stage */
     strbuf delete_sql;   /* DELETE of the staged extra keys */
+    strbuf orphan_sql;   /* DELETE of orphans ("" when they are not deleted) */
+    uint64_t orphans;    /* orphans found by the diff: the last batch deletes them */
     int64_t rows_copied; /* checkpoint's rows_copied: earlier runs + committed batches */
     uint64_t copied, stale_fixed, extra_deleted; /* committed by this run */
     double wait_seconds;                         /* time spent waiting for the target */
@@ -63,8 +67,15 @@ void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const
              const char *state_schema, const char *slot, bool update_stale, int64_t rows_copied);
 void bw_free(batch_writer *bw);
 
-/* Creates the TEMP staging tables on every connection (idempotent). */
+/*
+ * Creates the TEMP staging tables on every connection (idempotent).  For a
+ * UUID-mapped table with a recorded key change (<state_schema>.moved_keys, written
+ * by the stream) the INSERT gives a new row whose UUIDv5 is taken a random UUID.
+ * With extras, orphans (tablesql_orphans_delete) can be deleted: bw_orphans_found.
+ */
 bool bw_prepare(batch_writer *bw, bool extras);
+/* The diff found n orphans: the last batch (bw_finish) deletes them, like extra keys. */
+void bw_orphans_found(batch_writer *bw, uint64_t n);
 
 /* Stages one source row (missing, or stale when stale is true). */
 bool bw_stage(batch_writer *bw, const keyset_entry *src, bool stale);

@@ -325,8 +325,8 @@ static void report_orphans(const table_layout *lay, uint64_t n, tablediff_result
 {
     if (n > 0)
         log_full(LOG_WARN, NULL,
-                 "Delete them in the target, or restore their parent rows; they are counted as "
-                 "extra.",
+                 "They are counted as extra: backfill --delete-extra deletes them (under the "
+                 "table's \"deletes\" policy), or restore their parent rows.",
                  "%s: %" PRIu64 " target rows reference a parent row that does not exist, so "
                  "they have no legacy key to compare",
                  lay->table->source, n);
@@ -474,6 +474,8 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
         ok = run_merge(&d, source, target_read, resume_key);
         res->counts.extra += res->orphans;
         res->counts.target_rows += res->orphans;
+        if (d.bw != NULL && d.write_extras)
+            bw_orphans_found(d.bw, res->orphans);
         if (ok && d.fetch != NULL)
             ok = rowfetch_flush(d.fetch);
         if (ok && d.bw != NULL)

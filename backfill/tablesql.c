@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdc/apply_sql.h"
 #include "common/pgconn.h"
 
 static bool type_is_integer(const char *type)
@@ -275,7 +276,13 @@ static void append_keys(const table_layout *lay, value_fn value, strbuf *out)
     }
 }
 
-/* Which target rows a FROM clause keeps. */
+/*
+ * Which target rows a FROM clause keeps.  A row of an identity-mapped table whose
+ * key references a parent (order_tags.order_id) has a source-form key when every
+ * such parent row exists and has a legacy key; it is an orphan when one of them
+ * does not exist at all.  A row whose parent exists without a legacy key (a row
+ * created in the target only) is neither: like such parents, it is not compared.
+ */
 typedef enum row_filter {
     ROWS_KEYED,    /* rows with a complete source-form key */
     ROWS_ORPHANED, /* rows whose key references a parent row that does not exist */
@@ -287,44 +294,76 @@ static bool is_reference_key(const layout_column *c)
     return c->is_key && c->parent >= 0;
 }
 
+/*
+ * " LEFT JOIN <parent of column i> p<i> ON p<i>.<col> = <child>.<...>": by the
+ * parent's target_key from a target row t (the reference as stored), or by its
+ * legacy_key from a staged row s (the source value).
+ */
+static void append_parent_join(const table_layout *lay, size_t i, bool by_legacy_key, strbuf *out)
+{
+    const table_config *p = &lay->cfg->tables[lay->cols[i].parent];
+    strbuf_append(out, " LEFT JOIN ");
+    pgconn_append_qualified(out, p->target_schema, p->target_name);
+    strbuf_appendf(out, " p%zu ON p%zu.", i, i);
+    pgconn_append_ident(out, by_legacy_key ? p->legacy_key : p->target_key);
+    strbuf_append(out, " = ");
+    if (by_legacy_key)
+        strbuf_appendf(out, "s.c%zu", i);
+    else
+        append_alias_col(out, "t", lay->cols[i].target);
+}
+
+/*
+ * Over the key's references: "(p0.lk IS NOT NULL AND ...)", every parent has a
+ * legacy key (keyed), or "((p0.tk IS NULL AND t.c0 IS NOT NULL) OR ...)", some
+ * parent row is gone (orphaned).
+ */
+static void append_parents_condition(const table_layout *lay, bool orphaned, strbuf *out)
+{
+    size_t n = 0;
+    strbuf_append_char(out, '(');
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (!is_reference_key(&lay->cols[i]))
+            continue;
+        const table_config *p = &lay->cfg->tables[lay->cols[i].parent];
+        strbuf_append(out, n++ == 0 ? "" : orphaned ? " OR " : " AND ");
+        strbuf_appendf(out, orphaned ? "(p%zu." : "p%zu.", i);
+        pgconn_append_ident(out, orphaned ? p->target_key : p->legacy_key);
+        strbuf_append(out, orphaned ? " IS NULL AND " : " IS NOT NULL");
+        if (orphaned) {
+            append_alias_col(out, "t", lay->cols[i].target);
+            strbuf_append(out, " IS NOT NULL)");
+        }
+    }
+    strbuf_append_char(out, ')');
+}
+
 static void target_from(const table_layout *lay, row_filter filter, strbuf *out)
 {
     const table_config *t = lay->table;
     pgconn_append_qualified(out, t->target_schema, t->target_name);
     strbuf_append(out, " t");
+    bool reference_key = false;
     for (size_t i = 0; i < lay->ncols; i++) {
-        const layout_column *c = &lay->cols[i];
-        if (c->parent < 0)
-            continue;
-        const table_config *p = &lay->cfg->tables[c->parent];
-        strbuf_append(out, " LEFT JOIN ");
-        pgconn_append_qualified(out, p->target_schema, p->target_name);
-        strbuf_appendf(out, " p%zu ON p%zu.", i, i);
-        pgconn_append_ident(out, p->target_key);
-        strbuf_append(out, " = ");
-        append_alias_col(out, "t", c->target);
+        if (lay->cols[i].parent >= 0)
+            append_parent_join(lay, i, false, out);
+        reference_key = reference_key || is_reference_key(&lay->cols[i]);
     }
-    size_t nconds = 0;
     if (t->kind == TABLE_UUID_MAPPED) {
         strbuf_append(out, " WHERE ");
         append_alias_col(out, "t", t->legacy_key);
         strbuf_append(out, " IS NOT NULL");
-        nconds++;
+        return; /* its key is the legacy key: no reference in it */
     }
-    for (size_t i = 0; filter != ROWS_ALL && i < lay->ncols; i++) {
-        if (!is_reference_key(&lay->cols[i]))
-            continue;
-        if (filter == ROWS_KEYED)
-            strbuf_append(out, nconds == 0 ? " WHERE " : " AND ");
-        else
-            strbuf_append(out, nconds == 0 ? " WHERE (" : " OR ");
-        strbuf_appendf(out, "p%zu.", i);
-        pgconn_append_ident(out, lay->cfg->tables[lay->cols[i].parent].legacy_key);
-        strbuf_append(out, filter == ROWS_KEYED ? " IS NOT NULL" : " IS NULL");
-        nconds++;
-    }
-    if (filter == ROWS_ORPHANED && nconds > 0)
-        strbuf_append_char(out, ')');
+    if (!reference_key)
+        return;
+    strbuf_append(out, " WHERE ");
+    if (filter != ROWS_ORPHANED)
+        append_parents_condition(lay, false, out);
+    if (filter == ROWS_ALL)
+        strbuf_append(out, " OR ");
+    if (filter != ROWS_KEYED)
+        append_parents_condition(lay, true, out);
 }
 
 static bool has_orphans(const table_layout *lay)
@@ -558,7 +597,8 @@ static void append_conflict_action(const table_layout *lay, bool update, strbuf 
         strbuf_append(out, " DO NOTHING");
 }
 
-void tablesql_stage_insert(const table_layout *lay, int index, bool update, strbuf *out)
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
+                           strbuf *out)
 {
     const table_config *t = lay->table;
     strbuf_append(out, "INSERT INTO ");
@@ -574,8 +614,12 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, strb
         pgconn_append_ident(out, lay->cols[i].target);
     }
     strbuf_append(out, ") SELECT ");
-    if (t->kind == TABLE_UUID_MAPPED)
+    if (t->kind == TABLE_UUID_MAPPED && guarded) {
+        apply_sql_new_row_uuid(t, "s.wb_id", out);
+        strbuf_append(out, ", ");
+    } else if (t->kind == TABLE_UUID_MAPPED) {
         strbuf_append(out, "s.wb_id, ");
+    }
     for (size_t i = 0; i < lay->ncols; i++) {
         if (i > 0)
             strbuf_append(out, ", ");
@@ -589,15 +633,8 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, strb
     }
     strbuf_appendf(out, " FROM pg_temp.wb_stage_%d s", index);
     for (size_t i = 0; i < lay->ncols; i++) {
-        const layout_column *c = &lay->cols[i];
-        if (c->parent < 0)
-            continue;
-        const table_config *p = &lay->cfg->tables[c->parent];
-        strbuf_append(out, " LEFT JOIN ");
-        pgconn_append_qualified(out, p->target_schema, p->target_name);
-        strbuf_appendf(out, " p%zu ON p%zu.", i, i);
-        pgconn_append_ident(out, p->legacy_key);
-        strbuf_appendf(out, " = s.c%zu", i);
+        if (lay->cols[i].parent >= 0)
+            append_parent_join(lay, i, true, out);
     }
     if (t->kind != TABLE_KEYLESS) {
         append_conflict_target(lay, out);
@@ -621,12 +658,14 @@ void tablesql_extra_copy(int index, strbuf *out)
     strbuf_appendf(out, "COPY pg_temp.wb_extra_%d FROM STDIN", index);
 }
 
-void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
+/*
+ * "DELETE FROM T d WHERE d.ctid IN (", or with the soft policy "UPDATE T d SET
+ * col = now() WHERE d.col IS NULL AND d.ctid IN (" (an earlier run's stamp stays).
+ */
+static void append_delete_head(const table_layout *lay, strbuf *out)
 {
     const table_config *t = lay->table;
-    bool soft = t->deletes == DELETES_SOFT && t->soft_delete_column != NULL;
-    if (soft) {
-        /* Soft delete: stamp rows not stamped yet (an earlier run's stamp stays). */
+    if (t->deletes == DELETES_SOFT && t->soft_delete_column != NULL) {
         strbuf_append(out, "UPDATE ");
         pgconn_append_qualified(out, t->target_schema, t->target_name);
         strbuf_append(out, " d SET ");
@@ -639,7 +678,12 @@ void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
         pgconn_append_qualified(out, t->target_schema, t->target_name);
         strbuf_append(out, " d WHERE d.ctid IN (");
     }
-    if (t->kind == TABLE_KEYLESS) {
+}
+
+void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
+{
+    append_delete_head(lay, out);
+    if (lay->table->kind == TABLE_KEYLESS) {
         strbuf_append(out, "SELECT z.ctid FROM (SELECT y.ctid, y.h, row_number() OVER "
                            "(PARTITION BY y.h) AS rn FROM (SELECT t.ctid, ");
         append_keyless_hash(lay, target_value, out);
@@ -662,4 +706,15 @@ void tablesql_extra_delete(const table_layout *lay, int index, strbuf *out)
     for (size_t k = 0; k < lay->nkey; k++)
         strbuf_appendf(out, "%se.k%zu", k > 0 ? ", " : "", k);
     strbuf_append(out, "))");
+}
+
+bool tablesql_orphans_delete(const table_layout *lay, strbuf *out)
+{
+    if (!has_orphans(lay))
+        return false;
+    append_delete_head(lay, out);
+    strbuf_append(out, "SELECT t.ctid FROM ");
+    target_from(lay, ROWS_ORPHANED, out);
+    strbuf_append_char(out, ')');
+    return true;
 }

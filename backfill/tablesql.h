@@ -35,7 +35,9 @@
  *
  * Copying goes through a TEMP staging table in source form (plus UUIDv5
  * columns filled in C) and one set-based INSERT ... SELECT that joins the
- * parents by legacy_key: COALESCE(parent.target_key, staged v5).
+ * parents by legacy_key: COALESCE(parent.target_key, staged v5), so a child
+ * references the row that holds the parent's legacy key now (after a key
+ * change and a reuse of the old key: the new row, not the moved one).
  *
  * Ownership: table_layout_free releases the layout; the column names borrow
  * from the catalog and config, which must outlive it.
@@ -129,11 +131,19 @@ void tablesql_target_any(const table_layout *lay, strbuf *out);
 void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out);
 /*
  * For an identity-mapped table whose key includes a reference (order_tags):
- * counts the target rows whose parent row is gone, which have no source-form
- * key and so cannot take part in the merge.  False (nothing appended) for
- * other tables.  Needed only when the diff query does not yield them (resume).
+ * counts the target rows whose parent row is gone (orphans), which have no
+ * source-form key and so cannot take part in the merge.  False (nothing
+ * appended) for other tables.  Needed only when the diff query does not yield
+ * them (resume).  A row whose parent exists but has no legacy key (created in
+ * the target only) is neither compared nor an orphan, like that parent.
  */
 bool tablesql_target_orphans(const table_layout *lay, strbuf *out);
+/*
+ * Deletes the orphans (as above) under the table's "deletes" policy, like
+ * tablesql_extra_delete: they are counted as extra.  False (nothing appended)
+ * for tables that cannot have orphans.
+ */
+bool tablesql_orphans_delete(const table_layout *lay, strbuf *out);
 /* True when tablesql_target_diff yields orphans with a NULL key field. */
 bool tablesql_target_diff_has_orphans(const table_layout *lay, bool resume);
 /* SELECT set_config('walbridge.resume_<i>', $1, false) for key column i. */
@@ -145,8 +155,14 @@ void tablesql_stage_create(const table_layout *lay, int index, strbuf *out);
 void tablesql_stage_copy(int index, strbuf *out);
 /* Number of COPY fields of a staged row: ncols + v5 id (UUID-mapped) + one per reference. */
 size_t tablesql_stage_width(const table_layout *lay);
-/* INSERT INTO target SELECT ... FROM the stage; ON CONFLICT DO NOTHING or (update) DO UPDATE. */
-void tablesql_stage_insert(const table_layout *lay, int index, bool update, strbuf *out);
+/*
+ * INSERT INTO target SELECT ... FROM the stage; ON CONFLICT DO NOTHING or (update) DO UPDATE.
+ * guarded (a UUID-mapped table with a recorded key change, <state_schema>.moved_keys): a
+ * new row whose UUIDv5 is held by a moved row gets a random UUID, as the stream does
+ * (apply_sql_new_row_uuid).
+ */
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
+                           strbuf *out);
 
 /* CREATE TEMP TABLE for extra keys in source form (name: wb_extra_<index>). */
 void tablesql_extra_create(const table_layout *lay, int index, strbuf *out);

@@ -271,13 +271,10 @@ static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_
             any = true;
         } else if (uuid_mapped) {
             /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
-            int v5 = param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW);
-            strbuf_append(b->sql, "CASE WHEN EXISTS (SELECT 1 FROM ");
-            append_table(b);
-            strbuf_append(b->sql, " WHERE ");
-            pgconn_append_ident(b->sql, b->t->cfg->target_key);
-            strbuf_appendf(b->sql, " = $%d::uuid) THEN gen_random_uuid() ELSE $%d::uuid END", v5,
-                           v5);
+            char v5[32];
+            snprintf(v5, sizeof v5, "$%d::uuid",
+                     param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
+            apply_sql_new_row_uuid(b->t->cfg, v5, b->sql);
             any = true;
         }
         for (size_t i = 0; i < b->t->ncolumns; i++) {
@@ -569,6 +566,15 @@ void apply_sql_moved_keys_create(const char *state_schema, strbuf *out)
     pgconn_append_qualified(out, state_schema, "moved_keys");
     strbuf_append(out, " (table_oid oid NOT NULL, old_key text NOT NULL, target_key uuid NOT NULL,"
                        " at timestamptz NOT NULL)");
+}
+
+void apply_sql_new_row_uuid(const table_config *t, const char *v5, strbuf *out)
+{
+    strbuf_append(out, "CASE WHEN EXISTS (SELECT 1 FROM ");
+    pgconn_append_qualified(out, t->target_schema, t->target_name);
+    strbuf_append(out, " WHERE ");
+    pgconn_append_ident(out, t->target_key);
+    strbuf_appendf(out, " = %s) THEN gen_random_uuid() ELSE %s END", v5, v5);
 }
 
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out)

@@ -135,6 +135,14 @@ void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables,
 void apply_sql_gone_table_create(strbuf *out);
 /* Appends the CREATE TABLE IF NOT EXISTS <state_schema>.moved_keys (key changes applied). */
 void apply_sql_moved_keys_create(const char *state_schema, strbuf *out);
+/*
+ * Appends the target key a new row of UUID-mapped table t gets when a row moved by
+ * a key change may hold its UUIDv5 (v5: an SQL expression of type uuid, e.g. "$3::uuid"):
+ *   CASE WHEN EXISTS (SELECT 1 FROM T WHERE tk = v5) THEN gen_random_uuid() ELSE v5 END
+ * T is not aliased, so v5 may name columns of an outer query (backfill: "s.wb_id").
+ * Shared by the stream's UPSERT_GUARDED and backfill's insert from its staging table.
+ */
+void apply_sql_new_row_uuid(const table_config *t, const char *v5, strbuf *out);
 /* Appends the INSERT into <schema>.conflicts taking $1 slot, $2 lsn, $3 table, $4 kind, $5 key. */
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out);
 

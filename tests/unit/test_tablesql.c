@@ -241,13 +241,13 @@ Test(tablesql, stage_insert_remaps_and_never_touches_existing_ids)
     HAS("CREATE TEMP TABLE IF NOT EXISTS wb_stage_3 (c0 bigint, c1 integer, c2 text, "
         "c3 numeric(20,4), c4 text, wb_id uuid, wb_r1 uuid) ON COMMIT DELETE ROWS");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, false, &sql);
+    tablesql_stage_insert(&lay, 3, false, false, &sql);
     HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
         "\"total\", \"we\"\"ird\") SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", s.wb_r1), s.c2, "
         "s.c3, s.c4 FROM pg_temp.wb_stage_3 s LEFT JOIN \"public\".\"patients\" p1 ON "
         "p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO NOTHING");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, &sql);
+    tablesql_stage_insert(&lay, 3, true, false, &sql);
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET \"patient_id\" = EXCLUDED.\"patient_id\", "
         "\"notes\" = EXCLUDED.\"notes\"");
     HAS_NOT("\"id\" = EXCLUDED");
@@ -267,19 +267,30 @@ Test(tablesql, composite_identity_key_with_reference)
     cr_assert(tablesql_target_diff_has_orphans(&lay, false));
     cr_assert_not(tablesql_target_diff_has_orphans(&lay, true));
     tablesql_target_diff(&lay, false, &sql);
-    HAS("LEFT JOIN \"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\") x ORDER BY 1, 2");
+    /* Keyed rows and orphans; a row whose parent has no legacy key is neither. */
+    HAS("LEFT JOIN \"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
+        "(p0.\"legacy_id\" IS NOT NULL) OR ((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT "
+        "NULL))) x ORDER BY 1, 2");
     strbuf_reset(&sql);
     tablesql_target_diff(&lay, true, &sql);
     HAS("SELECT p0.\"legacy_id\" AS k0, (t.\"tag\")::text COLLATE \"C\" AS k1");
     HAS("LEFT JOIN \"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
-        "p0.\"legacy_id\" IS NOT NULL) x");
+        "(p0.\"legacy_id\" IS NOT NULL)) x");
     HAS("WHERE (x.k0, x.k1) > (current_setting('walbridge.resume_0')::bigint, "
         "current_setting('walbridge.resume_1') COLLATE \"C\") ORDER BY 1, 2");
     strbuf_reset(&sql);
     cr_assert(tablesql_target_orphans(&lay, &sql));
-    HAS("WHERE (p0.\"legacy_id\" IS NULL)");
+    HAS("SELECT count(*) FROM \"public\".\"order_tags\" t LEFT JOIN \"app\".\"orders\" p0 ON "
+        "p0.\"id\" = t.\"order_id\" WHERE ((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT NULL))");
+    HAS_NOT("legacy_id\" IS NULL");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 0, true, &sql);
+    cr_assert(tablesql_orphans_delete(&lay, &sql));
+    cr_assert_str_eq(sql.data, "DELETE FROM \"public\".\"order_tags\" d WHERE d.ctid IN (SELECT "
+                               "t.ctid FROM \"public\".\"order_tags\" t LEFT JOIN "
+                               "\"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
+                               "((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT NULL)))");
+    strbuf_reset(&sql);
+    tablesql_stage_insert(&lay, 0, true, false, &sql);
     HAS("SELECT COALESCE(p0.\"id\", s.wb_r0), s.c1, s.c2");
     HAS("ON CONFLICT (\"order_id\", \"tag\") DO UPDATE SET \"added_at\" = EXCLUDED.\"added_at\"");
     strbuf_reset(&sql);
@@ -302,6 +313,56 @@ Test(tablesql, soft_delete_policy_stamps_extra_rows_instead_of_deleting)
         "d.\"deleted_at\" IS NULL AND d.ctid IN (SELECT x.ctid FROM");
     HAS("JOIN pg_temp.wb_extra_0 e ON (x.k0, x.k1) = (e.k0, e.k1)");
     HAS_NOT("DELETE");
+    strbuf_reset(&sql);
+    cr_assert(tablesql_orphans_delete(&lay, &sql));
+    HAS("UPDATE \"public\".\"order_tags\" d SET \"deleted_at\" = now() WHERE "
+        "d.\"deleted_at\" IS NULL AND d.ctid IN (SELECT t.ctid FROM");
+    HAS("WHERE ((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT NULL)))");
+    HAS_NOT("DELETE");
+    table_layout_free(&lay);
+}
+
+Test(tablesql, tables_without_orphans_have_no_orphan_delete)
+{
+    table_plan p = orders_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    cr_assert_not(tablesql_orphans_delete(&lay, &sql), "UUID-mapped: the key is the legacy key");
+    cr_assert_eq(sql.len, 0);
+    table_layout_free(&lay);
+    p = audit_plan();
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    cr_assert_not(tablesql_orphans_delete(&lay, &sql), "keyless");
+    cr_assert_eq(sql.len, 0);
+    table_layout_free(&lay);
+}
+
+Test(tablesql, guarded_stage_insert_gives_a_taken_uuidv5_a_random_uuid)
+{
+    table_plan p = orders_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
+    tablesql_stage_insert(&lay, 3, false, true, &sql);
+    HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
+        "\"total\", \"we\"\"ird\") SELECT CASE WHEN EXISTS (SELECT 1 FROM \"app\".\"orders\" "
+        "WHERE \"id\" = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END, s.c0, "
+        "COALESCE(p1.\"uid\", s.wb_r1), s.c2");
+    /* The reference takes the row holding the parent's legacy key now. */
+    HAS("LEFT JOIN \"public\".\"patients\" p1 ON p1.\"old_id\" = s.c1 ON CONFLICT "
+        "(\"legacy_id\") DO NOTHING");
+    strbuf_reset(&sql);
+    tablesql_stage_insert(&lay, 3, true, true, &sql);
+    HAS("THEN gen_random_uuid() ELSE s.wb_id END");
+    HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET");
+    HAS_NOT("\"id\" = EXCLUDED");
+    table_layout_free(&lay);
+    p = tags_plan();
+    strbuf_reset(&sql);
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_stage_insert(&lay, 0, false, true, &sql);
+    HAS_NOT("gen_random_uuid()"); /* identity-mapped: no UUID of its own */
     table_layout_free(&lay);
 }
 
@@ -324,7 +385,7 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 6, true, &sql);
+    tablesql_stage_insert(&lay, 6, true, false, &sql);
     HAS_NOT("ON CONFLICT");
     strbuf_reset(&sql);
     tablesql_extra_delete(&lay, 6, &sql);

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# test_backfill_key_reuse.sh — a legacy key reused after a key change.  The stream
+# moves two patients to new keys (the rows keep their UUIDs: a migrated random one,
+# and UUIDv5 of the old key for a row walbridge inserted); while the stream is not
+# running the source reuses both old keys for new patients and orders referencing
+# them.  backfill must copy the new rows (a new row whose UUIDv5 is held by the
+# moved row gets another UUID, as the stream does), the orders must reference the
+# new patients, verify must find nothing, and the stream must go on afterwards.
+source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
+source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
+
+wb_pg_start source
+wb_pg_start target
+wb_load_clinic source 1
+wb_load_clinic target 1
+cfg=$WB_TMP/walbridge.json
+wb_write_config "$cfg"
+wb_psql target -c 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp"'
+v5() { wb_psql target -c "SELECT uuid_generate_v5('$WB_UUID_NAMESPACE', '$1')"; }
+tgt() { wb_psql target -c "$1"; }
+src() { wb_psql source -c "$1"; }
+# A key change in the source carries its orders along (as ON UPDATE CASCADE does).
+src "ALTER TABLE orders DROP CONSTRAINT orders_patient_id_fkey,
+     ADD FOREIGN KEY (patient_id) REFERENCES patients (id) ON UPDATE CASCADE"
+
+wb_run -c "$cfg" backfill --include-stale
+wb_eq "first backfill exits 0" 0 "$WB_RC"
+
+# ---- the stream inserts patient 4242 (UUIDv5), then moves it and migrated patient 5
+src "INSERT INTO patients (id, office_id, full_name) VALUES (4242, 1, 'first 4242')"
+src "INSERT INTO orders (id, patient_id, status) VALUES (990001, 4242, 'of first 4242')"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "stream applies the insert" 0 "$WB_RC"
+wb_eq "patient 4242 got UUIDv5 of its key" "$(v5 public.patients:4242)" \
+    "$(tgt "SELECT id FROM patients WHERE legacy_id = 4242")"
+uuid5=$(tgt "SELECT id FROM patients WHERE legacy_id = 5")
+uuid4242=$(v5 public.patients:4242)
+src "UPDATE patients SET id = 904242 WHERE id = 4242"
+src "UPDATE patients SET id = 900005 WHERE id = 5"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "stream applies the key changes" 0 "$WB_RC"
+wb_eq "moved rows keep their UUIDs under the new keys" "$uuid5 $uuid4242" \
+    "$(tgt "SELECT string_agg(id::text, ' ' ORDER BY legacy_id) FROM patients WHERE legacy_id IN (900005, 904242)")"
+
+# ---- stream stopped: the source reuses the old keys for new rows
+src "INSERT INTO patients (id, office_id, full_name) VALUES (5, 2, 'new five'), (4242, 2, 'new 4242')"
+src "INSERT INTO orders (id, patient_id, status) VALUES (990005, 5, 'of new five'), (990006, 4242, 'of new 4242')"
+
+wb_run -c "$cfg" backfill
+wb_eq "backfill with reused keys exits 0" 0 "$WB_RC"
+[[ $WB_RC == 0 ]] || echo "$WB_ERR" | tail -n 20
+wb_eq "the new patients are copied" "new 4242|new five" \
+    "$(tgt "SELECT string_agg(full_name, '|' ORDER BY full_name) FROM patients WHERE legacy_id IN (5, 4242)")"
+wb_eq "new patient 5 has a UUID of its own" 1 \
+    "$(tgt "SELECT count(*) FROM patients WHERE legacy_id = 5 AND id NOT IN ('$uuid5', '$uuid4242')")"
+wb_eq "new patient 4242 does not take the moved row's UUIDv5" 1 \
+    "$(tgt "SELECT count(*) FROM patients WHERE legacy_id = 4242 AND id NOT IN ('$uuid5', '$uuid4242')")"
+wb_eq "moved rows keep their UUIDs" "$uuid5 $uuid4242" \
+    "$(tgt "SELECT string_agg(id::text, ' ' ORDER BY legacy_id) FROM patients WHERE legacy_id IN (900005, 904242)")"
+wb_eq "orders of the new patients reference them" "990005 5|new five 990006 4242|new 4242" \
+    "$(tgt "SELECT string_agg(o.legacy_id || ' ' || p.legacy_id || '|' || p.full_name, ' ' ORDER BY o.legacy_id)
+            FROM orders o JOIN patients p ON p.id = o.patient_id WHERE o.legacy_id IN (990005, 990006)")"
+wb_eq "the moved patient's order still references it" "904242" \
+    "$(tgt "SELECT p.legacy_id FROM orders o JOIN patients p ON p.id = o.patient_id WHERE o.legacy_id = 990001")"
+wb_eq "no order of patient 5 moved to the new patient" 0 \
+    "$(tgt "SELECT count(*) FROM orders o JOIN patients p ON p.id = o.patient_id
+            WHERE p.legacy_id = 5 AND o.legacy_id <> 990005")"
+for t in patients orders; do
+    wb_check "$t: equal through the mapping" bf_same_table "$t"
+done
+wb_eq "no reference points nowhere" 0 "$(bf_orphans)"
+wb_run -c "$cfg" verify
+wb_eq "verify exits 0" 0 "$WB_RC"
+[[ $WB_RC == 0 ]] || echo "$WB_OUT" | tail -n 12
+
+# ---- the re-run finds nothing to do; the stream then replays the same inserts
+wb_run -c "$cfg" backfill
+wb_eq "second backfill exits 0" 0 "$WB_RC"
+wb_eq "second backfill copies nothing" 0 "$(bf_summary_sum 4)"
+new5=$(tgt "SELECT id FROM patients WHERE legacy_id = 5")
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "stream after the backfill exits 0" 0 "$WB_RC"
+wb_eq "stream keeps the row backfill copied" "$new5" "$(tgt "SELECT id FROM patients WHERE legacy_id = 5")"
+wb_run -c "$cfg" verify
+wb_eq "verify after the stream exits 0" 0 "$WB_RC"
+wb_finish
