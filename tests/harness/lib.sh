@@ -6,6 +6,7 @@
 #   wb_pg_stop target [immediate] ; wb_pg_start_again target   # same dir, same port
 #   wb_psql source -c "SQL"  /  wb_psql target -f file.sql    # psql -X -v ON_ERROR_STOP=1 -qAt
 #   wb_load_clinic source|target [SCALE]          # tests/fixtures/clinic (see its README.md)
+#   wb_clinic_start [SCALE | --schema-only]       # both clusters, the clinic dataset on each
 #   wb_write_config FILE [--slot S] [--tables t1,t2] [--log-level L] ['"key": {...}' ...]
 #   wb_run ARGS...             # "$WALBRIDGE_BIN" ARGS; sets WB_OUT, WB_ERR, WB_RC; never aborts
 #   wb_run_bg ARGS...          # background run; sets WB_BG_PID, WB_BG_OUT, WB_BG_ERR (files)
@@ -193,6 +194,21 @@ wb_load_clinic() {
         return 1
         ;;
     esac
+}
+
+# wb_clinic_start [SCALE | --schema-only]: the usual start of a test: starts the source
+# and target clusters and loads the clinic dataset on both (wb_load_clinic at SCALE,
+# default 1), or with --schema-only creates the clinic tables on both, empty.
+wb_clinic_start() {
+    wb_pg_start source
+    wb_pg_start target
+    if [[ ${1:-} == --schema-only ]]; then
+        wb_psql source -f "$WB_FIXTURES/clinic/source_schema.sql"
+        wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
+    else
+        wb_load_clinic source "${1:-1}"
+        wb_load_clinic target "${1:-1}"
+    fi
 }
 
 # wb_write_config and the clinic table list live in clinic_config.sh (shared with

@@ -7,10 +7,7 @@
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
 
-wb_pg_start source
-wb_pg_start target
-wb_load_clinic source 1
-wb_load_clinic target 1
+wb_clinic_start
 
 xact_running() { # xact_running SIDE: a transaction holding an xid, other than ours, exists
     [[ $(wb_psql source -c "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()") -ge 1 ]]

@@ -10,10 +10,7 @@
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/stream_lib.bash"
 
-wb_pg_start source
-wb_pg_start target
-wb_psql source -f "$WB_FIXTURES/clinic/source_schema.sql"
-wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
+wb_clinic_start --schema-only
 cfg=$WB_TMP/walbridge.json
 wb_write_config "$cfg" '"stream": { "batch_max_rows": 500, "batch_max_ms": 100, "feedback_interval_s": 1 }'
 

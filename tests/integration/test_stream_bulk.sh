@@ -11,10 +11,7 @@
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/stream_lib.bash"
 
-wb_pg_start source
-wb_pg_start target
-wb_psql source -f "$WB_FIXTURES/clinic/source_schema.sql"
-wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
+wb_clinic_start --schema-only
 for side in source target; do
     wb_psql "$side" -c "ALTER TABLE patients ADD COLUMN email_lc text GENERATED ALWAYS AS (lower(email)) STORED"
 done
