@@ -170,20 +170,6 @@ static void target_value(const table_layout *lay, size_t i, strbuf *out)
 
 typedef void (*value_fn)(const table_layout *lay, size_t i, strbuf *out);
 
-/* ROW(<value>::text, ...)::text: the row's source-form text. */
-static void append_row_text(const table_layout *lay, value_fn value, strbuf *out)
-{
-    strbuf_append(out, "ROW(");
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (i > 0)
-            strbuf_append(out, ", ");
-        strbuf_append_char(out, '(');
-        value(lay, i, out);
-        strbuf_append(out, ")::text");
-    }
-    strbuf_append(out, ")::text");
-}
-
 /*
  * The type a column is hashed as by hash_record_extended: its own type when
  * that type's hash is a function of exactly what its text shows (integers
@@ -210,6 +196,28 @@ static const char *record_hash_type(const char *source_type)
     return "text";
 }
 
+/* ROW((<value>)::<type>, ...): every column as text, or (hash_types) as record_hash_type. */
+static void append_row(const table_layout *lay, value_fn value, bool hash_types, strbuf *out)
+{
+    strbuf_append(out, "ROW(");
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (i > 0)
+            strbuf_append(out, ", ");
+        strbuf_append_char(out, '(');
+        value(lay, i, out);
+        strbuf_appendf(out, ")::%s",
+                       hash_types ? record_hash_type(lay->cols[i].source_type) : "text");
+    }
+    strbuf_append_char(out, ')');
+}
+
+/* ROW(<value>::text, ...)::text: the row's source-form text. */
+static void append_row_text(const table_layout *lay, value_fn value, strbuf *out)
+{
+    append_row(lay, value, false, out);
+    strbuf_append(out, "::text");
+}
+
 /*
  * The hash of a keyed row (tablesql_hash_kind).  It only has to tell a stale
  * row from a current one with the same key: with 64 bits a stale row goes
@@ -222,15 +230,9 @@ static void append_hash(const table_layout *lay, value_fn value, strbuf *out)
 {
     switch (lay->hash) {
     case TABLESQL_HASH_RECORD:
-        strbuf_append(out, "hash_record_extended(ROW(");
-        for (size_t i = 0; i < lay->ncols; i++) {
-            if (i > 0)
-                strbuf_append(out, ", ");
-            strbuf_append_char(out, '(');
-            value(lay, i, out);
-            strbuf_appendf(out, ")::%s", record_hash_type(lay->cols[i].source_type));
-        }
-        strbuf_append(out, "), 0)");
+        strbuf_append(out, "hash_record_extended(");
+        append_row(lay, value, true, out);
+        strbuf_append(out, ", 0)");
         return;
     case TABLESQL_HASH_TEXT:
         strbuf_append(out, "hashtextextended(");
