@@ -8,10 +8,7 @@
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
 
-wb_pg_start source
-wb_pg_start target
-wb_load_clinic source 1
-wb_load_clinic target 1
+wb_clinic_start
 cfg=$WB_TMP/walbridge.json
 wb_write_config "$cfg"
 tgt() { wb_psql target -c "$1"; }
