@@ -161,21 +161,94 @@ static bool present(const bool *set, size_t i)
     return set != NULL && set[i];
 }
 
-/* "a = $1, b = $2" for every travelling column present in the new row; false if none. */
-static bool append_set_list(sql_builder *b, const bool *new_present)
+/* What append_columns writes for each column. */
+typedef enum column_item {
+    ITEM_NAME,         /* c */
+    ITEM_NEW_VALUE,    /* the new row's value expression */
+    ITEM_SET,          /* c = <new value> */
+    ITEM_SET_EXCLUDED, /* c = EXCLUDED.c */
+    ITEM_MATCH_OLD     /* c IS NOT DISTINCT FROM <old value> (as text without equality) */
+} column_item;
+
+/* Appends item for column i. */
+static void append_item(sql_builder *b, size_t i, column_item item)
 {
-    bool any = false;
-    for (size_t i = 0; i < b->t->ncolumns; i++) {
-        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
-            continue;
-        if (any)
-            strbuf_append(b->sql, ", ");
-        pgconn_append_ident(b->sql, target_name(b, i));
+    if (item == ITEM_NEW_VALUE) {
+        append_value(b, i, false);
+        return;
+    }
+    const char *name = target_name(b, i);
+    pgconn_append_ident(b->sql, name);
+    switch (item) {
+    case ITEM_SET:
         strbuf_append(b->sql, " = ");
         append_value(b, i, false);
+        break;
+    case ITEM_SET_EXCLUDED:
+        strbuf_append(b->sql, " = EXCLUDED.");
+        pgconn_append_ident(b->sql, name);
+        break;
+    case ITEM_MATCH_OLD:
+        if (compare_as_text(b->t->columns[i].target_type)) {
+            strbuf_appendf(b->sql, "::text IS NOT DISTINCT FROM $%d::text",
+                           param_ref(b, (int)i, true, APARAM_RAW));
+        } else {
+            strbuf_append(b->sql, " IS NOT DISTINCT FROM ");
+            append_value(b, i, true);
+        }
+        break;
+    case ITEM_NAME:
+    case ITEM_NEW_VALUE:
+        break;
+    }
+}
+
+/*
+ * Appends item for every column in `set` that travels to the target (for
+ * ITEM_SET_EXCLUDED not the key columns), separated by sep.  any: the list
+ * already holds an entry, so a separator goes first.  Returns whether the
+ * list holds an entry now.
+ */
+static bool append_columns(sql_builder *b, const bool *set, column_item item, const char *sep,
+                           bool any)
+{
+    for (size_t i = 0; i < b->t->ncolumns; i++) {
+        if (!present(set, i) || !apply_sql_column_travels(b->t, i) ||
+            (item == ITEM_SET_EXCLUDED && apply_sql_is_key_column(b->t, i)))
+            continue;
+        if (any)
+            strbuf_append(b->sql, sep);
+        append_item(b, i, item);
         any = true;
     }
     return any;
+}
+
+/* "UPDATE T SET " */
+static void append_update_head(sql_builder *b)
+{
+    strbuf_append(b->sql, "UPDATE ");
+    append_table(b);
+    strbuf_append(b->sql, " SET ");
+}
+
+/* "UPDATE T SET a = $1, b = $2" over the new row's columns; false (err) when none travels. */
+static bool append_update_set(sql_builder *b, const bool *new_present, char *err, size_t errlen)
+{
+    append_update_head(b);
+    if (!append_columns(b, new_present, ITEM_SET, ", ", false)) {
+        snprintf(err, errlen, "the update carries no column the target has");
+        return false;
+    }
+    return true;
+}
+
+/* "UPDATE T SET soft_col = now()" (the deletes policy {"soft": col}). */
+static void append_soft_delete_set(sql_builder *b)
+{
+    append_update_head(b);
+    pgconn_append_ident(b->sql, b->t->cfg->soft_delete_column);
+    strbuf_append(b->sql, " = now()");
 }
 
 /* " WHERE k1 = old1 AND ..." over the key columns. */
@@ -205,23 +278,7 @@ static bool append_one_row_where(sql_builder *b, const bool *old_present, char *
     strbuf_append(b->sql, " WHERE ctid = (SELECT ctid FROM ");
     append_table(b);
     strbuf_append(b->sql, " WHERE ");
-    bool any = false;
-    for (size_t i = 0; i < b->t->ncolumns; i++) {
-        if (!present(old_present, i) || !apply_sql_column_travels(b->t, i))
-            continue;
-        if (any)
-            strbuf_append(b->sql, " AND ");
-        pgconn_append_ident(b->sql, target_name(b, i));
-        if (compare_as_text(b->t->columns[i].target_type)) {
-            strbuf_appendf(b->sql, "::text IS NOT DISTINCT FROM $%d::text",
-                           param_ref(b, (int)i, true, APARAM_RAW));
-        } else {
-            strbuf_append(b->sql, " IS NOT DISTINCT FROM ");
-            append_value(b, i, true);
-        }
-        any = true;
-    }
-    if (!any) {
+    if (!append_columns(b, old_present, ITEM_MATCH_OLD, " AND ", false)) {
         snprintf(err, errlen, "the old row carries no column to match on (REPLICA IDENTITY FULL?)");
         return false;
     }
@@ -242,20 +299,9 @@ static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_
         }
     }
     strbuf_append(b->sql, " (");
-    bool any = false;
-    if (uuid_mapped) {
+    if (uuid_mapped)
         pgconn_append_ident(b->sql, b->t->cfg->target_key);
-        any = true;
-    }
-    for (size_t i = 0; i < b->t->ncolumns; i++) {
-        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
-            continue;
-        if (any)
-            strbuf_append(b->sql, ", ");
-        pgconn_append_ident(b->sql, target_name(b, i));
-        any = true;
-    }
-    if (!any) {
+    if (!append_columns(b, new_present, ITEM_NAME, ", ", uuid_mapped)) {
         snprintf(err, errlen, "the message carries no column the target has");
         return false;
     }
@@ -265,26 +311,16 @@ static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_
         /* Row r repeats row 0's expressions with its own parameter numbers. */
         b->param_offset = r * b->nparams;
         strbuf_append(b->sql, r > 0 ? ", (" : as_select ? "" : "(");
-        any = false;
         if (uuid_mapped && !b->guarded) {
             strbuf_appendf(b->sql, "$%d", param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
-            any = true;
         } else if (uuid_mapped) {
             /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
             char v5[32];
             snprintf(v5, sizeof v5, "$%d::uuid",
                      param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
             apply_sql_new_row_uuid(b->t->cfg, v5, b->sql);
-            any = true;
         }
-        for (size_t i = 0; i < b->t->ncolumns; i++) {
-            if (!present(new_present, i) || !apply_sql_column_travels(b->t, i))
-                continue;
-            if (any)
-                strbuf_append(b->sql, ", ");
-            append_value(b, i, false);
-            any = true;
-        }
+        append_columns(b, new_present, ITEM_NEW_VALUE, ", ", uuid_mapped);
         if (!as_select)
             strbuf_append_char(b->sql, ')');
     }
@@ -302,25 +338,9 @@ static void append_on_conflict(sql_builder *b, const bool *new_present)
         pgconn_append_ident(b->sql, target_name(b, (size_t)b->t->key_columns[k]));
     }
     strbuf_append(b->sql, ") DO UPDATE SET ");
-    bool any = false;
-    for (size_t i = 0; i < b->t->ncolumns; i++) {
-        if (!present(new_present, i) || !apply_sql_column_travels(b->t, i) ||
-            apply_sql_is_key_column(b->t, i))
-            continue;
-        if (any)
-            strbuf_append(b->sql, ", ");
-        const char *name = target_name(b, i);
-        pgconn_append_ident(b->sql, name);
-        strbuf_append(b->sql, " = EXCLUDED.");
-        pgconn_append_ident(b->sql, name);
-        any = true;
-    }
-    if (!any) {
+    if (!append_columns(b, new_present, ITEM_SET_EXCLUDED, ", ", false)) {
         /* Only key columns: a no-op assignment so RETURNING still reports the row. */
-        const char *name = target_name(b, (size_t)b->t->key_columns[0]);
-        pgconn_append_ident(b->sql, name);
-        strbuf_append(b->sql, " = EXCLUDED.");
-        pgconn_append_ident(b->sql, name);
+        append_item(b, (size_t)b->t->key_columns[0], ITEM_SET_EXCLUDED);
     }
     strbuf_append(b->sql, " RETURNING (xmax = 0) AS inserted");
     if (b->guarded) {
@@ -369,14 +389,9 @@ static bool build_recorded_delete(sql_builder *b, const bool *new_present, const
 static bool build_recorded_key_update(sql_builder *b, const bool *new_present,
                                       const bool *old_present, char *err, size_t errlen)
 {
-    strbuf_append(b->sql, "WITH u AS (UPDATE ");
-    append_table(b);
-    strbuf_append(b->sql, " SET ");
-    if (!append_set_list(b, new_present)) {
-        snprintf(err, errlen, "the update carries no column the target has");
-        return false;
-    }
-    if (!append_key_where(b, new_present, old_present, err, errlen))
+    strbuf_append(b->sql, "WITH u AS (");
+    if (!append_update_set(b, new_present, err, errlen) ||
+        !append_key_where(b, new_present, old_present, err, errlen))
         return false;
     strbuf_append(b->sql, " RETURNING tableoid, ");
     pgconn_append_ident(b->sql, b->t->cfg->target_key);
@@ -420,14 +435,8 @@ static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_pr
         append_on_conflict(b, new_present);
         return true;
     case APPLY_STMT_UPDATE:
-        strbuf_append(b->sql, "UPDATE ");
-        append_table(b);
-        strbuf_append(b->sql, " SET ");
-        if (!append_set_list(b, new_present)) {
-            snprintf(err, errlen, "the update carries no column the target has");
-            return false;
-        }
-        return append_key_where(b, new_present, old_present, err, errlen);
+        return append_update_set(b, new_present, err, errlen) &&
+               append_key_where(b, new_present, old_present, err, errlen);
     case APPLY_STMT_DELETE:
         if (is_referenced_parent(b))
             return build_recorded_delete(b, new_present, old_present, err, errlen);
@@ -439,11 +448,7 @@ static bool build_keyed(sql_builder *b, apply_stmt_kind kind, const bool *new_pr
             return build_recorded_key_update(b, new_present, old_present, err, errlen);
         return build_keyed(b, APPLY_STMT_UPDATE, new_present, old_present, err, errlen);
     case APPLY_STMT_SOFT_DELETE:
-        strbuf_append(b->sql, "UPDATE ");
-        append_table(b);
-        strbuf_append(b->sql, " SET ");
-        pgconn_append_ident(b->sql, cfg->soft_delete_column);
-        strbuf_append(b->sql, " = now()");
+        append_soft_delete_set(b);
         return append_key_where(b, new_present, old_present, err, errlen);
     default:
         snprintf(err, errlen, "statement kind %d needs a keyless table", (int)kind);
@@ -463,14 +468,8 @@ static bool build_keyless(sql_builder *b, apply_stmt_kind kind, const bool *new_
     case APPLY_STMT_KL_UPSERT:
         if (kind == APPLY_STMT_KL_UPSERT)
             strbuf_append(b->sql, "WITH u AS (");
-        strbuf_append(b->sql, "UPDATE ");
-        append_table(b);
-        strbuf_append(b->sql, " SET ");
-        if (!append_set_list(b, new_present)) {
-            snprintf(err, errlen, "the update carries no column the target has");
-            return false;
-        }
-        if (!append_one_row_where(b, old_present, err, errlen))
+        if (!append_update_set(b, new_present, err, errlen) ||
+            !append_one_row_where(b, old_present, err, errlen))
             return false;
         if (kind == APPLY_STMT_KL_UPDATE)
             return true;
@@ -485,11 +484,7 @@ static bool build_keyless(sql_builder *b, apply_stmt_kind kind, const bool *new_
         append_table(b);
         return append_one_row_where(b, old_present, err, errlen);
     case APPLY_STMT_KL_SOFT_DELETE:
-        strbuf_append(b->sql, "UPDATE ");
-        append_table(b);
-        strbuf_append(b->sql, " SET ");
-        pgconn_append_ident(b->sql, b->t->cfg->soft_delete_column);
-        strbuf_append(b->sql, " = now()");
+        append_soft_delete_set(b);
         return append_one_row_where(b, old_present, err, errlen);
     default:
         snprintf(err, errlen, "statement kind %d needs a keyed table", (int)kind);
