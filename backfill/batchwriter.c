@@ -39,6 +39,7 @@ void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const
     }
     strbuf_init(&bw->line);
     strbuf_init(&bw->insert_sql);
+    strbuf_init(&bw->fix_sql);
     strbuf_init(&bw->delete_sql);
     strbuf_init(&bw->orphan_sql);
     bw->update_stale = update_stale;
@@ -55,6 +56,7 @@ void bw_free(batch_writer *bw)
     }
     strbuf_free(&bw->line);
     strbuf_free(&bw->insert_sql);
+    strbuf_free(&bw->fix_sql);
     strbuf_free(&bw->delete_sql);
     strbuf_free(&bw->orphan_sql);
 }
@@ -126,6 +128,7 @@ bool bw_prepare(batch_writer *bw, bool extras)
                  bw->lay->table->source);
         strbuf_reset(&bw->insert_sql);
         tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, true, &bw->insert_sql);
+        tablesql_stage_fix_self_refs(bw->lay, bw->index, &bw->fix_sql);
     }
     strbuf_reset(&bw->orphan_sql);
     if (extras)
@@ -325,6 +328,9 @@ static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
     if (c->sent) {
         c->sent = false;
         if (!drain(c->conn, table, "insert of staged rows", &affected))
+            return false;
+        /* Earlier batches are committed now: their rows are visible. */
+        if (bw->fix_sql.len > 0 && !pgconn_exec(c->conn, table, bw->fix_sql.data))
             return false;
     }
     if (!ensure_txn(c) || !delete_extras(bw, c, &deleted))

@@ -55,6 +55,7 @@ typedef struct batch_writer {
     strbuf line;         /* one staged row */
     bool update_stale;   /* the INSERT rewrites stale rows (ON CONFLICT DO UPDATE) */
     strbuf insert_sql;   /* INSERT ... SELECT from the stage */
+    strbuf fix_sql;      /* guarded self-referencing table: re-points references after it */
     strbuf delete_sql;   /* DELETE of the staged extra keys */
     strbuf orphan_sql;   /* DELETE of orphans ("" when they are not deleted) */
     uint64_t orphans;    /* orphans found by the diff: the last batch deletes them */

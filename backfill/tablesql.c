@@ -644,6 +644,66 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
     }
 }
 
+/* True when layout column i references the table itself (profiles.referred_by). */
+static bool is_self_reference(const table_layout *lay, size_t i)
+{
+    return lay->cols[i].parent >= 0 && &lay->cfg->tables[lay->cols[i].parent] == lay->table;
+}
+
+/* "(p<i>.tk <> s.wb_r<i> AND c.ref = s.wb_r<i>)": the reference fell back to a taken UUIDv5. */
+static void append_fallback_taken(const table_layout *lay, size_t i, strbuf *out)
+{
+    strbuf_appendf(out, "(p%zu.", i);
+    pgconn_append_ident(out, lay->table->target_key);
+    strbuf_appendf(out, " <> s.wb_r%zu AND c.", i);
+    pgconn_append_ident(out, lay->cols[i].target);
+    strbuf_appendf(out, " = s.wb_r%zu)", i);
+}
+
+bool tablesql_stage_fix_self_refs(const table_layout *lay, int index, strbuf *out)
+{
+    const table_config *t = lay->table;
+    size_t nself = 0;
+    for (size_t i = 0; i < lay->ncols; i++)
+        nself += is_self_reference(lay, i) ? 1 : 0;
+    if (t->kind != TABLE_UUID_MAPPED || nself == 0)
+        return false;
+    strbuf_append(out, "UPDATE ");
+    pgconn_append_qualified(out, t->target_schema, t->target_name);
+    strbuf_append(out, " c SET ");
+    size_t n = 0;
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (!is_self_reference(lay, i))
+            continue;
+        strbuf_append(out, n++ > 0 ? ", " : "");
+        pgconn_append_ident(out, lay->cols[i].target);
+        strbuf_append(out, " = CASE WHEN ");
+        append_fallback_taken(lay, i, out);
+        strbuf_appendf(out, " THEN p%zu.", i);
+        pgconn_append_ident(out, t->target_key);
+        strbuf_append(out, " ELSE c.");
+        pgconn_append_ident(out, lay->cols[i].target);
+        strbuf_append(out, " END");
+    }
+    strbuf_appendf(out, " FROM pg_temp.wb_stage_%d s", index);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (is_self_reference(lay, i))
+            append_parent_join(lay, i, true, out);
+    }
+    strbuf_append(out, " WHERE c.");
+    pgconn_append_ident(out, t->legacy_key);
+    strbuf_appendf(out, " = s.c%d AND (", lay->key_col[0]);
+    n = 0;
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (!is_self_reference(lay, i))
+            continue;
+        strbuf_append(out, n++ > 0 ? " OR " : "");
+        append_fallback_taken(lay, i, out);
+    }
+    strbuf_append_char(out, ')');
+    return true;
+}
+
 /* ---------------------------------------------------------------- extras */
 
 void tablesql_extra_create(const table_layout *lay, int index, strbuf *out)

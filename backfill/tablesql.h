@@ -164,6 +164,21 @@ size_t tablesql_stage_width(const table_layout *lay);
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
                            strbuf *out);
 
+/*
+ * For a guarded table that references itself (profiles.referred_by), run after the
+ * INSERT in the same transaction, once the batches before it are committed: a staged
+ * row whose parent was staged in the same or the previous batch referenced the
+ * parent's UUIDv5 (the parent was not visible yet); when the parent got a random UUID
+ * instead (guarded), the reference is re-pointed to the row that holds the parent's
+ * legacy key now (a parent staged in a later batch is not: verify shows the row as
+ * differing and backfill --include-stale rewrites it):
+ *   UPDATE T c SET ref = CASE WHEN (p.tk <> s.wb_r AND c.ref = s.wb_r) THEN p.tk
+ *   ELSE c.ref END FROM stage s LEFT JOIN T p ON p.lk = s.c<ref> WHERE c.lk = s.c<key>
+ *   AND (...)
+ * False (nothing appended) when the table is not UUID-mapped or has no self-reference.
+ */
+bool tablesql_stage_fix_self_refs(const table_layout *lay, int index, strbuf *out);
+
 /* CREATE TEMP TABLE for extra keys in source form (name: wb_extra_<index>). */
 void tablesql_extra_create(const table_layout *lay, int index, strbuf *out);
 void tablesql_extra_copy(int index, strbuf *out);

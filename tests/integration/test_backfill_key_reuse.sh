@@ -26,6 +26,7 @@ wb_eq "first backfill exits 0" 0 "$WB_RC"
 # ---- the stream inserts patient 4242 (UUIDv5), then moves it and migrated patient 5
 src "INSERT INTO patients (id, office_id, full_name) VALUES (4242, 1, 'first 4242')"
 src "INSERT INTO orders (id, patient_id, status) VALUES (990001, 4242, 'of first 4242')"
+src "INSERT INTO profiles (id, email, full_name) VALUES (7000, 'p7000@x', 'first 7000')"
 wb_run -c "$cfg" stream --until-caught-up
 wb_eq "stream applies the insert" 0 "$WB_RC"
 wb_eq "patient 4242 got UUIDv5 of its key" "$(v5 public.patients:4242)" \
@@ -34,6 +35,7 @@ uuid5=$(tgt "SELECT id FROM patients WHERE legacy_id = 5")
 uuid4242=$(v5 public.patients:4242)
 src "UPDATE patients SET id = 904242 WHERE id = 4242"
 src "UPDATE patients SET id = 900005 WHERE id = 5"
+src "UPDATE profiles SET id = 907000 WHERE id = 7000"
 wb_run -c "$cfg" stream --until-caught-up
 wb_eq "stream applies the key changes" 0 "$WB_RC"
 wb_eq "moved rows keep their UUIDs under the new keys" "$uuid5 $uuid4242" \
@@ -42,6 +44,9 @@ wb_eq "moved rows keep their UUIDs under the new keys" "$uuid5 $uuid4242" \
 # ---- stream stopped: the source reuses the old keys for new rows
 src "INSERT INTO patients (id, office_id, full_name) VALUES (5, 2, 'new five'), (4242, 2, 'new 4242')"
 src "INSERT INTO orders (id, patient_id, status) VALUES (990005, 5, 'of new five'), (990006, 4242, 'of new 4242')"
+# a self-reference: the new profile 7001 (same batch) is referred by the new 7000
+src "INSERT INTO profiles (id, email, full_name) VALUES (7000, 'n7000@x', 'new 7000')"
+src "INSERT INTO profiles (id, email, full_name, referred_by) VALUES (7001, 'n7001@x', 'new 7001', 7000)"
 
 wb_run -c "$cfg" backfill
 wb_eq "backfill with reused keys exits 0" 0 "$WB_RC"
@@ -62,7 +67,11 @@ wb_eq "the moved patient's order still references it" "904242" \
 wb_eq "no order of patient 5 moved to the new patient" 0 \
     "$(tgt "SELECT count(*) FROM orders o JOIN patients p ON p.id = o.patient_id
             WHERE p.legacy_id = 5 AND o.legacy_id <> 990005")"
-for t in patients orders; do
+wb_eq "new profile 7000 does not take the moved row's UUIDv5" "1 0" \
+    "$(tgt "SELECT count(*) || ' ' || count(*) FILTER (WHERE id = '$(v5 public.profiles:7000)') FROM profiles WHERE legacy_id = 7000")"
+wb_eq "a new profile staged with it references the new profile 7000" "new 7000" \
+    "$(tgt "SELECT r.full_name FROM profiles p JOIN profiles r ON r.id = p.referred_by WHERE p.legacy_id = 7001")"
+for t in profiles patients orders; do
     wb_check "$t: equal through the mapping" bf_same_table "$t"
 done
 wb_eq "no reference points nowhere" 0 "$(bf_orphans)"

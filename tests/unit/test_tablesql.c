@@ -21,7 +21,7 @@ static const char *CONFIG =
     "   \"references\": {\"patient_id\": \"public.patients\"},"
     "   \"columns\": {\"rename\": {\"note\": \"notes\"}}},"
     "  {\"source\": \"public.patients\", \"key\": \"id\", \"target_key\": \"uid\","
-    "   \"legacy_key\": \"old_id\"},"
+    "   \"legacy_key\": \"old_id\", \"references\": {\"referrer\": \"public.patients\"}},"
     "  {\"source\": \"public.order_tags\", \"key\": [\"order_id\", \"tag\"],"
     "   \"references\": {\"order_id\": \"public.orders\"}},"
     "  {\"source\": \"public.audit_log\"}"
@@ -358,11 +358,34 @@ Test(tablesql, guarded_stage_insert_gives_a_taken_uuidv5_a_random_uuid)
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET");
     HAS_NOT("\"id\" = EXCLUDED");
     table_layout_free(&lay);
-    p = tags_plan();
     strbuf_reset(&sql);
+    cr_assert_not(tablesql_stage_fix_self_refs(&lay, 3, &sql), "no self-reference");
+    cr_assert_eq(sql.len, 0);
+    table_layout_free(&lay);
+    p = tags_plan();
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
     tablesql_stage_insert(&lay, 0, false, true, &sql);
     HAS_NOT("gen_random_uuid()"); /* identity-mapped: no UUID of its own */
+    table_layout_free(&lay);
+}
+
+Test(tablesql, guarded_self_references_are_re_pointed_after_the_insert)
+{
+    /* public.patients references itself (referrer) */
+    column_plan cols[2] = {col("id", "old_id", "integer", "integer", COLROLE_KEY),
+                           col("referrer", "referrer", "integer", "uuid", COLROLE_REFERENCE)};
+    int key[1] = {0};
+    table_plan p = {table("patients"), 0, cols, 2, key, 1, 'd', true, true};
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    cr_assert(tablesql_stage_fix_self_refs(&lay, 1, &sql));
+    cr_assert_str_eq(
+        sql.data, "UPDATE \"public\".\"patients\" c SET \"referrer\" = CASE WHEN (p1.\"uid\" <> "
+                  "s.wb_r1 AND c.\"referrer\" = s.wb_r1) THEN p1.\"uid\" ELSE c.\"referrer\" END "
+                  "FROM pg_temp.wb_stage_1 s LEFT JOIN \"public\".\"patients\" p1 ON "
+                  "p1.\"old_id\" = s.c1 WHERE c.\"old_id\" = s.c0 AND ((p1.\"uid\" <> s.wb_r1 AND "
+                  "c.\"referrer\" = s.wb_r1))");
     table_layout_free(&lay);
 }
 
