@@ -51,6 +51,8 @@ src "INSERT INTO profiles (id, email, full_name, referred_by) VALUES (7001, 'n70
 wb_run -c "$cfg" backfill
 wb_eq "backfill with reused keys exits 0" 0 "$WB_RC"
 [[ $WB_RC == 0 ]] || echo "$WB_ERR" | tail -n 20
+wb_contains "backfill says why patients' new rows may get random UUIDs" "$WB_ERR" \
+    "public.patients: key changes were applied (moved_keys): a new row whose UUIDv5 is held by a moved row gets a random UUID"
 wb_eq "the new patients are copied" "new 4242|new five" \
     "$(tgt "SELECT string_agg(full_name, '|' ORDER BY full_name) FROM patients WHERE legacy_id IN (5, 4242)")"
 wb_eq "new patient 5 has a UUID of its own" 1 \
