@@ -167,11 +167,8 @@ static void append_insert(const wb_config *cfg, const table_plan *t, bool guarde
         strbuf_append(out, "s.wb_id, ");
     } else if (mapped) {
         /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
-        strbuf_append(out, "CASE WHEN EXISTS (SELECT 1 FROM ");
-        pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
-        strbuf_append(out, " x WHERE x.");
-        pgconn_append_ident(out, t->cfg->target_key);
-        strbuf_append(out, " = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END, ");
+        apply_sql_new_row_uuid(t->cfg, "s.wb_id", out);
+        strbuf_append(out, ", ");
     }
     any = false;
     for (size_t i = 0; i < t->ncolumns; i++) {
