@@ -294,6 +294,24 @@ wb_eq "key reuse: doctors equal through the mapping (10 was deleted on the targe
     "$(src "SELECT string_agg(d.id || ':' || coalesce(d.office_id::text, '-') || ':' || d.name, ',' ORDER BY d.id) FROM doctors d WHERE d.id <> 10")" \
     "$(tgt "SELECT string_agg(d.legacy_id || ':' || coalesce(o.legacy_id::text, '-') || ':' || d.name, ',' ORDER BY d.legacy_id) FROM doctors d LEFT JOIN offices o ON o.id = d.office_id")"
 
+# The same on the bulk path (a run of more than 512 inserts into a guarded table): doctor
+# 30000 moves to 30001 and keeps UUIDv5(30000); then one transaction inserts 700 new doctors
+# and, at its end (inside the COPY run), a new 30000.
+src "INSERT INTO doctors (id, name) VALUES (30000, 'Mover')"
+src "UPDATE doctors SET id = 30001 WHERE id = 30000"
+src "INSERT INTO doctors (id, name) SELECT g, 'Bulk ' || g FROM generate_series(31000, 31699) g
+     UNION ALL SELECT 30000, 'New Mover'"
+stream_catch_up "key reuse, bulk path"
+wb_eq "key reuse on the bulk path: the moved row keeps UUIDv5(30000)" "$(v5 public.doctors:30000)|Mover" \
+    "$(tgt "SELECT id || '|' || name FROM doctors WHERE legacy_id = 30001")"
+wb_eq "key reuse on the bulk path: the new 30000 has another UUID; the 700 others their UUIDv5" \
+    "New Mover:true 700" \
+    "$(tgt "SELECT (SELECT name || ':' || (id <> uuid_generate_v5('$ns', 'public.doctors:30000')) FROM doctors WHERE legacy_id = 30000) || ' ' || (SELECT count(*) FROM doctors WHERE legacy_id BETWEEN 31000 AND 31699 AND id = uuid_generate_v5('$ns', 'public.doctors:' || legacy_id))")"
+wb_eq "key reuse on the bulk path: recorded as a uuid_taken conflict" "30000" \
+    "$(tgt "SELECT string_agg(key, ' ') FROM walbridge.conflicts WHERE kind = 'uuid_taken' AND key = '30000'")"
+wb_check "key reuse on the bulk path: the rows went through a bulk run" \
+    grep -q "bulk insert of .* rows into public.doctors" "$WB_TMP/walbridge.log"
+
 # ---------------------------------------------------------------- round 3: 200k rows in one transaction
 src "INSERT INTO big SELECT g, 'value ' || g, g FROM generate_series(1, 200000) g"
 start=$(date +%s.%N)
