@@ -4,7 +4,10 @@
  * (tablediff.h), read-only: one REPEATABLE READ snapshot on the source, the
  * target's rows translated back to source form, per-table counts of
  * missing, extra and differing rows, and with --show N the first N keys of
- * each kind.  Exit 0 when identical, 1 when not, 2 config, 3 runtime.
+ * each kind.  With --jobs N several tables are diffed at once, each lane on
+ * its own connections in the same source snapshot (verify_lanes.h); the
+ * output stays in config order.  Exit 0 when identical, 1 when not, 2
+ * config, 3 runtime.
  */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -15,6 +18,7 @@
 
 #include "backfill/bfsession.h"
 #include "backfill/tablediff.h"
+#include "backfill/verify_lanes.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/pgconn.h"
@@ -22,6 +26,7 @@
 typedef struct verify_args {
     bool json;
     int show;
+    int jobs; /* lanes: tables diffed at once */
     const char *tables;
 } verify_args;
 
@@ -33,6 +38,8 @@ static void print_help(FILE *out)
           "differing rows, from hashes of each row computed on both sides.\n\n"
           "Options:\n"
           "  --format text|json   output format (default text)\n"
+          "  --jobs N             diff up to N tables at once, each on its own source and\n"
+          "                       target connections, in one source snapshot (default 2)\n"
           "  --show N             list up to N keys of each kind of difference per table\n"
           "  --tables a,b         only these source tables\n"
           "  -h, --help           this text\n\n"
@@ -54,6 +61,8 @@ static bool on_option(int opt, const char *arg, void *ctx)
             return false;
         }
         break;
+    case 'j':
+        return cli_parse_int("verify", "jobs", arg, 1, 64, "a count of 1 to 64", &a->jobs);
     case 's':
         return cli_parse_int("verify", "show", arg, 0, 1000000, "a count", &a->show);
     case 't':
@@ -63,11 +72,10 @@ static bool on_option(int opt, const char *arg, void *ctx)
     return true;
 }
 
-static const struct option verify_options[] = {{"format", required_argument, NULL, 'f'},
-                                               {"show", required_argument, NULL, 's'},
-                                               {"tables", required_argument, NULL, 't'},
-                                               {"help", no_argument, NULL, 'h'},
-                                               {NULL, 0, NULL, 0}};
+static const struct option verify_options[] = {
+    {"format", required_argument, NULL, 'f'}, {"jobs", required_argument, NULL, 'j'},
+    {"show", required_argument, NULL, 's'},   {"tables", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 static const cli_command verify_command = {"verify", verify_options, print_help, on_option};
 
 static bool differs(const tablediff_result *r)
@@ -152,6 +160,7 @@ int verify_main(const char *config_path, int argc, char **argv)
 {
     verify_args a;
     memset(&a, 0, sizeof a);
+    a.jobs = 2;
     int rc = cli_parse_options(&verify_command, argc, argv, &a);
     if (rc != CLI_CONTINUE)
         return rc;
@@ -163,15 +172,10 @@ int verify_main(const char *config_path, int argc, char **argv)
     }
     tablediff_result *results = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *results);
     tablediff_options o = {.show = a.show, .state_schema = s.cfg.state_schema, .slot = s.cfg.slot};
-    bool ok =
-        pgconn_exec(s.source, "source: BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    bool ok = verify_lanes_run(&s, a.jobs, &o, results);
     size_t ndiffer = 0;
     for (size_t i = 0; ok && i < s.cfg.ntables; i++) {
-        if (!s.selected[i])
-            continue;
-        ok =
-            tablediff_run(&s.layouts[i], (int)i, s.source, s.target_read, NULL, 0, &o, &results[i]);
-        if (ok && differs(&results[i]))
+        if (s.selected[i] && differs(&results[i]))
             ndiffer++;
     }
     if (ok) {
