@@ -2,6 +2,7 @@
 # test_verify.sh — walbridge verify finds a planted difference of each kind
 # (missing, extra, differing; keyed, composite-key and keyless tables; a changed
 # reference), names the keys (--show, text and JSON), exits 0/1/2/3 as documented;
+# --jobs 1 and --jobs 3 report the same, in config order;
 # backfill --include-stale --delete-extra then repairs every planted difference.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
@@ -59,6 +60,31 @@ wb_eq "json: offices untouched" "0 0 0" \
 wb_eq "json: counts of rows" "$(bf_count source orders) $(bf_count target orders)" \
     "$(j '.tables[] | select(.table == "public.orders") | "\(.source_rows) \(.target_rows)"')"
 
+# ---- --jobs: several tables at once, same report in config order (seconds aside)
+no_seconds_text() { sed -E 's/ +[0-9]+\.[0-9]{2}$//'; }
+no_seconds_json() { jq 'del(.tables[].seconds)'; }
+for fmt in text json; do
+    wb_run -c "$cfg" verify --show 5 --format $fmt --jobs 1
+    rc1=$WB_RC out1=$(no_seconds_$fmt <<<"$WB_OUT")
+    wb_check "$fmt: --jobs 1 runs one table at a time" \
+        bash -c '! grep -q "at a time" <<<"$1"' _ "$WB_ERR"
+    wb_run -c "$cfg" verify --show 5 --format $fmt --jobs 3
+    rc3=$WB_RC out3=$(no_seconds_$fmt <<<"$WB_OUT")
+    wb_contains "$fmt: --jobs 3 diffs three tables at once in one snapshot" "$WB_ERR" \
+        "verify: 7 tables, 3 at a time, in one source snapshot"
+    wb_eq "$fmt: --jobs 1 exits 1" 1 "$rc1"
+    wb_eq "$fmt: --jobs 3 exits as --jobs 1" "$rc1" "$rc3"
+    wb_eq "$fmt: --jobs 3 prints what --jobs 1 prints" "$out1" "$out3"
+    wb_check "$fmt: the report has every table" test "$(grep -c public <<<"$out3")" -ge 7
+done
+wb_eq "json --jobs 3: tables in config order" \
+    "public.offices public.profiles public.doctors public.patients public.orders public.order_tags public.audit_log" \
+    "$(jq -r '[.tables[].table] | join(" ")' <<<"$out3")"
+wb_run -c "$cfg" verify --jobs 3 --tables offices,public.doctors
+wb_eq "--jobs 3 of two unchanged tables exits 0" 0 "$WB_RC"
+wb_contains "--jobs 3 of two tables uses two lanes" "$WB_ERR" "2 tables, 2 at a time"
+wb_contains "--jobs 3 of two tables covers both" "$WB_OUT" "identical (2 tables)"
+
 wb_run -c "$cfg" verify --tables offices,public.doctors
 wb_eq "verify --tables of unchanged tables exits 0" 0 "$WB_RC"
 wb_contains "verify --tables covers two tables" "$WB_OUT" "identical (2 tables)"
@@ -66,6 +92,12 @@ wb_contains "verify --tables covers two tables" "$WB_OUT" "identical (2 tables)"
 # ---- usage and runtime errors
 wb_run -c "$cfg" verify --format xml
 wb_eq "bad --format exits 2" 2 "$WB_RC"
+wb_run -c "$cfg" verify --jobs 0
+wb_eq "--jobs 0 exits 2" 2 "$WB_RC"
+wb_contains "--jobs 0 is named" "$WB_ERR" 'walbridge verify: --jobs: "0" is not'
+wb_run -c "$cfg" verify --jobs x
+wb_eq "--jobs x exits 2" 2 "$WB_RC"
+wb_contains "--jobs x is named" "$WB_ERR" 'walbridge verify: --jobs: "x" is not'
 wb_run -c "$cfg" verify --tables public.nope
 wb_eq "unknown --tables entry exits 2" 2 "$WB_RC"
 wb_contains "unknown table is named" "$WB_ERR" "public.nope"
@@ -94,4 +126,6 @@ wb_contains "orphaned rows explained" "$WB_ERR" "reference a parent row that doe
 wb_pg_stop target
 wb_run -c "$cfg" verify
 wb_eq "verify with the target down exits 3" 3 "$WB_RC"
+wb_run -c "$cfg" verify --jobs 3
+wb_eq "verify --jobs 3 with the target down exits 3" 3 "$WB_RC"
 wb_finish
