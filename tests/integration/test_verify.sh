@@ -123,6 +123,24 @@ wb_eq "orphaned composite-key rows: verify exits 1" 1 "$WB_RC"
 wb_eq "orphaned rows counted as extra" "$ntags" "$(jq '.tables[0].extra' <<<"$WB_OUT")"
 wb_contains "orphaned rows explained" "$WB_ERR" "reference a parent row that does not exist"
 
+# ---- one lane's table fails (a lock held past lock_timeout): runtime error, no report
+wb_psql target -c "ALTER DATABASE postgres SET lock_timeout = '300ms'"
+wb_psql target -c "BEGIN; LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60)" \
+    >/dev/null 2>&1 &
+locker=$!
+for _ in $(seq 50); do
+    [[ $(wb_psql target -c "SELECT count(*) FROM pg_locks WHERE relation = 'audit_log'::regclass AND mode = 'AccessExclusiveLock' AND granted") == 1 ]] && break
+    sleep 0.1
+done
+wb_run -c "$cfg" verify --jobs 3
+wb_eq "a table that cannot be read: verify --jobs 3 exits 3" 3 "$WB_RC"
+wb_eq "a table that cannot be read: no report" "" "$WB_OUT"
+wb_contains "the failing table is named" "$WB_ERR" "audit_log"
+wb_contains "the failure is the lock timeout" "$WB_ERR" "55P03"
+wb_psql target -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$locker" || true
+wb_psql target -c "ALTER DATABASE postgres RESET lock_timeout"
+
 wb_pg_stop target
 wb_run -c "$cfg" verify
 wb_eq "verify with the target down exits 3" 3 "$WB_RC"
