@@ -178,37 +178,16 @@ static bool rd_string(w2j_reader *r, char **out, size_t *outlen)
         if (r->end - s < 2)
             return false;
         size_t n = 2;
-        switch (s[1]) {
-        case '"':
-        case '\\':
-        case '/':
+        unsigned cp;
+        int ctl = wb_escape_letter_value(s[1], false);
+        if (ctl >= 0)
+            *d++ = (char)ctl;
+        else if (s[1] == '"' || s[1] == '\\' || s[1] == '/')
             *d++ = s[1];
-            break;
-        case 'b':
-            *d++ = '\b';
-            break;
-        case 'f':
-            *d++ = '\f';
-            break;
-        case 'n':
-            *d++ = '\n';
-            break;
-        case 'r':
-            *d++ = '\r';
-            break;
-        case 't':
-            *d++ = '\t';
-            break;
-        case 'u': {
-            unsigned cp;
-            if (!rd_unicode(r, s, &cp, &n))
-                return false;
+        else if (s[1] == 'u' && rd_unicode(r, s, &cp, &n))
             d += rd_utf8(d, cp);
-            break;
-        }
-        default:
+        else
             return false;
-        }
         s += n;
         r->p = s;
     }

@@ -68,25 +68,12 @@ static long copytext_unescape(char *p, const char *end)
         if (++r == end)
             return -1;
         char c = *r++;
+        int ctl = wb_escape_letter_value(c, true);
+        if (ctl >= 0) {
+            *w++ = (char)ctl;
+            continue;
+        }
         switch (c) {
-        case 'b':
-            *w++ = '\b';
-            break;
-        case 'f':
-            *w++ = '\f';
-            break;
-        case 'n':
-            *w++ = '\n';
-            break;
-        case 'r':
-            *w++ = '\r';
-            break;
-        case 't':
-            *w++ = '\t';
-            break;
-        case 'v':
-            *w++ = '\v';
-            break;
         case '0':
         case '1':
         case '2':

@@ -171,6 +171,26 @@ bool strbuf_append_file(strbuf *sb, FILE *f)
     return ferror(f) == 0;
 }
 
+int wb_escape_letter_value(char c, bool with_v)
+{
+    switch (c) {
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'v':
+        return with_v ? '\v' : -1;
+    default:
+        return -1;
+    }
+}
+
 int wb_hex_digit_value(char c)
 {
     if (c >= '0' && c <= '9')

@@ -40,6 +40,11 @@ bool strbuf_append_file(strbuf *sb, FILE *f);
 
 /* The value of one hexadecimal digit (0-9, a-f, A-F), or -1 for any other char. */
 int wb_hex_digit_value(char c);
+/*
+ * The control character a C-style one-letter escape names (b f n r t, and v
+ * when with_v: JSON has no \v, COPY text has), or -1 for any other letter.
+ */
+int wb_escape_letter_value(char c, bool with_v);
 
 /* xmalloc family: abort with a message on out-of-memory. */
 void *wb_xmalloc(size_t n);
