@@ -33,6 +33,7 @@ typedef struct lane_queue {
 
 typedef struct lane {
     lane_queue *q;
+    size_t number;  /* 1..N, for messages */
     PGconn *source; /* lane 0: the session's (borrowed); others owned */
     PGconn *target;
     pthread_t thread;
@@ -71,6 +72,7 @@ static void *lane_main(void *arg)
     lane_queue *q = l->q;
     size_t i;
     while (queue_take(q, &i)) {
+        log_debug("verify: lane %zu diffs %s", l->number, q->s->cfg.tables[i].source);
         if (!tablediff_run(&q->s->layouts[i], (int)i, l->source, l->target, NULL, 0, q->o,
                            &q->results[i]))
             queue_fail(q);
@@ -273,8 +275,10 @@ bool verify_lanes_run(bf_session *s, int jobs, const tablediff_options *o,
     if (nlanes > q.n)
         nlanes = q.n > 0 ? q.n : 1;
     lane *lanes = wb_xcalloc(nlanes, sizeof *lanes);
-    for (size_t k = 0; k < nlanes; k++)
+    for (size_t k = 0; k < nlanes; k++) {
         lanes[k].q = &q;
+        lanes[k].number = k + 1;
+    }
     lanes[0].source = s->source;
     lanes[0].target = s->target_read;
 
