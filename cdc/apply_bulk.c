@@ -15,6 +15,17 @@
  * applies it, the stream keeps decoding and the next run's COPY lines wait in
  * a bounded buffer (PENDING_MAX), sent as soon as the upsert's result is in.
  * So decoding on the source and applying on the target proceed together.
+ *
+ * Direct runs: an insert run into a table with no reference column (nothing to
+ * resolve in SQL) and no moved keys is COPYed straight into the target table
+ * behind SAVEPOINT wb_bulk: COPY's batched heap inserts cost the server about a
+ * third less than staging plus INSERT ... SELECT.  The run's staging lines are
+ * kept meanwhile (at most DIRECT_RUN_MAX bytes: the run is cut there); on a
+ * unique violation (a key the target already holds) the savepoint is rolled
+ * back and the kept lines take the staging path and its counting upsert, so
+ * conflicts are counted and recorded exactly as before.  If the server refuses
+ * COPY into the table (row-level security, say), that table uses staging for
+ * the rest of the session.
  */
 #include "cdc/apply_bulk.h"
 
@@ -32,6 +43,7 @@
 
 #define KEYSET_SLOTS (2 * APPLY_BULK_RUN_ROWS) /* power of two, half full at most */
 #define PENDING_MAX (4 * 1024 * 1024)          /* COPY bytes held while an upsert runs */
+#define DIRECT_RUN_MAX (8 * 1024 * 1024)       /* staging lines kept by a direct run */
 
 struct apply_bulk {
     int count_table;         /* table of the consecutive inserts counted so far, -1 none */
@@ -42,6 +54,10 @@ struct apply_bulk {
     bool guarded;            /* the run's upsert checks for a UUIDv5 taken by a moved row */
     bool updates;            /* the run holds full-row updates (not inserts) */
     bool optimistic;         /* the applying run was sent as a plain INSERT (see send_apply) */
+    bool direct;             /* the run being gathered is COPYed into the table itself */
+    bool no_direct;          /* a direct run met an existing key: staging until the inserts end */
+    bool *direct_refused;    /* per table: the server refused COPY into it (this session) */
+    strbuf kept;             /* a direct run's staging lines, for the fallback */
     long rows;               /* rows of the run being gathered (copied or pending) */
     wb_lsn first_lsn;        /* LSN of its first row (messages) */
     bool copying;            /* a COPY into the staging table is open */
@@ -121,6 +137,26 @@ void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out
         strbuf_append(out, "wb_id uuid, ");
     strbuf_append(out, "wb_lsn pg_lsn, wb_key text) ON COMMIT DELETE ROWS; TRUNCATE ");
     append_stage_name(t, out);
+}
+
+void apply_bulk_sql_direct(const table_plan *t, strbuf *out)
+{
+    strbuf_append(out, "SAVEPOINT wb_bulk; COPY ");
+    pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
+    strbuf_append(out, " (");
+    bool any = false;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (!apply_sql_column_travels(t, i))
+            continue;
+        strbuf_append(out, any ? ", " : "");
+        pgconn_append_ident(out, target_name(t, i));
+        any = true;
+    }
+    if (t->cfg->kind == TABLE_UUID_MAPPED) {
+        strbuf_append(out, any ? ", " : "");
+        pgconn_append_ident(out, t->cfg->target_key);
+    }
+    strbuf_append(out, ") FROM STDIN");
 }
 
 void apply_bulk_sql_copy(const table_plan *t, strbuf *out)
@@ -317,6 +353,7 @@ apply_bulk *apply_bulk_new(void)
     b->count_table = -1;
     b->table = -1;
     strbuf_init(&b->pending);
+    strbuf_init(&b->kept);
     strbuf_init(&b->line);
     strbuf_init(&b->sql);
     return b;
@@ -327,7 +364,9 @@ void apply_bulk_free(apply_bulk *b)
     if (b == NULL)
         return;
     free(b->keys);
+    free(b->direct_refused);
     strbuf_free(&b->pending);
+    strbuf_free(&b->kept);
     strbuf_free(&b->line);
     strbuf_free(&b->sql);
     free(b);
@@ -402,6 +441,16 @@ static double ms_since(const struct timespec *since)
            (double)(now.tv_nsec - since->tv_nsec) / 1e6;
 }
 
+/* Empties a direct run's kept lines (releasing a buffer grown past its bound). */
+static void forget_kept(apply_bulk *b)
+{
+    strbuf_reset(&b->kept);
+    if (b->kept.cap > DIRECT_RUN_MAX * 2) {
+        strbuf_free(&b->kept);
+        strbuf_init(&b->kept);
+    }
+}
+
 /* Forgets the run; drains whatever the server still sends for it. */
 static void drop_run(applier *a)
 {
@@ -413,13 +462,14 @@ static void drop_run(applier *a)
         while ((res = PQgetResult(a->conn)) != NULL)
             PQclear(res);
     }
-    b->copying = b->applying = b->in_run = false;
+    b->copying = b->applying = b->in_run = b->direct = b->no_direct = false;
     b->rows = b->applying_rows = 0;
     strbuf_reset(&b->pending);
     if (b->pending.cap > PENDING_MAX * 2) {
         strbuf_free(&b->pending);
         strbuf_init(&b->pending);
     }
+    forget_kept(b);
     b->count_table = -1;
     b->count = 0;
 }
@@ -515,7 +565,7 @@ static bool send_apply(applier *a, bool *retryable)
     strbuf_reset(&b->sql);
     /* Inserts are usually new rows: a plain INSERT (half the server's work of the upsert
      * with its conflict bookkeeping) in a savepoint, redone as the upsert on a conflict. */
-    b->optimistic = !b->updates && !b->guarded;
+    b->optimistic = !b->updates && !b->guarded && !b->no_direct;
     int sent;
     if (b->optimistic) {
         apply_bulk_sql_plain(a->cfg, t, &b->sql);
@@ -620,6 +670,141 @@ static bool poll_apply(applier *a, bool wait, bool *retryable)
     return b->rows == 0 || start_copy(a, retryable);
 }
 
+/* ---- direct runs (see the top of this file) ---- */
+
+/* The run being started can be COPYed into the table itself. */
+static bool direct_ok(const applier *a)
+{
+    const apply_bulk *b = a->bulk;
+    const table_plan *t = &a->cat->tables[b->table];
+    if (b->updates || b->guarded || b->no_direct ||
+        (b->direct_refused != NULL && b->direct_refused[b->table]))
+        return false;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (apply_sql_column_travels(t, i) && is_reference(a->cfg, t, i))
+            return false;
+    }
+    return true;
+}
+
+/* Rolls back to (and releases) SAVEPOINT wb_bulk after a refused or failed direct COPY. */
+static bool direct_rollback(applier *a, bool *retryable)
+{
+    PGresult *res = PQexec(a->conn, "ROLLBACK TO SAVEPOINT wb_bulk; RELEASE SAVEPOINT wb_bulk");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fail_run(a, res, "bulk insert: savepoint", a->bulk->first_lsn, retryable);
+    PQclear(res);
+    return ok;
+}
+
+/*
+ * Opens the COPY into the table.  When the server refuses it for this table
+ * (not a connection problem), the table takes the staging path from now on
+ * and the staging COPY is opened instead.
+ */
+static bool start_direct(applier *a, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    strbuf_reset(&b->sql);
+    apply_bulk_sql_direct(&a->cat->tables[b->table], &b->sql);
+    PGresult *res = PQexec(a->conn, b->sql.data);
+    if (PQresultStatus(res) == PGRES_COPY_IN) {
+        PQclear(res);
+        b->copying = true;
+        return true;
+    }
+    if (PQstatus(a->conn) != CONNECTION_OK || pgconn_classify(a->conn, res) == PGERR_RETRY) {
+        fail_run(a, res, "bulk insert: COPY into the table", b->first_lsn, retryable);
+        PQclear(res);
+        return false;
+    }
+    log_info("apply: %s does not take COPY from walbridge (%s): its insert runs use the staging "
+             "table from now on",
+             apply_table_name(a, b->table), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    PQclear(res);
+    if (!direct_rollback(a, retryable))
+        return false;
+    if (b->direct_refused == NULL)
+        b->direct_refused = wb_xcalloc(a->cfg->ntables + 1, sizeof *b->direct_refused);
+    b->direct_refused[b->table] = true;
+    b->direct = false;
+    return start_copy(a, retryable);
+}
+
+/* Sends the current line without its last two fields (LSN, key) and keeps it whole. */
+static bool send_direct_line(applier *a, wb_lsn lsn, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    size_t n = b->line.len - 1; /* the newline; COPY text escapes tabs inside values */
+    for (int tabs = 0; n > 0 && tabs < 2;) {
+        if (b->line.data[--n] == '\t')
+            tabs++;
+    }
+    if (PQputCopyData(a->conn, b->line.data, (int)n) != 1 || PQputCopyData(a->conn, "\n", 1) != 1)
+        return fail_run(a, NULL, "bulk insert: sending COPY data", lsn, retryable);
+    strbuf_append_len(&b->kept, b->line.data, b->line.len);
+    return true;
+}
+
+/*
+ * Ends a direct run: the COPY is done and the savepoint released; or, when a
+ * row's key is already in the target, the savepoint is rolled back and the
+ * kept lines go the staging way, to the counting upsert (applied async).
+ */
+static bool finish_direct(applier *a, bool *retryable)
+{
+    apply_bulk *b = a->bulk;
+    if (PQputCopyEnd(a->conn, NULL) != 1)
+        return fail_run(a, NULL, "bulk insert: ending COPY", b->first_lsn, retryable);
+    b->copying = false;
+    PGresult *failed = NULL, *res;
+    while ((res = PQgetResult(a->conn)) != NULL) {
+        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+            failed = res;
+        else
+            PQclear(res);
+    }
+    if (failed != NULL) {
+        const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+        bool existing = state != NULL && strcmp(state, "23505") == 0;
+        if (!existing)
+            fail_run(a, failed, "bulk insert: COPY into the table", b->first_lsn, retryable);
+        PQclear(failed);
+        if (!existing || !direct_rollback(a, retryable))
+            return false;
+        log_info("apply: a row of the COPY run into %s is already in the target: the run goes "
+                 "through the staging table and its upsert",
+                 apply_table_name(a, b->table));
+        b->no_direct = true; /* the inserts meet existing rows: no more direct runs for now */
+        b->direct = false;
+        strbuf swap = b->pending; /* empty: direct runs hold nothing there */
+        b->pending = b->kept;
+        b->kept = swap;
+        return start_copy(a, retryable) && send_apply(a, retryable);
+    }
+    res = PQexec(a->conn, "RELEASE SAVEPOINT wb_bulk");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fail_run(a, res, "bulk insert: savepoint", b->first_lsn, retryable);
+    PQclear(res);
+    if (!ok)
+        return false;
+    if (b->rows > 0) {
+        char lt[LSN_TEXT_MAX];
+        a->stats.rows_inserted += (uint64_t)b->rows;
+        log_info("apply: bulk insert of %ld rows into %s by COPY into the table in %.0f ms (run "
+                 "from LSN %s)",
+                 b->rows, apply_table_name(a, b->table), ms_since(&b->started),
+                 apply_lsn_text(b->first_lsn, lt));
+    }
+    b->rows = 0;
+    keyset_clear(b);
+    forget_kept(b);
+    clock_gettime(CLOCK_MONOTONIC, &b->started);
+    return true;
+}
+
 static bool start_run(applier *a, int table, bool guarded, bool updates, wb_lsn lsn,
                       bool *retryable)
 {
@@ -634,13 +819,16 @@ static bool start_run(applier *a, int table, bool guarded, bool updates, wb_lsn 
     b->rows = 0;
     keyset_clear(b);
     clock_gettime(CLOCK_MONOTONIC, &b->started);
-    return start_copy(a, retryable);
+    b->direct = direct_ok(a);
+    return b->direct ? start_direct(a, retryable) : start_copy(a, retryable);
 }
 
 /* Ends the run being gathered: its upsert goes out once the previous one is done. */
 static bool cut_run(applier *a, bool *retryable)
 {
     apply_bulk *b = a->bulk;
+    if (b->direct)
+        return !b->copying || finish_direct(a, retryable);
     if (!poll_apply(a, true, retryable))
         return false;
     return b->rows == 0 || send_apply(a, retryable);
@@ -653,12 +841,17 @@ static bool stage_row(applier *a, const table_plan *t, const char *key, wb_lsn l
     char lt[LSN_TEXT_MAX];
     if (b->rows == 0)
         b->first_lsn = lsn;
-    if (!b->copying && !b->applying && !start_copy(a, retryable))
+    if (b->direct && !b->copying && !start_direct(a, retryable))
+        return false;
+    if (!b->direct && !b->copying && !b->applying && !start_copy(a, retryable))
         return false;
     strbuf_reset(&b->line);
     apply_bulk_copy_line(a->cfg, t, a->new_vals, key, apply_lsn_text(lsn, lt), &b->line);
     b->rows++;
-    if (b->copying) {
+    if (b->direct) {
+        if (!send_direct_line(a, lsn, retryable))
+            return false;
+    } else if (b->copying) {
         if (PQputCopyData(a->conn, b->line.data, (int)b->line.len) != 1)
             return fail_run(a, NULL, "bulk insert: sending COPY data", lsn, retryable);
     } else {
@@ -702,7 +895,8 @@ bool apply_bulk_offer(applier *a, int table, const w2j_change *c, bool guarded, 
     strbuf_init(&key);
     row_key_text(a, t, &key);
     bool ok = true;
-    if (!keyset_add(b, key.data) || b->rows >= APPLY_BULK_RUN_ROWS) {
+    if (!keyset_add(b, key.data) || b->rows >= APPLY_BULK_RUN_ROWS ||
+        (b->direct && b->kept.len >= DIRECT_RUN_MAX)) {
         /* A repeated key cannot be upserted twice in one statement: cut the run there. */
         ok = cut_run(a, retryable);
         if (ok)
@@ -724,6 +918,7 @@ bool apply_bulk_finish(applier *a, bool *retryable)
     if (!cut_run(a, retryable) || !poll_apply(a, true, retryable))
         return false;
     b->in_run = false;
+    b->no_direct = false;
     if (PQenterPipelineMode(a->conn) != 1)
         return fail_run(a, NULL, "entering pipeline mode", b->first_lsn, retryable);
     a->in_pipeline = true;

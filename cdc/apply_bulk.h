@@ -26,6 +26,11 @@
  * run (ON CONFLICT cannot touch a row twice), or every APPLY_BULK_RUN_ROWS rows.  COPY data goes to
  * the server as it comes: the client holds only the current line and a set of key hashes.
  *
+ * Direct runs (apply_bulk.c): an insert run into a table with no reference
+ * column and no recorded key change is COPYed into the table itself behind a
+ * savepoint, falling back to the staging table and the upsert above when a key
+ * is already there, or for good when the server refuses COPY into the table.
+ *
  * libpq cannot COPY in pipeline mode: a run leaves pipeline mode (reading
  * every outstanding result) and re-enters it after the run, inside the same
  * target transaction, so savepoints and salvage keep working.
@@ -51,6 +56,11 @@ typedef struct apply_bulk apply_bulk; /* opaque: the state of the current run */
 bool apply_bulk_table_ok(const wb_config *cfg, const table_plan *t);
 /* "SET jit = off; CREATE TEMP TABLE IF NOT EXISTS pg_temp.wb_bulk_<i> (...); TRUNCATE ..." */
 void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out);
+/*
+ * "SAVEPOINT wb_bulk; COPY T (travelling columns by target name[, target key]) FROM STDIN":
+ * a direct run (apply_bulk.c), fed the staging lines without their last two fields.
+ */
+void apply_bulk_sql_direct(const table_plan *t, strbuf *out);
 /* "COPY pg_temp.wb_bulk_<i> (...) FROM STDIN" */
 void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
 /*

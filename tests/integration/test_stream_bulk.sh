@@ -127,6 +127,54 @@ wb_run -c "$cfg" stream --until-caught-up
 wb_eq "the mixed transaction streamed (exit 0)" 0 "$WB_RC"
 stream_compare_clinic "after the mixed transaction"
 
+# Direct runs: inserts into a table without references go by COPY into the table itself.
+# A row the target already holds (7777) makes the run fall back to staging and the
+# counting upsert; the next transaction (no existing key) is COPYed directly.
+wb_psql target -c "INSERT INTO offices (id, legacy_id, name) VALUES ('33333333-3333-4333-8333-333333333333', 7777, 'stale')"
+wb_psql source -c "INSERT INTO offices (id, name, city) SELECT g, 'direct ' || g, E'a\tb' FROM generate_series(6001, 8000) g"
+wb_psql source -c "INSERT INTO offices (id, name, opened_on) SELECT g, 'direct ' || g, date '2001-02-03' FROM generate_series(8001, 10000) g"
+: >"$WB_TMP/walbridge.log"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "direct runs: streamed (exit 0)" 0 "$WB_RC"
+log=$(cat "$WB_TMP/walbridge.log")
+wb_contains "direct runs: a run met an existing key and took the staging way" "$log" \
+    "a row of the COPY run into public.offices is already in the target"
+wb_check "direct runs: the next transaction was COPYed into the table" \
+    grep -q "bulk insert of .* rows into public.offices by COPY into the table" "$WB_TMP/walbridge.log"
+wb_eq "direct runs: the existing row keeps its UUID and takes the source's values" \
+    "33333333-3333-4333-8333-333333333333|direct 7777" \
+    "$(wb_psql target -c "SELECT id || '|' || name FROM offices WHERE legacy_id = 7777")"
+wb_eq "direct runs: the conflict is recorded once" "insert_existing|7777" \
+    "$(wb_psql target -c "SELECT string_agg(kind || '|' || key, ',') FROM walbridge.conflicts WHERE key = '7777'")"
+wb_eq "direct runs: the other 3999 rows have their UUIDv5 and their values" "3999|3999" \
+    "$(wb_psql target -c "SELECT count(*) FILTER (WHERE id = uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.offices:' || legacy_id))
+                          || '|' || count(*) FILTER (WHERE name = 'direct ' || legacy_id AND (city = E'a\tb' OR opened_on = date '2001-02-03'))
+                          FROM offices WHERE legacy_id BETWEEN 6001 AND 10000 AND legacy_id <> 7777")"
+stream_compare_clinic "after the direct runs"
+
+# A target role that is subject to row-level security cannot COPY into such a table
+# (PostgreSQL refuses COPY FROM under RLS): the table takes the staging way instead.
+wb_psql target -c "CREATE ROLE wb_rls LOGIN NOSUPERUSER NOBYPASSRLS;
+    GRANT USAGE, CREATE ON SCHEMA public, walbridge TO wb_rls;
+    GRANT ALL ON ALL TABLES IN SCHEMA public, walbridge TO wb_rls;
+    GRANT TEMPORARY ON DATABASE postgres TO wb_rls;
+    ALTER TABLE offices ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY wb_all ON offices USING (true) WITH CHECK (true);"
+rls_cfg=$WB_TMP/walbridge-rls.json
+sed "s/\(\"target\": { \"dsn\": \"[^\"]*\)user=postgres/\1user=wb_rls/" "$cfg" >"$rls_cfg"
+wb_check "the RLS config connects to the target as wb_rls" grep -q "user=wb_rls" "$rls_cfg"
+wb_psql source -c "INSERT INTO offices (id, name) SELECT g, 'rls ' || g FROM generate_series(20001, 21000) g"
+: >"$WB_TMP/walbridge.log"
+wb_run -c "$rls_cfg" stream --until-caught-up
+wb_eq "RLS: streamed as a role under row-level security (exit 0)" 0 "$WB_RC"
+wb_contains "RLS: the refusal is logged, the table uses staging" "$(cat "$WB_TMP/walbridge.log")" \
+    "public.offices does not take COPY from walbridge"
+wb_eq "RLS: every row arrived with its UUIDv5" "1000" \
+    "$(wb_psql target -c "SELECT count(*) FROM offices WHERE legacy_id BETWEEN 20001 AND 21000
+                          AND id = uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.offices:' || legacy_id)")"
+wb_psql target -c "ALTER TABLE offices DISABLE ROW LEVEL SECURITY"
+stream_compare_clinic "after the RLS runs"
+
 # A run the target refuses: the stream stops naming the table (exit 3), the transaction
 # before it is kept, nothing of the failing one is; once fixed, it applies.
 wb_psql target -c "ALTER TABLE patients ADD CONSTRAINT no_poison CHECK (email IS DISTINCT FROM 'poison')"

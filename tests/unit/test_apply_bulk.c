@@ -130,6 +130,17 @@ Test(apply_bulk, staging_table_in_source_form)
     strbuf_free(&sql);
 }
 
+Test(apply_bulk, direct_run_copies_into_the_table_behind_a_savepoint)
+{
+    /* The columns in the staging line's order, then the target key (the line's wb_id). */
+    strbuf sql;
+    strbuf_init(&sql);
+    apply_bulk_sql_direct(&offices, &sql);
+    cr_expect_str_eq(sql.data, "SAVEPOINT wb_bulk; COPY \"public\".\"offices\" (\"legacy_id\", "
+                               "\"name\", \"id\") FROM STDIN");
+    strbuf_free(&sql);
+}
+
 static w2j_value val(const char *text)
 {
     return (w2j_value){.name = "x", .text = (char *)text, .len = text != NULL ? strlen(text) : 0};
