@@ -139,12 +139,16 @@ void apply_bulk_sql_stage(const wb_config *cfg, const table_plan *t, strbuf *out
     append_stage_name(t, out);
 }
 
-void apply_bulk_sql_direct(const table_plan *t, strbuf *out)
+/* "T (columns)": the travelling columns by target name, the target key first or last. */
+static void append_table_columns(const table_plan *t, bool key_last, strbuf *out)
 {
-    strbuf_append(out, "SAVEPOINT wb_bulk; COPY ");
+    bool mapped = t->cfg->kind == TABLE_UUID_MAPPED, any = false;
     pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
     strbuf_append(out, " (");
-    bool any = false;
+    if (mapped && !key_last) {
+        pgconn_append_ident(out, t->cfg->target_key);
+        any = true;
+    }
     for (size_t i = 0; i < t->ncolumns; i++) {
         if (!apply_sql_column_travels(t, i))
             continue;
@@ -152,11 +156,18 @@ void apply_bulk_sql_direct(const table_plan *t, strbuf *out)
         pgconn_append_ident(out, target_name(t, i));
         any = true;
     }
-    if (t->cfg->kind == TABLE_UUID_MAPPED) {
+    if (mapped && key_last) {
         strbuf_append(out, any ? ", " : "");
         pgconn_append_ident(out, t->cfg->target_key);
     }
-    strbuf_append(out, ") FROM STDIN");
+    strbuf_append_char(out, ')');
+}
+
+void apply_bulk_sql_direct(const table_plan *t, strbuf *out)
+{
+    strbuf_append(out, "SAVEPOINT wb_bulk; COPY ");
+    append_table_columns(t, true, out);
+    strbuf_append(out, " FROM STDIN");
 }
 
 void apply_bulk_sql_copy(const table_plan *t, strbuf *out)
@@ -184,21 +195,8 @@ static void append_insert(const wb_config *cfg, const table_plan *t, bool guarde
 {
     bool mapped = t->cfg->kind == TABLE_UUID_MAPPED;
     strbuf_append(out, "INSERT INTO ");
-    pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
-    strbuf_append(out, " (");
-    if (mapped) {
-        pgconn_append_ident(out, t->cfg->target_key);
-        strbuf_append(out, ", ");
-    }
-    bool any = false;
-    for (size_t i = 0; i < t->ncolumns; i++) {
-        if (!apply_sql_column_travels(t, i))
-            continue;
-        strbuf_append(out, any ? ", " : "");
-        pgconn_append_ident(out, target_name(t, i));
-        any = true;
-    }
-    strbuf_append(out, ") SELECT ");
+    append_table_columns(t, false, out);
+    strbuf_append(out, " SELECT ");
     if (mapped && !guarded) {
         strbuf_append(out, "s.wb_id, ");
     } else if (mapped) {
@@ -206,7 +204,7 @@ static void append_insert(const wb_config *cfg, const table_plan *t, bool guarde
         apply_sql_new_row_uuid(t->cfg, "s.wb_id", out);
         strbuf_append(out, ", ");
     }
-    any = false;
+    bool any = false;
     for (size_t i = 0; i < t->ncolumns; i++) {
         if (!apply_sql_column_travels(t, i))
             continue;
