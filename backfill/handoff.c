@@ -122,18 +122,6 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
     }
 }
 
-static bool snapshot_name_ok(const char *name)
-{
-    if (name[0] == '\0' || strlen(name) >= 64)
-        return false;
-    for (const char *p = name; *p != '\0'; p++) {
-        bool hex = (*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F') || (*p >= 'a' && *p <= 'f');
-        if (!hex && *p != '-')
-            return false;
-    }
-    return true;
-}
-
 static bool create_slot(const wb_config *cfg, PGconn *source, handoff *h)
 {
     char err[512];
@@ -170,7 +158,7 @@ static bool create_slot(const wb_config *cfg, PGconn *source, handoff *h)
         log_error("creating slot \"%s\" failed: %s (SQLSTATE %s)", cfg->slot,
                   PQresultErrorMessage(res), state != NULL ? state : "none");
     } else if (!lsn_parse(PQgetvalue(res, 0, 1), &h->consistent_lsn) ||
-               !snapshot_name_ok(PQgetvalue(res, 0, 2))) {
+               !pgconn_snapshot_name_ok(PQgetvalue(res, 0, 2))) {
         log_error("creating slot \"%s\": unexpected answer (consistent point \"%s\", snapshot "
                   "\"%s\")",
                   cfg->slot, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
@@ -240,7 +228,7 @@ bool handoff_share_snapshot(const handoff *h, PGconn *source, PGconn *other)
         return import_snapshot(other, h->snapshot);
     PGresult *res = PQexec(source, "SELECT pg_export_snapshot()");
     bool exported = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-                    snapshot_name_ok(PQgetvalue(res, 0, 0));
+                    pgconn_snapshot_name_ok(PQgetvalue(res, 0, 0));
     if (!exported) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         log_info("source: cannot export the snapshot (%s); rows are read on one connection",

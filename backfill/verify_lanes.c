@@ -142,18 +142,6 @@ static bool order_largest_first(bf_session *s, lane_queue *q)
     return ok;
 }
 
-static bool snapshot_name_ok(const char *name)
-{
-    if (name[0] == '\0' || strlen(name) >= 64)
-        return false;
-    for (const char *p = name; *p != '\0'; p++) {
-        bool hex = (*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F') || (*p >= 'a' && *p <= 'f');
-        if (!hex && *p != '-')
-            return false;
-    }
-    return true;
-}
-
 /*
  * Exports the snapshot of s->source's open transaction into *name (caller
  * frees).  When the source refuses (a standby of an old release, ...), logs
@@ -164,7 +152,7 @@ static bool export_snapshot(PGconn *source, char **name)
     *name = NULL;
     PGresult *res = PQexec(source, "SELECT pg_export_snapshot()");
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-        snapshot_name_ok(PQgetvalue(res, 0, 0))) {
+        pgconn_snapshot_name_ok(PQgetvalue(res, 0, 0))) {
         *name = wb_xstrdup(PQgetvalue(res, 0, 0));
         PQclear(res);
         return true;

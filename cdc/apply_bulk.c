@@ -44,6 +44,7 @@
 #define KEYSET_SLOTS (2 * APPLY_BULK_RUN_ROWS) /* power of two, half full at most */
 #define PENDING_MAX (4 * 1024 * 1024)          /* COPY bytes held while an upsert runs */
 #define DIRECT_RUN_MAX (8 * 1024 * 1024)       /* staging lines kept by a direct run */
+#define SAVEPOINT_UNDO "ROLLBACK TO SAVEPOINT wb_bulk; RELEASE SAVEPOINT wb_bulk"
 
 struct apply_bulk {
     int count_table;         /* table of the consecutive inserts counted so far, -1 none */
@@ -487,6 +488,17 @@ static bool fail_run(applier *a, const PGresult *res, const char *what, wb_lsn l
     return false;
 }
 
+/* Runs one savepoint statement of a run (outside pipeline mode); false after fail_run. */
+static bool savepoint_step(applier *a, const char *sql, wb_lsn lsn, bool *retryable)
+{
+    PGresult *res = PQexec(a->conn, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fail_run(a, res, "bulk insert: savepoint", lsn, retryable);
+    PQclear(res);
+    return ok;
+}
+
 /* Opens the COPY into the (emptied) staging table and sends the pending lines. */
 static bool start_copy(applier *a, bool *retryable)
 {
@@ -609,12 +621,7 @@ static PGresult *read_plain(applier *a, bool *retryable)
         return NULL;
     }
     PQclear(failed);
-    res = PQexec(a->conn, "ROLLBACK TO SAVEPOINT wb_bulk; RELEASE SAVEPOINT wb_bulk");
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        fail_run(a, res, "bulk insert: savepoint", b->applying_lsn, retryable);
-    PQclear(res);
-    if (!ok)
+    if (!savepoint_step(a, SAVEPOINT_UNDO, b->applying_lsn, retryable))
         return NULL;
     const table_plan *t = &a->cat->tables[b->table];
     strbuf_reset(&b->sql);
@@ -685,17 +692,6 @@ static bool direct_ok(const applier *a)
     return true;
 }
 
-/* Rolls back to (and releases) SAVEPOINT wb_bulk after a refused or failed direct COPY. */
-static bool direct_rollback(applier *a, bool *retryable)
-{
-    PGresult *res = PQexec(a->conn, "ROLLBACK TO SAVEPOINT wb_bulk; RELEASE SAVEPOINT wb_bulk");
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        fail_run(a, res, "bulk insert: savepoint", a->bulk->first_lsn, retryable);
-    PQclear(res);
-    return ok;
-}
-
 /*
  * Opens the COPY into the table.  When the server refuses it for this table
  * (not a connection problem), the table takes the staging path from now on
@@ -721,7 +717,7 @@ static bool start_direct(applier *a, bool *retryable)
              "table from now on",
              apply_table_name(a, b->table), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
     PQclear(res);
-    if (!direct_rollback(a, retryable))
+    if (!savepoint_step(a, SAVEPOINT_UNDO, b->first_lsn, retryable))
         return false;
     if (b->direct_refused == NULL)
         b->direct_refused = wb_xcalloc(a->cfg->ntables + 1, sizeof *b->direct_refused);
@@ -769,7 +765,7 @@ static bool finish_direct(applier *a, bool *retryable)
         if (!existing)
             fail_run(a, failed, "bulk insert: COPY into the table", b->first_lsn, retryable);
         PQclear(failed);
-        if (!existing || !direct_rollback(a, retryable))
+        if (!existing || !savepoint_step(a, SAVEPOINT_UNDO, b->first_lsn, retryable))
             return false;
         log_info("apply: a row of the COPY run into %s is already in the target: the run goes "
                  "through the staging table and its upsert",
@@ -781,12 +777,7 @@ static bool finish_direct(applier *a, bool *retryable)
         b->kept = swap;
         return start_copy(a, retryable) && send_apply(a, retryable);
     }
-    res = PQexec(a->conn, "RELEASE SAVEPOINT wb_bulk");
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        fail_run(a, res, "bulk insert: savepoint", b->first_lsn, retryable);
-    PQclear(res);
-    if (!ok)
+    if (!savepoint_step(a, "RELEASE SAVEPOINT wb_bulk", b->first_lsn, retryable))
         return false;
     if (b->rows > 0) {
         char lt[LSN_TEXT_MAX];

@@ -409,3 +409,15 @@ int pgconn_backoff_sleep(int *prev_ms, int base_ms, int cap_ms)
     sleep_ms(next);
     return next;
 }
+
+bool pgconn_snapshot_name_ok(const char *name)
+{
+    if (name[0] == '\0' || strlen(name) >= 64)
+        return false;
+    for (const char *p = name; *p != '\0'; p++) {
+        bool hex = (*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F') || (*p >= 'a' && *p <= 'f');
+        if (!hex && *p != '-')
+            return false;
+    }
+    return true;
+}

@@ -21,9 +21,9 @@
 #include <libpq-fe.h>
 
 typedef enum pgconn_kind {
-    PGCONN_SOURCE,      /* plain source connection */
-    PGCONN_TARGET,      /* plain target connection (pooler check applies) */
-    PGCONN_REPLICATION  /* source, replication=database */
+    PGCONN_SOURCE,     /* plain source connection */
+    PGCONN_TARGET,     /* plain target connection (pooler check applies) */
+    PGCONN_REPLICATION /* source, replication=database */
 } pgconn_kind;
 
 typedef enum pgerr_class {
@@ -49,6 +49,12 @@ bool pgconn_is_transaction_pooler(const char *dsn, char *err, size_t errlen);
 pgerr_class pgconn_classify(PGconn *conn, const PGresult *res);
 /* Classifies a five-character SQLSTATE; NULL/empty counts as a connection problem. */
 pgerr_class pgconn_classify_sqlstate(const char *sqlstate);
+/*
+ * True when name can be an exported snapshot's name (pg_export_snapshot: hex
+ * digits and dashes, under 64 bytes): SET TRANSACTION SNAPSHOT takes no
+ * parameter, so the name is checked before it is written into the statement.
+ */
+bool pgconn_snapshot_name_ok(const char *name);
 
 /*
  * Runs sql with text parameters (params may be NULL when nparams is 0) and

@@ -130,3 +130,16 @@ Test(pgconn, backoff_degenerate_arguments)
     ms = pgconn_backoff_sleep(&prev, 0, 3);
     cr_expect(ms >= 1 && ms <= 3);
 }
+
+Test(pgconn, snapshot_names_are_checked_before_they_reach_sql)
+{
+    cr_expect(pgconn_snapshot_name_ok("00000003-0000001B-1"));
+    cr_expect(pgconn_snapshot_name_ok("0A-ff"));
+    cr_expect_not(pgconn_snapshot_name_ok(""));
+    cr_expect_not(pgconn_snapshot_name_ok("00000003-0000001B-1'; DROP TABLE x; --"));
+    cr_expect_not(pgconn_snapshot_name_ok("0000 0003"));
+    char longname[80];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    cr_expect_not(pgconn_snapshot_name_ok(longname));
+}
