@@ -488,6 +488,26 @@ static bool fail_run(applier *a, const PGresult *res, const char *what, wb_lsn l
     return false;
 }
 
+/* Reads every pending result; returns the first that is not COMMAND_OK (caller clears), or NULL. */
+static PGresult *first_failure(PGconn *conn)
+{
+    PGresult *failed = NULL, *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+            failed = res;
+        else
+            PQclear(res);
+    }
+    return failed;
+}
+
+/* A key the target already holds (SQLSTATE 23505). */
+static bool unique_violation(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && strcmp(state, "23505") == 0;
+}
+
 /* Runs one savepoint statement of a run (outside pipeline mode); false after fail_run. */
 static bool savepoint_step(applier *a, const char *sql, wb_lsn lsn, bool *retryable)
 {
@@ -605,17 +625,10 @@ static bool send_apply(applier *a, bool *retryable)
 static PGresult *read_plain(applier *a, bool *retryable)
 {
     apply_bulk *b = a->bulk;
-    PGresult *failed = NULL, *res;
-    while ((res = PQgetResult(a->conn)) != NULL) {
-        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
-            failed = res;
-        else
-            PQclear(res);
-    }
+    PGresult *failed = first_failure(a->conn), *res;
     if (failed == NULL)
         return PQmakeEmptyPGresult(a->conn, PGRES_COMMAND_OK);
-    const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
-    if (state == NULL || strcmp(state, "23505") != 0) {
+    if (!unique_violation(failed)) {
         fail_run(a, failed, "bulk insert", b->applying_lsn, retryable);
         PQclear(failed);
         return NULL;
@@ -752,16 +765,9 @@ static bool finish_direct(applier *a, bool *retryable)
     if (PQputCopyEnd(a->conn, NULL) != 1)
         return fail_run(a, NULL, "bulk insert: ending COPY", b->first_lsn, retryable);
     b->copying = false;
-    PGresult *failed = NULL, *res;
-    while ((res = PQgetResult(a->conn)) != NULL) {
-        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
-            failed = res;
-        else
-            PQclear(res);
-    }
+    PGresult *failed = first_failure(a->conn);
     if (failed != NULL) {
-        const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
-        bool existing = state != NULL && strcmp(state, "23505") == 0;
+        bool existing = unique_violation(failed);
         if (!existing)
             fail_run(a, failed, "bulk insert: COPY into the table", b->first_lsn, retryable);
         PQclear(failed);
