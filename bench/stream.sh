@@ -176,6 +176,10 @@ stop_walbridge() {
     kill -TERM "$STREAM_PID"
     wait "$STREAM_PID" || true
     STREAM_PID=""
+    # The walsender may outlive the client by a moment: drop the slot once it is inactive.
+    until [[ $(q -d "$SOURCE_DSN" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'walbridge'") == f ]]; do
+        sleep 0.1
+    done
     q -d "$SOURCE_DSN" -c "SELECT pg_drop_replication_slot('walbridge')" >/dev/null
 }
 
