@@ -24,40 +24,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${WALBRIDGE_BIN:-$ROOT/build/walbridge}
 SCALE=${SCALE:-624}
-PGBIN=/usr/lib/postgresql/15/bin
-export PATH=$PGBIN:$PATH PGUSER=postgres PGDATABASE=postgres
-export PGOPTIONS="-c client_min_messages=warning"
-# shellcheck source=../tests/harness/pg.sh
-source "$ROOT/tests/harness/pg.sh"
+# shellcheck source=lib.sh
+source "$ROOT/bench/lib.sh"
 # shellcheck source=../tests/harness/clinic_config.sh
 source "$ROOT/tests/harness/clinic_config.sh"
-
-[[ -x $BIN ]] || { echo "bench: $BIN not built (set WALBRIDGE_BIN)" >&2; exit 2; }
-
-WB_TMP=$(mktemp -d /tmp/walbridge-bench.XXXXXX)
-chmod 755 "$WB_TMP"
-[[ $EUID -eq 0 ]] && chown postgres: "$WB_TMP"
-export WB_TMP
-CLUSTERS=()
-cleanup() {
-    local c
-    for c in "${CLUSTERS[@]}"; do wb_pgc_stop "$c" immediate >/dev/null 2>&1 || true; done
-    rm -rf "$WB_TMP"
-}
-trap cleanup EXIT
-
-start_cluster() { # start_cluster NAME -> sets NAME_DSN
-    local dir=$WB_TMP/$1 port
-    wb_pgc_init "$dir" >/dev/null
-    CLUSTERS+=("$dir")
-    port=$(wb_pgc_start "$dir")
-    printf -v "${1^^}_DSN" '%s' "$(wb_pgc_dsn "$port")"
-    printf -v "${1^^}_PORT" '%s' "$port"
-}
-q() { psql -X -v ON_ERROR_STOP=1 -qAt "$@"; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+bench_setup bench
 
 # server_cpu NAME: CPU ticks of the cluster's exited backends and workers so far
 # (utime + stime of reaped children in /proc/<postmaster>/stat).

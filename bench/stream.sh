@@ -35,40 +35,15 @@ BIN=${WALBRIDGE_BIN:-$ROOT/build/walbridge}
 ROWS=${ROWS:-"100000 1000000"}
 UPDATES=${UPDATES:-100000}
 REPEAT=${REPEAT:-3}
-PGBIN=/usr/lib/postgresql/15/bin
-export PATH=$PGBIN:$PATH PGUSER=postgres PGDATABASE=postgres
-export PGOPTIONS="-c client_min_messages=warning"
-# shellcheck source=../tests/harness/pg.sh
-source "$ROOT/tests/harness/pg.sh"
-
-[[ -x $BIN ]] || { echo "bench: $BIN not built (set WALBRIDGE_BIN)" >&2; exit 2; }
-
-WB_TMP=$(mktemp -d /tmp/walbridge-bench-stream.XXXXXX)
-chmod 755 "$WB_TMP"
-[[ $EUID -eq 0 ]] && chown postgres: "$WB_TMP"
-CLUSTERS=()
+# shellcheck source=lib.sh
+source "$ROOT/bench/lib.sh"
+bench_setup bench-stream
 STREAM_PID=""
-cleanup() {
-    local c
+stop_stream_on_exit() {
     [[ -n $STREAM_PID ]] && kill -TERM "$STREAM_PID" 2>/dev/null && wait "$STREAM_PID" 2>/dev/null
-    for c in "${CLUSTERS[@]}"; do wb_pgc_stop "$c" immediate >/dev/null 2>&1 || true; done
-    rm -rf "$WB_TMP"
+    return 0
 }
-trap cleanup EXIT
-
-start_cluster() { # start_cluster NAME -> sets NAME_DSN, NAME_PORT
-    local dir=$WB_TMP/$1 port
-    wb_pgc_init "$dir" >/dev/null
-    CLUSTERS+=("$dir")
-    port=$(wb_pgc_start "$dir")
-    printf -v "${1^^}_DSN" '%s' "$(wb_pgc_dsn "$port")"
-    printf -v "${1^^}_PORT" '%s' "$port"
-}
-q() { psql -X -v ON_ERROR_STOP=1 -qAt "$@"; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "n/a" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
+BENCH_CLEANUP_HOOK=stop_stream_on_exit
 
 start_cluster source
 start_cluster target
