@@ -14,6 +14,7 @@
 #include "cdc/apply_sql.h"
 #include "common/config.h"
 #include "common/strbuf.h"
+#include "tests/unit/column_fixture.h"
 #include "common/uuidmap.h"
 
 static const char *const CONFIG =
@@ -29,19 +30,6 @@ static const char *const CONFIG =
 
 static wb_config cfg;
 static table_plan offices, doctors, tags, codes, audit;
-
-static void column(column_plan *c, const char *name, const char *target, const char *type,
-                   column_role role, int parent)
-{
-    c->source = (char *)name;
-    c->target = (char *)target;
-    c->source_type = (char *)type;
-    c->target_type = (char *)type;
-    c->role = role;
-    c->ref_parent = parent;
-    c->skipped = target == NULL;
-    c->generated = false;
-}
 
 static table_plan plan(int index, column_plan *cols, size_t n, int *keys, size_t nkeys)
 {

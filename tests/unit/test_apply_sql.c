@@ -16,6 +16,7 @@
 #include "cdc/apply_sql.h"
 #include "common/config.h"
 #include "common/strbuf.h"
+#include "tests/unit/column_fixture.h"
 
 static const char *const CONFIG =
     "{\"source\":{\"dsn\":\"host=a\"},\"target\":{\"dsn\":\"host=b\"},"
@@ -30,19 +31,6 @@ static const char *const CONFIG =
 
 static wb_config cfg;
 static table_plan offices, doctors, tags, audit;
-
-static void column(column_plan *c, const char *name, const char *target, const char *type,
-                   column_role role, int parent)
-{
-    c->source = (char *)name;
-    c->target = (char *)target;
-    c->source_type = (char *)type;
-    c->target_type = (char *)type;
-    c->role = role;
-    c->ref_parent = parent;
-    c->skipped = target == NULL;
-    c->generated = false;
-}
 
 static int index_of(const char *source)
 {
