@@ -27,15 +27,6 @@
 #define STREAM_LOG_INTERVAL_MS 10000
 #define STREAM_REPLY_REQUEST_MS 250 /* --until: ask for a keepalive at most this often */
 #define STREAM_MAX_WAIT_MS 1000     /* never block longer: signals, timers */
-/*
- * Commit a complete batch as soon as the source has nothing more to send, once
- * it is this old.  Zero: the moment the socket is drained.  Small transactions
- * arriving faster than they are applied still group (the socket is not drained
- * then), and a trickle is visible in the target within a millisecond or two; a
- * 5 ms hold here doubled the OLTP freshness p99 against native replication
- * (bench/stream.sh: 21 ms vs 8 ms; with 0: 11 ms vs 11 ms).
- */
-#define STREAM_DRAINED_FLUSH_MS 0
 
 const char *stream_stop_reason_name(stream_stop_reason r)
 {
@@ -397,7 +388,6 @@ static stream_stop_reason stream_on_xlogdata(stream_ctl *ctl, const char *buf, s
     }
     if (transactional && !ctl->unflushed) {
         ctl->unflushed = true;
-        ctl->unflushed_since_ms = ctl->last_data_ms;
     }
     stream_count_row(ctl, &c);
     bool commit = c.action == W2J_COMMIT;
@@ -468,9 +458,6 @@ static int64_t stream_wait_ms(const stream_ctl *ctl, int64_t now)
         wait = status_due;
     if (ctl->unflushed && !applier_in_transaction(ctl->app)) {
         int64_t flush_due = ctl->last_data_ms + ctl->cfg->stream.batch_max_ms - now;
-        int64_t drained_due = ctl->unflushed_since_ms + STREAM_DRAINED_FLUSH_MS - now;
-        if (drained_due < flush_due)
-            flush_due = drained_due;
         if (flush_due < wait)
             wait = flush_due;
     }
@@ -679,10 +666,14 @@ static stream_stop_reason stream_receive(stream_ctl *ctl)
     char *buf = NULL;
     int r = PQgetCopyData(ctl->repl, &buf, 1);
     if (r == 0) {
-        /* Nothing buffered: commit a complete batch before blocking if the source is idle. */
-        if (ctl->unflushed && !applier_in_transaction(ctl->app) &&
-            stream_now_ms() - ctl->unflushed_since_ms >= STREAM_DRAINED_FLUSH_MS &&
-            stream_source_drained(ctl)) {
+        /*
+         * Nothing buffered: commit a complete batch before blocking if the source has
+         * nothing more to send.  Small transactions arriving faster than they are applied
+         * still group (the socket is not drained then), and a trickle is visible in the
+         * target within a millisecond or two (holding the batch 5 ms first doubled the
+         * OLTP freshness p99 against native replication in bench/stream.sh).
+         */
+        if (ctl->unflushed && !applier_in_transaction(ctl->app) && stream_source_drained(ctl)) {
             stream_stop_reason why = stream_flush(ctl);
             if (why != STREAM_STOP_NONE)
                 return why;

@@ -77,7 +77,6 @@ typedef struct stream_ctl {
     int64_t last_idle_store_ms; /* monotonic ms of the last idle_lsn store */
     wb_lsn flush_sent;          /* flush position of the last status update */
     bool unflushed;             /* messages fed since the last applier_flush */
-    int64_t unflushed_since_ms; /* monotonic ms when unflushed became true */
     bool streaming;             /* repl is in COPY BOTH mode (status updates may be sent) */
     int64_t last_status_ms;     /* monotonic ms of the last status update */
     int64_t last_data_ms;       /* monotonic ms of the last w message */
