@@ -59,9 +59,6 @@ static bool select_tables(bf_session *s, const char *tables)
     return ok;
 }
 
-/* Per diff read session (each sort of each parallel worker may use this much). */
-#define DIFF_WORK_MEM "SET work_mem = '64MB'"
-
 static PGconn *open_side(const char *dsn, pgconn_kind kind, const char *what)
 {
     char err[512];
@@ -121,8 +118,8 @@ int bf_session_open(bf_session *s, const char *config_path, const char *tables, 
     if (s->target_read == NULL)
         return EXIT_RUNTIME;
     /* The diff queries sort a whole table by key: in memory, not in temp files. */
-    if (!pgconn_exec(s->source, "source", DIFF_WORK_MEM) ||
-        !pgconn_exec(s->target_read, "target", DIFF_WORK_MEM))
+    if (!pgconn_exec(s->source, "source", BF_DIFF_WORK_MEM) ||
+        !pgconn_exec(s->target_read, "target", BF_DIFF_WORK_MEM))
         return EXIT_RUNTIME;
     if (!catalog_load(&s->cfg, s->source, s->target_read, &s->cat))
         return EXIT_RUNTIME;

@@ -7,6 +7,7 @@
 
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -194,55 +195,21 @@ bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, handoff *h
     else if (!create_slot(cfg, source, h))
         return false;
 
-    if (!pgconn_exec(source, "source: BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        return false;
-    if (h->slot_created) {
-        /* The name is server-generated and checked to be hex and dashes only. */
-        strbuf sql;
-        strbuf_init(&sql);
-        strbuf_appendf(&sql, "SET TRANSACTION SNAPSHOT '%s'", h->snapshot);
-        bool ok = pgconn_exec(source, "source: importing the slot's snapshot", sql.data);
-        strbuf_free(&sql);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-/* Imports the snapshot named name (checked: hex and dashes) into other. */
-static bool import_snapshot(PGconn *other, const char *name)
-{
-    strbuf sql;
-    strbuf_init(&sql);
-    strbuf_appendf(&sql, "SET TRANSACTION SNAPSHOT '%s'", name);
-    bool ok =
-        pgconn_exec(other, "source: BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") &&
-        pgconn_exec(other, "source: importing the snapshot", sql.data);
-    strbuf_free(&sql);
-    return ok;
+    /* The slot's snapshot name is server-generated; pgconn checks it is hex and dashes. */
+    if (h->slot_created)
+        return pgconn_snapshot_import(source, h->snapshot);
+    return pgconn_exec(source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
 }
 
 bool handoff_share_snapshot(const handoff *h, PGconn *source, PGconn *other)
 {
     if (h->slot_created) /* the replication connection still holds the exported snapshot */
-        return import_snapshot(other, h->snapshot);
-    PGresult *res = PQexec(source, "SELECT pg_export_snapshot()");
-    bool exported = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-                    pgconn_snapshot_name_ok(PQgetvalue(res, 0, 0));
-    if (!exported) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        log_info("source: cannot export the snapshot (%s); rows are read on one connection",
-                 state != NULL ? state : "unexpected answer");
-        PQclear(res);
-        /* Nothing was read yet: a fresh snapshot transaction is as good as the old one.
-         * (Should these fail, the connection is gone and the next query says so.) */
-        if (pgconn_exec(source, "source: ROLLBACK", "ROLLBACK"))
-            pgconn_exec(source, "source: BEGIN",
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        return pgconn_snapshot_import(other, h->snapshot);
+    char *name = pgconn_snapshot_export(source, "rows are read on one connection");
+    if (name == NULL)
         return false;
-    }
-    bool ok = import_snapshot(other, PQgetvalue(res, 0, 0));
-    PQclear(res);
+    bool ok = pgconn_snapshot_import(other, name);
+    free(name);
     return ok;
 }
 

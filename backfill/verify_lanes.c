@@ -15,8 +15,6 @@
 #include "common/strbuf.h"
 
 /* As bfsession.c sets on the session's own diff connections. */
-#define LANE_WORK_MEM "SET work_mem = '64MB'"
-#define SNAPSHOT_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 /* The tables still to diff.  next and failed are guarded by lock; the rest is
  * read-only while lanes run. */
@@ -142,32 +140,6 @@ static bool order_largest_first(bf_session *s, lane_queue *q)
     return ok;
 }
 
-/*
- * Exports the snapshot of s->source's open transaction into *name (caller
- * frees).  When the source refuses (a standby of an old release, ...), logs
- * why, starts a fresh snapshot transaction and returns false with *name NULL.
- */
-static bool export_snapshot(PGconn *source, char **name)
-{
-    *name = NULL;
-    PGresult *res = PQexec(source, "SELECT pg_export_snapshot()");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-        pgconn_snapshot_name_ok(PQgetvalue(res, 0, 0))) {
-        *name = wb_xstrdup(PQgetvalue(res, 0, 0));
-        PQclear(res);
-        return true;
-    }
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    log_info("source: cannot export the snapshot (%s); verify runs one table at a time",
-             state != NULL ? state : "unexpected answer");
-    PQclear(res);
-    /* Nothing was read yet: a fresh snapshot is as good as the old one.  Should
-     * these fail, the connection is gone and the first diff says so. */
-    if (pgconn_exec(source, "source: ROLLBACK", "ROLLBACK"))
-        pgconn_exec(source, "source: BEGIN", SNAPSHOT_BEGIN);
-    return false;
-}
-
 /* Opens lane l's own connections, the source one inside the snapshot name. */
 static bool open_lane(const bf_session *s, lane *l)
 {
@@ -178,20 +150,8 @@ static bool open_lane(const bf_session *s, lane *l)
     l->target = pgconn_open(s->cfg.target_dsn, PGCONN_TARGET, "target", 3, err, sizeof err);
     if (l->target == NULL)
         return false;
-    return pgconn_exec(l->source, "source", LANE_WORK_MEM) &&
-           pgconn_exec(l->target, "target", LANE_WORK_MEM);
-}
-
-/* BEGIN + SET TRANSACTION SNAPSHOT on a lane's source (name checked: hex and dashes). */
-static bool import_snapshot(PGconn *source, const char *name)
-{
-    strbuf sql;
-    strbuf_init(&sql);
-    strbuf_appendf(&sql, "SET TRANSACTION SNAPSHOT '%s'", name);
-    bool ok = pgconn_exec(source, "source: BEGIN", SNAPSHOT_BEGIN) &&
-              pgconn_exec(source, "source: importing the snapshot", sql.data);
-    strbuf_free(&sql);
-    return ok;
+    return pgconn_exec(l->source, "source", BF_DIFF_WORK_MEM) &&
+           pgconn_exec(l->target, "target", BF_DIFF_WORK_MEM);
 }
 
 static void close_lane(lane *l)
@@ -214,10 +174,10 @@ static bool setup_extra_lanes(bf_session *s, lane *lanes, size_t *nlanes)
         if (!open_lane(s, &lanes[k]))
             return false;
     }
-    if (!pgconn_exec(s->source, "source: BEGIN", SNAPSHOT_BEGIN))
+    if (!pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN))
         return false;
-    char *name;
-    if (!export_snapshot(s->source, &name)) {
+    char *name = pgconn_snapshot_export(s->source, "verify runs one table at a time");
+    if (name == NULL) {
         for (size_t k = 1; k < *nlanes; k++)
             close_lane(&lanes[k]);
         *nlanes = 1;
@@ -225,7 +185,7 @@ static bool setup_extra_lanes(bf_session *s, lane *lanes, size_t *nlanes)
     }
     bool ok = true;
     for (size_t k = 1; ok && k < *nlanes; k++)
-        ok = import_snapshot(lanes[k].source, name);
+        ok = pgconn_snapshot_import(lanes[k].source, name);
     free(name);
     return ok;
 }
@@ -277,7 +237,7 @@ bool verify_lanes_run(bf_session *s, int jobs, const tablediff_options *o,
             if (s->selected[i])
                 q.order[n++] = i;
         }
-        ok = pgconn_exec(s->source, "source: BEGIN", SNAPSHOT_BEGIN);
+        ok = pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
     } else {
         ok = order_largest_first(s, &q) && setup_extra_lanes(s, lanes, &nlanes);
     }

@@ -421,3 +421,37 @@ bool pgconn_snapshot_name_ok(const char *name)
     }
     return true;
 }
+
+bool pgconn_snapshot_import(PGconn *conn, const char *name)
+{
+    if (!pgconn_snapshot_name_ok(name)) {
+        log_error("source: \"%.64s\" is not a snapshot name", name);
+        return false;
+    }
+    strbuf sql;
+    strbuf_init(&sql);
+    strbuf_appendf(&sql, "SET TRANSACTION SNAPSHOT '%s'", name);
+    bool ok = pgconn_exec(conn, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN) &&
+              pgconn_exec(conn, "source: importing the snapshot", sql.data);
+    strbuf_free(&sql);
+    return ok;
+}
+
+char *pgconn_snapshot_export(PGconn *source, const char *otherwise)
+{
+    PGresult *res = PQexec(source, "SELECT pg_export_snapshot()");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        pgconn_snapshot_name_ok(PQgetvalue(res, 0, 0))) {
+        char *name = wb_xstrdup(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return name;
+    }
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    log_info("source: cannot export the snapshot (%s); %s",
+             state != NULL ? state : "unexpected answer", otherwise);
+    PQclear(res);
+    /* Should these fail, the connection is gone and the next query says so. */
+    if (pgconn_exec(source, "source: ROLLBACK", "ROLLBACK"))
+        pgconn_exec(source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
+    return NULL;
+}

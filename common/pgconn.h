@@ -56,6 +56,18 @@ pgerr_class pgconn_classify_sqlstate(const char *sqlstate);
  */
 bool pgconn_snapshot_name_ok(const char *name);
 
+/* How every snapshot reader of the source begins its transaction. */
+#define PGCONN_SNAPSHOT_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+/* Begins conn's snapshot transaction on the exported snapshot name (checked). */
+bool pgconn_snapshot_import(PGconn *conn, const char *name);
+/*
+ * Exports the snapshot of source's open snapshot transaction (nothing read in
+ * it yet); returns its name (caller frees).  When the source refuses, logs
+ * why and what happens otherwise ("otherwise"), begins a fresh snapshot
+ * transaction on source (as good as the old one) and returns NULL.
+ */
+char *pgconn_snapshot_export(PGconn *source, const char *otherwise);
+
 /*
  * Runs sql with text parameters (params may be NULL when nparams is 0) and
  * checks the status (PGRES_COMMAND_OK or PGRES_TUPLES_OK).  On failure logs
