@@ -14,11 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backfill/bfsession.h"
 #include "backfill/bfstate.h"
+#include "backfill/deferidx.h"
 #include "backfill/handoff.h"
+#include "backfill/progress.h"
 #include "backfill/tablediff.h"
 #include "common/cli.h"
 #include "common/log.h"
@@ -30,6 +33,7 @@ typedef struct backfill_args {
     bool include_stale;
     bool delete_extra;
     bool resume;
+    bool defer_indexes;
     const char *tables;
     int batch_rows; /* 0: from the config */
     int writers;    /* target write connections used (2 pipelines batches) */
@@ -48,6 +52,10 @@ static void print_help(FILE *out)
           "  --include-stale    also rewrite target rows whose content differs (source wins)\n"
           "  --delete-extra     delete target rows whose source row is gone\n"
           "  --resume           continue after each table's checkpoint of an interrupted run\n"
+          "  --defer-indexes    for a table with no rows in the target: drop its indexes,\n"
+          "                     constraints and foreign keys (saved in the state schema),\n"
+          "                     COPY the rows straight in, then build them again; the\n"
+          "                     stream must not run meanwhile (it refuses to start)\n"
           "  --tables a,b       only these source tables (\"schema.name\" or \"name\")\n"
           "  --batch-rows N     rows per batch and checkpoint (default: backfill.batch_rows)\n"
           "  -h, --help         this text\n\n"
@@ -72,6 +80,9 @@ static bool on_option(int opt, const char *arg, void *ctx)
     case 'r':
         a->resume = true;
         break;
+    case 'D':
+        a->defer_indexes = true;
+        break;
     case 't':
         a->tables = arg;
         break;
@@ -82,11 +93,15 @@ static bool on_option(int opt, const char *arg, void *ctx)
     return true;
 }
 
-static const struct option backfill_cli_options[] = {
-    {"dry-run", no_argument, NULL, 'n'},      {"include-stale", no_argument, NULL, 's'},
-    {"delete-extra", no_argument, NULL, 'd'}, {"resume", no_argument, NULL, 'r'},
-    {"tables", required_argument, NULL, 't'}, {"batch-rows", required_argument, NULL, 'b'},
-    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+static const struct option backfill_cli_options[] = {{"dry-run", no_argument, NULL, 'n'},
+                                                     {"include-stale", no_argument, NULL, 's'},
+                                                     {"delete-extra", no_argument, NULL, 'd'},
+                                                     {"resume", no_argument, NULL, 'r'},
+                                                     {"tables", required_argument, NULL, 't'},
+                                                     {"batch-rows", required_argument, NULL, 'b'},
+                                                     {"defer-indexes", no_argument, NULL, 'D'},
+                                                     {"help", no_argument, NULL, 'h'},
+                                                     {NULL, 0, NULL, 0}};
 static const cli_command backfill_command = {"backfill", backfill_cli_options, print_help,
                                              on_option};
 
@@ -136,6 +151,32 @@ static bool try_replica_role(PGconn *tw, bool say)
     return ok;
 }
 
+/*
+ * --defer-indexes drops what the stream's writes need: refuse while a stream of this
+ * slot runs, and keep one from starting until backfill ends, by holding the stream's
+ * own advisory lock (cdc/stream_cmd.c) for the session.
+ */
+static bool take_stream_lock(PGconn *tw, const char *slot)
+{
+    const char *params[1] = {slot};
+    PGresult *res = pgconn_query(tw, "taking the stream lock",
+                                 "SELECT pg_try_advisory_lock(hashtext('walbridge stream'), "
+                                 "hashtext($1))",
+                                 1, params, NULL);
+    if (res == NULL)
+        return false;
+    bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!got)
+        log_full(LOG_ERROR, NULL,
+                 "Stop the stream (systemctl stop walbridge), then run backfill "
+                 "again; it waits for backfill to finish.",
+                 "backfill --defer-indexes: a walbridge stream of slot \"%s\" is running on the "
+                 "target, and its writes need the indexes this option drops",
+                 slot);
+    return got;
+}
+
 static void print_summary(const bf_session *s, const tablediff_result *results,
                           const backfill_args *a)
 {
@@ -178,6 +219,26 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
     fflush(stdout);
 }
 
+/*
+ * --defer-indexes for table i: only when every parent it references (other than
+ * itself) was loaded directly by this run, so each parent row has its UUIDv5 and the
+ * direct COPY can compute references without looking them up.
+ */
+static bool parents_loaded_directly(const bf_session *s, size_t i, const bool *direct_loaded)
+{
+    const table_layout *lay = &s->layouts[i];
+    for (size_t c = 0; c < lay->ncols; c++) {
+        int p = lay->cols[c].parent;
+        if (p >= 0 && (size_t)p != i && !direct_loaded[p]) {
+            log_info("%s: indexes kept (not deferred): it references %s, which this run did "
+                     "not load into an empty table, so references must be looked up",
+                     lay->table->source, s->cfg.tables[p].source);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *results)
 {
     const wb_config *cfg = &s->cfg;
@@ -193,15 +254,34 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
                            .state_schema = cfg->state_schema,
                            .slot = cfg->slot,
                            .source_fetch = s->source_fetch};
-    for (size_t i = 0; i < cfg->ntables; i++) {
+    bool *direct_loaded = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *direct_loaded);
+    bool ok = true;
+    for (size_t i = 0; ok && i < cfg->ntables; i++) {
         if (!s->selected[i])
             continue;
         const table_config *t = &cfg->tables[i];
         o.estimate = bf_session_estimate(s, t);
+        o.direct = false;
+        if (!a->dry_run)
+            ok = deferidx_begin(s->target_write[0], cfg->state_schema, t,
+                                a->defer_indexes && parents_loaded_directly(s, i, direct_loaded),
+                                &o.direct);
+        if (!ok)
+            break;
         log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
-        if (!tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
-                           a->writers, &o, &results[i]))
-            return false;
+        ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
+                           a->writers, &o, &results[i]);
+        direct_loaded[i] = ok && o.direct;
+        /* Whatever was deferred for this table (this run or an earlier one) is built now. */
+        if (ok && !a->dry_run) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            ok = deferidx_rebuild(s->target_write[0], cfg->state_schema, t);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            results[i].seconds += progress_seconds(&t0, &t1); /* the summary's seconds */
+        }
+        if (!ok)
+            break;
         const tablediff_result *r = &results[i];
         if (!r->skipped_done)
             log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
@@ -215,7 +295,9 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
                      "removes them)",
                      t->source, r->counts.extra);
     }
-    return true;
+    free(direct_loaded);
+    /* Definitions of tables this run did not copy (an earlier run's, --tables). */
+    return ok && (a->dry_run || deferidx_rebuild(s->target_write[0], cfg->state_schema, NULL));
 }
 
 int backfill_main(const char *config_path, int argc, char **argv)
@@ -232,7 +314,8 @@ int backfill_main(const char *config_path, int argc, char **argv)
         return rc;
     }
     if (!a.dry_run) {
-        if (!state_ensure(s.target_write[0], s.cfg.state_schema)) {
+        if (!state_ensure(s.target_write[0], s.cfg.state_schema) ||
+            (a.defer_indexes && !take_stream_lock(s.target_write[0], s.cfg.slot))) {
             bf_session_close(&s);
             return EXIT_RUNTIME;
         }

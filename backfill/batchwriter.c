@@ -6,7 +6,8 @@
  * streamed as the diff finds them); close: end COPY, PQsendQuery(INSERT ...
  * SELECT) and move on; finish (when the other connection's newer batch is
  * closed, or at the end): read the INSERT's result, COPY + DELETE the extra
- * keys, upsert the checkpoint, COMMIT.
+ * keys, upsert the checkpoint, COMMIT.  A direct batch (bw_use_direct) COPYs
+ * into the table itself and sends no INSERT.
  */
 #include "backfill/batchwriter.h"
 
@@ -136,6 +137,11 @@ bool bw_prepare(batch_writer *bw, bool extras)
     return ok;
 }
 
+void bw_use_direct(batch_writer *bw)
+{
+    bw->direct = true;
+}
+
 void bw_orphans_found(batch_writer *bw, uint64_t n)
 {
     bw->orphans = n;
@@ -190,25 +196,49 @@ static void field_text(const char *value, size_t len, char *buf, size_t cap)
     buf[n] = '\0';
 }
 
-/* One staged row: the mapped values, the row's UUIDv5, one UUIDv5 per reference. */
+/* The UUIDv5 text of key (len bytes) in source table source_table. */
+static void v5_of(const batch_writer *bw, const char *source_table, const char *value, size_t len,
+                  char uuid[UUID_TEXT_LEN + 1])
+{
+    char key[64];
+    field_text(value, len, key, sizeof key);
+    uuidmap_v5(bw->lay->cfg->uuid_namespace, source_table, key, uuid);
+}
+
+/*
+ * One row line.  Staged: the mapped values, the row's UUIDv5, one UUIDv5 per
+ * reference.  Direct: the row's UUIDv5, then the mapped values with each reference
+ * replaced by its UUIDv5 (tablesql_direct_copy's columns).
+ */
 static void build_line(batch_writer *bw, const keyset_entry *src)
 {
     const table_layout *lay = bw->lay;
     strbuf *line = &bw->line;
+    char uuid[UUID_TEXT_LEN + 1];
     strbuf_reset(line);
+    bool mapped = lay->table->kind == TABLE_UUID_MAPPED;
+    if (mapped)
+        v5_of(bw, lay->table->source, src->key[0], src->key_len[0], uuid);
+    if (mapped && bw->direct) {
+        strbuf_append(line, uuid);
+        strbuf_append_char(line, '\t');
+    }
     for (size_t i = 0; i < lay->ncols; i++) {
         if (i > 0)
             strbuf_append_char(line, '\t');
-        copytext_escape(line, src->row[i], src->row_len[i]);
+        int parent = lay->cols[i].parent;
+        if (bw->direct && parent >= 0 && src->row[i] != NULL) {
+            v5_of(bw, lay->cfg->tables[parent].source, src->row[i], src->row_len[i], uuid);
+            strbuf_append(line, uuid);
+        } else {
+            copytext_escape(line, src->row[i], src->row_len[i]);
+        }
     }
-    char key[64], uuid[UUID_TEXT_LEN + 1];
-    if (lay->table->kind == TABLE_UUID_MAPPED) {
-        field_text(src->key[0], src->key_len[0], key, sizeof key);
-        uuidmap_v5(lay->cfg->uuid_namespace, lay->table->source, key, uuid);
+    if (mapped && !bw->direct) {
         strbuf_append_char(line, '\t');
         strbuf_append(line, uuid);
     }
-    for (size_t i = 0; i < lay->ncols; i++) {
+    for (size_t i = 0; !bw->direct && i < lay->ncols; i++) {
         const layout_column *c = &lay->cols[i];
         if (c->parent < 0)
             continue;
@@ -217,8 +247,7 @@ static void build_line(batch_writer *bw, const keyset_entry *src)
             strbuf_append(line, "\\N");
             continue;
         }
-        field_text(src->row[i], src->row_len[i], key, sizeof key);
-        uuidmap_v5(lay->cfg->uuid_namespace, lay->cfg->tables[c->parent].source, key, uuid);
+        v5_of(bw, lay->cfg->tables[c->parent].source, src->row[i], src->row_len[i], uuid);
         strbuf_append(line, uuid);
     }
     strbuf_append_char(line, '\n');
@@ -233,7 +262,10 @@ bool bw_stage(batch_writer *bw, const keyset_entry *src, bool stale)
     if (!c->copying) {
         strbuf sql;
         strbuf_init(&sql);
-        tablesql_stage_copy(bw->index, &sql);
+        if (bw->direct)
+            tablesql_direct_copy(bw->lay, &sql);
+        else
+            tablesql_stage_copy(bw->index, &sql);
         bool ok = start_copy(c->conn, sql.data, table);
         strbuf_free(&sql);
         if (!ok)
@@ -282,6 +314,8 @@ static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
                   PQerrorMessage(c->conn));
         return false;
     }
+    if (bw->direct)
+        return drain(c->conn, table, "COPY into the table", &c->copied_direct);
     if (!drain(c->conn, table, "COPY into the staging table", NULL))
         return false;
     if (!PQsendQuery(c->conn, bw->insert_sql.data)) {
@@ -324,7 +358,8 @@ static bool delete_extras(batch_writer *bw, bw_conn *c, uint64_t *deleted)
 static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
 {
     const char *table = bw->lay->table->source;
-    uint64_t affected = 0, deleted = 0;
+    uint64_t affected = c->copied_direct, deleted = 0;
+    c->copied_direct = 0;
     if (c->sent) {
         c->sent = false;
         if (!drain(c->conn, table, "insert of staged rows", &affected))
@@ -415,6 +450,7 @@ void bw_abort(batch_writer *bw)
                 PQclear(res);
         }
         c->copying = c->sent = c->queued = false;
+        c->copied_direct = 0;
         if (c->in_txn)
             pgconn_exec(c->conn, "backfill: ROLLBACK", "ROLLBACK");
         c->in_txn = false;

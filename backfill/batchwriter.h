@@ -33,15 +33,16 @@
 /* One write connection and the batch it holds. Private to batchwriter.c. */
 typedef struct bw_conn {
     PGconn *conn;
-    bool in_txn;      /* BEGIN sent */
-    bool copying;     /* COPY into the stage is open */
-    bool sent;        /* INSERT sent, result not yet read */
-    bool queued;      /* a closed batch waits to be finished */
-    strbuf extras;    /* COPY text of the batch's extra keys */
-    strbuf ckpt_key;  /* checkpoint key of the closed batch ("" = none yet) */
-    uint64_t missing; /* rows of the batch that were missing */
-    uint64_t stale;   /* rows of the batch that were stale */
-    uint64_t nextras; /* extra keys buffered */
+    bool in_txn;            /* BEGIN sent */
+    bool copying;           /* COPY into the stage is open */
+    bool sent;              /* INSERT sent, result not yet read */
+    bool queued;            /* a closed batch waits to be finished */
+    strbuf extras;          /* COPY text of the batch's extra keys */
+    strbuf ckpt_key;        /* checkpoint key of the closed batch ("" = none yet) */
+    uint64_t missing;       /* rows of the batch that were missing */
+    uint64_t stale;         /* rows of the batch that were stale */
+    uint64_t nextras;       /* extra keys buffered */
+    uint64_t copied_direct; /* rows the direct COPY of the batch wrote */
 } bw_conn;
 
 typedef struct batch_writer {
@@ -54,6 +55,7 @@ typedef struct batch_writer {
     int cur;             /* connection staging the open batch */
     strbuf line;         /* one staged row */
     bool update_stale;   /* the INSERT rewrites stale rows (ON CONFLICT DO UPDATE) */
+    bool direct;         /* rows go with COPY into the table itself (bw_use_direct) */
     strbuf insert_sql;   /* INSERT ... SELECT from the stage */
     strbuf fix_sql;      /* guarded self-referencing table: re-points references after it */
     strbuf delete_sql;   /* DELETE of the staged extra keys */
@@ -75,6 +77,13 @@ void bw_free(batch_writer *bw);
  * With extras, orphans (tablesql_orphans_delete) can be deleted: bw_orphans_found.
  */
 bool bw_prepare(batch_writer *bw, bool extras);
+/*
+ * Direct load (backfill --defer-indexes): rows are COPYed straight into the target
+ * table, their ids and references computed here as UUIDv5 (tablesql_direct_copy).
+ * Only for a table that held no row when its indexes were deferred and whose parents
+ * were loaded the same way: nothing can conflict and every parent has its UUIDv5.
+ */
+void bw_use_direct(batch_writer *bw);
 /* The diff found n orphans: the last batch (bw_finish) deletes them, like extra keys. */
 void bw_orphans_found(batch_writer *bw, uint64_t n);
 

@@ -464,6 +464,8 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
         bw_init(&bw, lay, table_index, target_write, nwriters, opts->state_schema, opts->slot,
                 opts->include_stale, rows_copied);
         d.bw = &bw;
+        if (opts->direct)
+            bw_use_direct(&bw);
         ok = ok && (res->skipped_done || bw_prepare(&bw, d.write_extras));
         if (opts->source_fetch != NULL && lay->table->kind != TABLE_KEYLESS) {
             rowfetch_init(&fetch, lay, opts->source_fetch, &bw);

@@ -39,6 +39,8 @@ typedef struct tablediff_options {
                          * only reports) */
     bool resume;        /* start after the table's checkpoint (write only) */
     bool keys_only;     /* compare keys only, no row hashes: nothing is found stale */
+    bool direct;        /* COPY rows straight into the table (bw_use_direct): its indexes
+                         * are deferred (deferidx.h) */
     int batch_rows;     /* rows per batch / checkpoint */
     int show;           /* remember up to this many keys per kind (verify --show) */
     bool progress;      /* draw a progress line on stderr (a terminal) */

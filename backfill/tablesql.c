@@ -599,11 +599,10 @@ static void append_conflict_action(const table_layout *lay, bool update, strbuf 
         strbuf_append(out, " DO NOTHING");
 }
 
-void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
-                           strbuf *out)
+/* "T (target_key, mapped target columns...)": what a staged or direct row writes. */
+static void append_target_columns(const table_layout *lay, strbuf *out)
 {
     const table_config *t = lay->table;
-    strbuf_append(out, "INSERT INTO ");
     pgconn_append_qualified(out, t->target_schema, t->target_name);
     strbuf_append(out, " (");
     if (t->kind == TABLE_UUID_MAPPED) {
@@ -615,7 +614,16 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
             strbuf_append(out, ", ");
         pgconn_append_ident(out, lay->cols[i].target);
     }
-    strbuf_append(out, ") SELECT ");
+    strbuf_append_char(out, ')');
+}
+
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
+                           strbuf *out)
+{
+    const table_config *t = lay->table;
+    strbuf_append(out, "INSERT INTO ");
+    append_target_columns(lay, out);
+    strbuf_append(out, " SELECT ");
     if (t->kind == TABLE_UUID_MAPPED && guarded) {
         apply_sql_new_row_uuid(t, "s.wb_id", out);
         strbuf_append(out, ", ");
@@ -642,6 +650,13 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
         append_conflict_target(lay, out);
         append_conflict_action(lay, update, out);
     }
+}
+
+void tablesql_direct_copy(const table_layout *lay, strbuf *out)
+{
+    strbuf_append(out, "COPY ");
+    append_target_columns(lay, out);
+    strbuf_append(out, " FROM STDIN");
 }
 
 /* True when layout column i references the table itself (profiles.referred_by). */

@@ -165,6 +165,14 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
                            strbuf *out);
 
 /*
+ * Direct load (backfill --defer-indexes, a table that was empty): COPY T (target_key,
+ * targets of the mapped columns) FROM STDIN.  A row line holds its UUIDv5, then the
+ * mapped values with each reference replaced by the parent's UUIDv5 (parents loaded
+ * the same way, so every parent row has its UUIDv5).
+ */
+void tablesql_direct_copy(const table_layout *lay, strbuf *out);
+
+/*
  * For a guarded table that references itself (profiles.referred_by), run after the
  * INSERT in the same transaction, once the batches before it are committed: a staged
  * row whose parent was staged in the same or the previous batch referenced the

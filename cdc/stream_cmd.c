@@ -398,6 +398,29 @@ static bool stream_lock_target(PGconn *target, const wb_config *cfg, bool *stopp
 
 /* ------------------------------------------------------------ setup */
 
+/*
+ * Refuses to start while backfill --defer-indexes has dropped indexes it has not
+ * built again: the upserts need the key indexes, and a half-loaded table would
+ * take the stream's rows without its constraints.
+ */
+static bool stream_no_deferred_indexes(PGconn *target, const wb_config *cfg)
+{
+    long pending = 0;
+    strbuf tables;
+    strbuf_init(&tables);
+    bool ok = state_deferred_pending(target, cfg->state_schema, &pending, &tables);
+    if (ok && pending > 0) {
+        log_full(LOG_ERROR, NULL,
+                 "Run `walbridge backfill --resume`: it finishes the copy and builds them.",
+                 "stream refuses to start: backfill --defer-indexes has not built %ld indexes, "
+                 "constraints or foreign keys of %s again yet (%s.deferred_ddl)",
+                 pending, tables.data, cfg->state_schema);
+        ok = false;
+    }
+    strbuf_free(&tables);
+    return ok;
+}
+
 typedef struct stream_run {
     wb_config cfg;
     catalog cat;
@@ -425,7 +448,8 @@ static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *star
             rc = EXIT_OK;
         goto done;
     }
-    if (!state_ensure(run->target, run->cfg.state_schema))
+    if (!state_ensure(run->target, run->cfg.state_schema) ||
+        !stream_no_deferred_indexes(run->target, &run->cfg))
         goto done;
     if (!catalog_load(&run->cfg, source, run->target, &run->cat))
         goto done;

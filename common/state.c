@@ -58,6 +58,17 @@ static const char *const state_migrations[] = {
     " table_name text NOT NULL,"
     " kind text NOT NULL,"
     " key text);",
+    /* 2: index and constraint definitions dropped by backfill --defer-indexes */
+    "CREATE TABLE IF NOT EXISTS @S@.deferred_ddl ("
+    " id bigserial PRIMARY KEY,"
+    " table_name text NOT NULL,"
+    " ord int NOT NULL,"
+    " kind text NOT NULL,"
+    " object_name text NOT NULL,"
+    " on_table text NOT NULL,"
+    " ref_table text,"
+    " ddl text NOT NULL,"
+    " saved_at timestamptz NOT NULL DEFAULT now());",
 };
 
 #define STATE_VERSION ((int)(sizeof state_migrations / sizeof state_migrations[0]))
@@ -273,6 +284,25 @@ bool state_set_applied_lsn(PGconn *target, const char *schema, const char *slot,
     strbuf_free(&sql);
     if (res == NULL)
         return false;
+    PQclear(res);
+    return true;
+}
+
+bool state_deferred_pending(PGconn *target, const char *schema, long *count, strbuf *tables)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    append_with_schema(&sql,
+                       "SELECT count(*), coalesce(string_agg(DISTINCT table_name, ', '), '') "
+                       "FROM @S@.deferred_ddl",
+                       schema);
+    PGresult *res = pgconn_query(target, "state: reading deferred_ddl", sql.data, 0, NULL, NULL);
+    strbuf_free(&sql);
+    if (res == NULL)
+        return false;
+    *count = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    strbuf_reset(tables);
+    strbuf_append(tables, PQgetvalue(res, 0, 1));
     PQclear(res);
     return true;
 }

@@ -13,6 +13,10 @@
  *                                PK (slot, table_name))
  *   <schema>.conflicts(id bigserial, at timestamptz, slot, lsn pg_lsn, table_name,
  *                      kind text, key text)
+ *   <schema>.deferred_ddl(id bigserial, table_name text, ord int, kind text,
+ *                         object_name text, on_table text, ref_table text, ddl text,
+ *                         saved_at timestamptz): what backfill --defer-indexes dropped
+ *                         and has not rebuilt yet (backfill/deferidx.h)
  */
 #ifndef WALBRIDGE_STATE_H
 #define WALBRIDGE_STATE_H
@@ -21,6 +25,7 @@
 #include <time.h>
 #include <libpq-fe.h>
 #include "common/lsn.h"
+#include "common/strbuf.h"
 
 bool state_ensure(PGconn *target, const char *schema);
 
@@ -37,5 +42,12 @@ bool state_get_applied_lsn(PGconn *target, const char *schema, const char *slot,
  */
 bool state_set_applied_lsn(PGconn *target, const char *schema, const char *slot, wb_lsn lsn,
                            const char *source_commit_time);
+
+/*
+ * Definitions backfill --defer-indexes dropped and has not rebuilt yet: *count of
+ * them, and the tables they belong to ("a, b") in tables (reset first).  The stream
+ * refuses to start while any is pending: its upserts need those indexes.
+ */
+bool state_deferred_pending(PGconn *target, const char *schema, long *count, strbuf *tables);
 
 #endif

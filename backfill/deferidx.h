@@ -1,0 +1,60 @@
+/*
+ * deferidx.h — backfill --defer-indexes: load an empty target table without its
+ * indexes, then build them once, the way pg_restore and pgcopydb do.
+ *
+ * Maintaining a random-uuid primary key and the uuid reference indexes row by row
+ * costs the target more than the rows themselves; building an index once from the
+ * loaded table is several times cheaper.  For a table that holds no row:
+ *
+ *   deferidx_begin   in one target transaction, under ACCESS EXCLUSIVE lock: the
+ *                    definitions of the table's indexes, its index-backed constraints
+ *                    (primary key, unique, exclusion) and every foreign key from or to
+ *                    it are written to <state_schema>.deferred_ddl, then dropped;
+ *   (the copy)       rows go with COPY straight into the table (batchwriter direct);
+ *   deferidx_rebuild each definition is run again in its own transaction together
+ *                    with the deletion of its record: constraints and indexes first,
+ *                    then the foreign keys whose two tables have all their indexes
+ *                    back (a foreign key needs the referenced key's index, and
+ *                    re-adding it validates every row).
+ *
+ * A run killed at any point leaves the records; the next backfill rebuilds what they
+ * still hold after the table's copy (or at once when the table is not copied again),
+ * and `walbridge stream` refuses to start while any is left (state_deferred_pending).
+ * A rebuild that fails (a duplicate key, a reference without its row) stops backfill
+ * with the server's message; the record stays for the next run.
+ *
+ * A table is not deferred, and keeps its indexes, when it has rows, is partitioned,
+ * has a replica-identity, clustered or non-default-tablespace index, or when the
+ * lock or a DROP is refused (a view depending on the key, not the owner): the copy
+ * then goes through staging as usual, and the reason is logged.
+ *
+ * Connections are borrowed, idle and outside a transaction.  Identifiers in the
+ * stored DDL come from pg_get_indexdef / pg_get_constraintdef under
+ * search_path = pg_catalog, so they are schema-qualified.
+ */
+#ifndef WALBRIDGE_DEFERIDX_H
+#define WALBRIDGE_DEFERIDX_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "common/config.h"
+
+/*
+ * With defer_new, defers the indexes of target table t when it is empty.  *deferred
+ * is true when the table is now to be loaded without its indexes: deferred here, or
+ * by an earlier run whose records are still pending (a resumed load; checked with or
+ * without defer_new).  Returns false only on a failure that should stop backfill
+ * (state table unreadable); a refusal is logged and returns true, *deferred false.
+ */
+bool deferidx_begin(PGconn *target, const char *state_schema, const table_config *t, bool defer_new,
+                    bool *deferred);
+
+/*
+ * Rebuilds what is pending for target table t (NULL: every table), then every foreign
+ * key whose two tables are complete.  False (logged, with the object and the server's
+ * message) when a definition fails; the ones not run stay pending.
+ */
+bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_config *t);
+
+#endif
