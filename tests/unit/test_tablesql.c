@@ -428,3 +428,26 @@ Test(tablesql, key_column_not_copied_is_refused)
     cr_assert(strstr(err, "public.order_tags") != NULL, "%s", err);
     cr_assert(strstr(err, "\"tag\"") != NULL, "%s", err);
 }
+
+Test(tablesql, direct_copy_writes_the_row_uuid_first_then_the_mapped_columns)
+{
+    /* backfill --defer-indexes: the row line holds the UUIDv5, then the mapped values with
+     * each reference already replaced by the parent's UUIDv5: no staging, no join. */
+    table_plan p = orders_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_direct_copy(&lay, &sql);
+    cr_assert_str_eq(sql.data, "COPY \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", "
+                               "\"notes\", \"total\", \"we\"\"ird\") FROM STDIN");
+    table_layout_free(&lay);
+    strbuf_reset(&sql);
+    p = tags_plan();
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_direct_copy(&lay, &sql);
+    cr_assert_str_eq(sql.data,
+                     "COPY \"public\".\"order_tags\" (\"order_id\", \"tag\", "
+                     "\"added_at\") FROM STDIN",
+                     "identity-mapped: no uuid column of its own");
+    table_layout_free(&lay);
+}
