@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# test_backfill_defer_indexes.sh — `backfill --defer-indexes` on real clusters, as a
+# DBA would check it: an empty target is loaded without its indexes, constraints and
+# foreign keys, which come back with the same names and definitions (pg_dump -s
+# equal, foreign keys validated); a kill -9 mid-copy leaves the definitions in
+# walbridge.deferred_ddl, the stream refuses to start meanwhile, a duplicate planted
+# in the half-loaded table makes the rebuild fail by name, and --resume finishes once
+# it is removed; a table holding rows, or whose key a view depends on, keeps its
+# indexes; a running stream makes --defer-indexes refuse.
+#
+# One source cluster; each scenario uses its own database on the target cluster and
+# its own slot (TARGET_DSN is switched, so wb_psql target and the bf_* helpers follow).
+source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
+source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
+
+SCALE=5
+wb_pg_start source
+wb_pg_start target
+wb_load_clinic source "$SCALE"
+TARGET_POSTGRES_DSN=$TARGET_DSN
+
+# new_target DB SLOT: an empty clinic target (target_schema.sql only) in database DB,
+# TARGET_DSN pointing at it, and $WB_TMP/DB.json with slot SLOT.
+new_target() {
+    TARGET_DSN=$TARGET_POSTGRES_DSN
+    wb_psql target -c "CREATE DATABASE $1"
+    TARGET_DSN="${TARGET_POSTGRES_DSN/dbname=postgres/dbname=$1}"
+    export TARGET_DSN
+    wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
+    cfg=$WB_TMP/$1.json
+    wb_write_config "$cfg" --slot "$2" --log-level info
+}
+
+# schema_dump: the target's public schema as pg_dump prints it, without comments,
+# blank lines and the per-dump random \restrict key.
+schema_dump() {
+    pg_dump -s -n public -d "$TARGET_DSN" | grep -Ev '^(--|\\restrict|\\unrestrict|$)'
+}
+
+# same_schema FILE: the target's schema equals the dump in FILE (diff shown if not).
+same_schema() {
+    diff "$1" <(schema_dump)
+}
+
+deferred_count() {
+    wb_psql target -c "SELECT count(*) FROM walbridge.deferred_ddl"
+}
+
+# fk_state: "<foreign keys>|<all validated>" in the public schema.
+fk_state() {
+    wb_psql target -c "SELECT count(*) || '|' || bool_and(convalidated) FROM pg_constraint
+        WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+}
+
+# ------------------------------------------------------------------ a. empty target
+new_target a wb_a
+schema_dump >"$WB_TMP/schema_a.sql"
+wb_check "the schema dump holds the clinic's constraints" \
+    grep -q 'ADD CONSTRAINT orders_legacy_id_key UNIQUE (legacy_id)' "$WB_TMP/schema_a.sql"
+wb_eq "empty target: 8 foreign keys, all validated" "8|true" "$(fk_state)"
+
+wb_run -c "$cfg" backfill --defer-indexes
+wb_eq "a: backfill --defer-indexes into an empty target exits 0" 0 "$WB_RC"
+wb_contains "a: orders' 7 indexes, constraints and foreign keys were saved and dropped" "$WB_ERR" \
+    'public.orders: 7 indexes, constraints and foreign keys of "public"."orders" saved in walbridge.deferred_ddl and dropped'
+wb_contains "a: offices deferred too" "$WB_ERR" \
+    'public.offices: 4 indexes, constraints and foreign keys of "public"."offices" saved in walbridge.deferred_ddl and dropped'
+wb_contains "a: orders' definitions were built again" "$WB_ERR" \
+    "public.orders: 7 deferred indexes, constraints and foreign keys built again"
+wb_eq "a: no table kept its indexes" 0 "$(grep -c 'kept (not deferred)' <<<"$WB_ERR" || true)"
+wb_eq "a: walbridge.deferred_ddl is empty afterwards" 0 "$(deferred_count)"
+wb_check "a: schema dump equals the one taken before (every index, constraint, FK back)" \
+    same_schema "$WB_TMP/schema_a.sql"
+wb_eq "a: 8 foreign keys, all validated" "8|true" "$(fk_state)"
+wb_eq "a: every index valid and ready" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+        WHERE c.relnamespace = 'public'::regnamespace AND NOT (i.indisvalid AND i.indisready)")"
+wb_eq "a: every source row copied" "$(bf_summary_sum 2)" "$(bf_summary_sum 4)"
+for t in $BF_TABLES; do
+    wb_check "a: $t equal through the mapping" bf_same_table "$t"
+done
+wb_eq "a: no dangling uuid reference" 0 "$(bf_orphans)"
+wb_run -c "$cfg" verify
+wb_eq "a: verify exits 0" 0 "$WB_RC"
+
+# ------------------------------------------------------------------ c. a table that holds rows
+wb_run -c "$cfg" backfill --defer-indexes
+wb_eq "c: second --defer-indexes run exits 0" 0 "$WB_RC"
+# Tables without a parent check their rows; their children are then not deferred either.
+wb_eq "c: offices, profiles, audit_log keep their indexes: they hold rows" \
+    "public.audit_log public.offices public.profiles" \
+    "$(grep -o '[a-z_.]*: indexes of "public"."[a-z_]*" kept (not deferred): it holds rows' <<<"$WB_ERR" |
+        cut -d: -f1 | sort | tr '\n' ' ' | sed 's/ $//')"
+wb_contains "c: offices: the reason is logged" "$WB_ERR" \
+    'public.offices: indexes of "public"."offices" kept (not deferred): it holds rows'
+wb_eq "c: doctors, patients, orders, order_tags keep theirs: their parents were not loaded" 4 \
+    "$(grep -c 'indexes kept (not deferred): it references public\.' <<<"$WB_ERR" || true)"
+wb_eq "c: no table saved and dropped anything" 0 "$(grep -c 'saved in walbridge.deferred_ddl' <<<"$WB_ERR" || true)"
+wb_eq "c: nothing saved in walbridge.deferred_ddl" 0 "$(deferred_count)"
+wb_eq "c: nothing copied" 0 "$(bf_summary_sum 4)"
+wb_check "c: schema unchanged" same_schema "$WB_TMP/schema_a.sql"
+
+# ------------------------------------------------------------------ e. a running stream
+wb_run_bg -c "$cfg" stream
+stream_pid=$WB_BG_PID
+stream_err=$WB_BG_ERR
+slot_active() {
+    [[ $(wb_psql source -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'wb_a'") == t ]]
+}
+wb_wait_for "e: the stream of slot wb_a is running" 30 slot_active || true
+wb_run -c "$cfg" backfill --defer-indexes
+wb_eq "e: backfill --defer-indexes refuses while the stream runs (exit 3)" 3 "$WB_RC"
+wb_contains "e: says a stream runs" "$WB_ERR" \
+    'a walbridge stream of slot "wb_a" is running on the target'
+wb_eq "e: nothing saved in walbridge.deferred_ddl" 0 "$(deferred_count)"
+wb_check "e: schema unchanged" same_schema "$WB_TMP/schema_a.sql"
+wb_check "e: the stream still runs" kill -0 "$stream_pid"
+kill -TERM "$stream_pid"
+wb_bg_wait "$stream_pid" 30
+wb_eq "e: the stream stops on SIGTERM (exit 0)" 0 "$WB_RC"
+wb_run -c "$cfg" backfill --defer-indexes --tables offices
+wb_eq "e: once it stopped, --defer-indexes runs again (exit 0)" 0 "$WB_RC"
+
+# ------------------------------------------------------------------ b. kill -9 mid-copy
+new_target b wb_b
+schema_dump >"$WB_TMP/schema_b.sql"
+wb_run_bg -c "$cfg" backfill --defer-indexes --batch-rows 5
+pid=$WB_BG_PID
+bg_err=$WB_BG_ERR
+orders_mid_copy() {
+    [[ $(wb_psql target -c "SELECT (SELECT count(*) FROM walbridge.deferred_ddl WHERE table_name = 'public.orders') > 0
+        AND EXISTS (SELECT 1 FROM orders)") == t ]]
+}
+wb_wait_for "b: backfill is copying orders without their indexes" 60 orders_mid_copy || true
+kill -KILL "$pid"
+wb_bg_wait "$pid" 10
+wb_eq "b: backfill was killed (SIGKILL)" 137 "$WB_RC"
+copied=$(bf_count target orders)
+wb_check "b: some but not all orders were copied ($copied of $((700 * SCALE)))" \
+    test "$copied" -gt 0 -a "$copied" -lt $((700 * SCALE))
+wb_eq "b: orders' definitions wait in walbridge.deferred_ddl" \
+    "constraint:orders_legacy_id_key constraint:orders_pkey foreign key:order_tags_order_id_fkey foreign key:orders_doctor_id_fkey foreign key:orders_patient_id_fkey index:orders_doctor_id_idx index:orders_patient_id_idx" \
+    "$(wb_psql target -c "SELECT kind || ':' || object_name FROM walbridge.deferred_ddl ORDER BY 1" | tr '\n' ' ' | sed 's/ $//')"
+wb_eq "b: orders has no index meanwhile" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'orders'")"
+wb_eq "b: the tables before orders have theirs back" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM walbridge.deferred_ddl WHERE table_name <> 'public.orders'")"
+
+# The stream refuses to start and applies nothing (a source change waits in the slot).
+wb_psql source -c "INSERT INTO offices (name, city) VALUES ('after the kill', 'Nantes')"
+new_office=$(wb_psql source -c "SELECT id FROM offices WHERE name = 'after the kill'")
+applied_before=$(wb_psql target -c "SELECT applied_lsn FROM walbridge.stream_progress WHERE slot = 'wb_b'")
+confirmed_before=$(wb_psql source -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'wb_b'")
+wb_run -c "$cfg" stream --until-caught-up
+wb_check "b: stream refuses to start while definitions are pending (exit $WB_RC)" test "$WB_RC" -ne 0 -a "$WB_RC" -ne 124
+wb_contains "b: stream says why" "$WB_ERR" \
+    "stream refuses to start: backfill --defer-indexes has not built 7 indexes, constraints or foreign keys of public.orders again yet (walbridge.deferred_ddl)"
+wb_eq "b: stream applied nothing (the new office is not in the target)" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM offices WHERE legacy_id = $new_office")"
+wb_eq "b: stream applied nothing (applied LSN unchanged)" "$applied_before" \
+    "$(wb_psql target -c "SELECT applied_lsn FROM walbridge.stream_progress WHERE slot = 'wb_b'")"
+wb_eq "b: the slot did not move" "$confirmed_before" \
+    "$(wb_psql source -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'wb_b'")"
+
+# A duplicate legacy_id planted in the half-loaded orders (no unique index to stop it).
+dup=$(wb_psql target -c "SELECT min(legacy_id) FROM orders")
+planted=$(wb_psql target -c "SET session_replication_role = replica;
+    INSERT INTO orders SELECT gen_random_uuid(), legacy_id, patient_id, doctor_id, status, notes, amount,
+        total_precise, external_ref, placed_at, items, tags, attachment
+    FROM orders WHERE legacy_id = $dup RETURNING id")
+wb_eq "b: the duplicate is in place" 2 "$(wb_psql target -c "SELECT count(*) FROM orders WHERE legacy_id = $dup")"
+wb_run -c "$cfg" backfill --resume
+wb_eq "b: --resume with a duplicate legacy_id exits 3" 3 "$WB_RC"
+wb_contains "b: the error names the table, the kind and the constraint" "$WB_ERR" \
+    'public.orders: building constraint "orders_legacy_id_key" again failed'
+wb_contains "b: the error gives the server's message" "$WB_ERR" \
+    'could not create unique index "orders_legacy_id_key"'
+wb_contains "b: the error names the duplicated key" "$WB_ERR" "(legacy_id)=($dup)"
+wb_eq "b: the orders_legacy_id_key record stays in walbridge.deferred_ddl" 1 \
+    "$(wb_psql target -c "SELECT count(*) FROM walbridge.deferred_ddl WHERE object_name = 'orders_legacy_id_key'")"
+wb_eq "b: the rest of the copy was done (source rows + the planted one)" "$(($(bf_count source orders) + 1))" \
+    "$(bf_count target orders)"
+
+wb_psql target -c "DELETE FROM orders WHERE id = '$planted'"
+wb_run -c "$cfg" backfill --resume
+wb_eq "b: --resume after removing the duplicate exits 0" 0 "$WB_RC"
+wb_contains "b: --resume loads on without orders' indexes" "$WB_ERR" \
+    "public.orders: its indexes are still deferred by an earlier run"
+wb_eq "b: walbridge.deferred_ddl is empty" 0 "$(deferred_count)"
+wb_check "b: schema dump equals the one taken before" same_schema "$WB_TMP/schema_b.sql"
+wb_eq "b: 8 foreign keys, all validated" "8|true" "$(fk_state)"
+wb_eq "b: no duplicate legacy_id in orders" "$(bf_count target orders)" \
+    "$(wb_psql target -c "SELECT count(DISTINCT legacy_id) FROM orders")"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "b: the stream now starts and catches up (exit 0)" 0 "$WB_RC"
+wb_eq "b: the stream applied the office inserted after the kill" 1 \
+    "$(wb_psql target -c "SELECT count(*) FROM offices WHERE legacy_id = $new_office")"
+for t in $BF_TABLES; do
+    wb_check "b: $t equal through the mapping" bf_same_table "$t"
+done
+wb_eq "b: no dangling uuid reference" 0 "$(bf_orphans)"
+wb_run -c "$cfg" verify
+wb_eq "b: verify exits 0" 0 "$WB_RC"
+
+# ------------------------------------------------------------------ f. a rebuild that fails in the run
+# A duplicate legacy_id lands in orders while the same run copies it without its
+# indexes: the run copies on, re-adding orders_legacy_id_key fails, backfill stops.
+new_target f wb_f
+wb_run_bg -c "$cfg" backfill --defer-indexes --batch-rows 5
+pid=$WB_BG_PID
+bg_err=$WB_BG_ERR
+wb_wait_for "f: backfill is copying orders without their indexes" 60 orders_mid_copy || true
+dup=$(wb_psql target -c "SELECT min(legacy_id) FROM orders")
+planted_ok=1
+wb_psql target -c "SET session_replication_role = replica;
+    INSERT INTO orders SELECT gen_random_uuid(), legacy_id, patient_id, doctor_id, status, notes, amount,
+        total_precise, external_ref, placed_at, items, tags, attachment
+    FROM orders WHERE legacy_id = $dup" >/dev/null || planted_ok=0
+wb_eq "f: a duplicate legacy_id could be planted mid-copy (no unique index)" 1 "$planted_ok"
+wb_bg_wait "$pid" 60
+wb_eq "f: the run whose rebuild fails exits 3" 3 "$WB_RC"
+f_err=$(cat "$bg_err")
+wb_contains "f: the error names the table, the kind and the constraint" "$f_err" \
+    'public.orders: building constraint "orders_legacy_id_key" again failed'
+wb_contains "f: the error gives the server's message" "$f_err" \
+    'could not create unique index "orders_legacy_id_key"'
+wb_contains "f: the error names the duplicated key" "$f_err" "(legacy_id)=($dup)"
+wb_eq "f: the copy itself finished (source rows + the planted one)" "$(($(bf_count source orders) + 1))" \
+    "$(bf_count target orders)"
+wb_eq "f: the orders_legacy_id_key record stays in walbridge.deferred_ddl" 1 \
+    "$(wb_psql target -c "SELECT count(*) FROM walbridge.deferred_ddl WHERE object_name = 'orders_legacy_id_key'")"
+wb_eq "f: no unique index was left half-built on orders" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'orders'")"
+wb_run -c "$cfg" stream --until-caught-up
+wb_check "f: stream refuses to start (exit $WB_RC)" test "$WB_RC" -ne 0 -a "$WB_RC" -ne 124
+wb_contains "f: stream says why" "$WB_ERR" "stream refuses to start: backfill --defer-indexes has not built"
+
+# ------------------------------------------------------------------ d. a view on the key
+new_target d wb_d
+wb_psql target -c "CREATE VIEW office_names AS SELECT id, name FROM offices GROUP BY id"
+schema_dump >"$WB_TMP/schema_d.sql"
+wb_run -c "$cfg" backfill --defer-indexes
+wb_eq "d: backfill --defer-indexes exits 0" 0 "$WB_RC"
+wb_contains "d: offices keeps its indexes, with the server's reason" "$WB_ERR" \
+    'public.offices: indexes of "public"."offices" kept (not deferred): cannot drop constraint offices_pkey on table public.offices because other objects depend on it'
+wb_contains "d: doctors is not deferred: it references offices" "$WB_ERR" \
+    "public.doctors: indexes kept (not deferred): it references public.offices"
+wb_contains "d: patients is not deferred: it references offices" "$WB_ERR" \
+    "public.patients: indexes kept (not deferred): it references public.offices"
+wb_contains "d: profiles (no reference to offices) is deferred" "$WB_ERR" \
+    'public.profiles: 5 indexes, constraints and foreign keys of "public"."profiles" saved in walbridge.deferred_ddl and dropped'
+wb_eq "d: offices, doctors, patients, orders, order_tags: none saved and dropped" 0 \
+    "$(grep -cE 'public\.(offices|doctors|patients|orders|order_tags): [0-9]+ indexes.*dropped' <<<"$WB_ERR" || true)"
+wb_eq "d: walbridge.deferred_ddl is empty" 0 "$(deferred_count)"
+wb_check "d: schema unchanged (view and offices_pkey kept)" same_schema "$WB_TMP/schema_d.sql"
+wb_eq "d: 8 foreign keys, all validated" "8|true" "$(fk_state)"
+wb_eq "d: the view answers" "$(bf_count source offices)" "$(wb_psql target -c "SELECT count(*) FROM office_names")"
+for t in $BF_TABLES; do
+    wb_check "d: $t equal through the mapping" bf_same_table "$t"
+done
+wb_run -c "$cfg" verify
+wb_eq "d: verify exits 0" 0 "$WB_RC"
+wb_finish
