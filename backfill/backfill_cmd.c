@@ -10,6 +10,7 @@
  *   4. a summary table on stdout.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "backfill/bfstate.h"
 #include "backfill/deferidx.h"
 #include "backfill/handoff.h"
+#include "backfill/lanes.h"
 #include "backfill/progress.h"
 #include "backfill/tablediff.h"
 #include "common/cli.h"
@@ -37,6 +39,7 @@ typedef struct backfill_args {
     const char *tables;
     int batch_rows; /* 0: from the config */
     int writers;    /* target write connections used (2 pipelines batches) */
+    int jobs;       /* lanes for the direct loads of --defer-indexes */
 } backfill_args;
 
 static void print_help(FILE *out)
@@ -56,6 +59,8 @@ static void print_help(FILE *out)
           "                     constraints and foreign keys (saved in the state schema),\n"
           "                     COPY the rows straight in, then build them again; the\n"
           "                     stream must not run meanwhile (it refuses to start)\n"
+          "  --jobs N           tables loaded at once under --defer-indexes, each on its\n"
+          "                     own connections in the same snapshot (default 2)\n"
           "  --tables a,b       only these source tables (\"schema.name\" or \"name\")\n"
           "  --batch-rows N     rows per batch and checkpoint (default: backfill.batch_rows)\n"
           "  -h, --help         this text\n\n"
@@ -83,6 +88,8 @@ static bool on_option(int opt, const char *arg, void *ctx)
     case 'D':
         a->defer_indexes = true;
         break;
+    case 'j':
+        return cli_parse_int("backfill", "jobs", arg, 1, 16, "a number between 1 and 16", &a->jobs);
     case 't':
         a->tables = arg;
         break;
@@ -221,16 +228,16 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
 
 /*
  * --defer-indexes for table i: only when every parent it references (other than
- * itself) was loaded directly by this run, so each parent row has its UUIDv5 and the
- * direct COPY can compute references without looking them up.
+ * itself) is loaded directly by this run, so each parent row gets its UUIDv5 and the
+ * direct COPY computes references without looking them up.
  */
-static bool parents_loaded_directly(const bf_session *s, size_t i, const bool *direct_loaded)
+static bool parents_direct(const bf_session *s, size_t i, const bool *direct)
 {
     const table_layout *lay = &s->layouts[i];
     for (size_t c = 0; c < lay->ncols; c++) {
         int p = lay->cols[c].parent;
-        if (p >= 0 && (size_t)p != i && !direct_loaded[p]) {
-            log_info("%s: indexes kept (not deferred): it references %s, which this run did "
+        if (p >= 0 && (size_t)p != i && !direct[p]) {
+            log_info("%s: indexes kept (not deferred): it references %s, which this run does "
                      "not load into an empty table, so references must be looked up",
                      lay->table->source, s->cfg.tables[p].source);
             return false;
@@ -239,7 +246,78 @@ static bool parents_loaded_directly(const bf_session *s, size_t i, const bool *d
     return true;
 }
 
-static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *results)
+/* The per-table log lines after its copy. */
+static void log_table_result(const table_config *t, const tablediff_result *r,
+                             const backfill_args *a)
+{
+    if (!r->skipped_done)
+        log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
+                 " extra; copied %" PRIu64 ", stale fixed %" PRIu64 ", extra deleted %" PRIu64
+                 " in %.2fs (%.2fs writing batches)",
+                 t->source, r->counts.source_rows, r->counts.missing, r->counts.stale,
+                 r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds,
+                 r->write_seconds);
+    if (r->counts.extra > 0 && !a->delete_extra)
+        log_warn("%s: %" PRIu64 " target rows have no source row (kept; --delete-extra "
+                 "removes them)",
+                 t->source, r->counts.extra);
+}
+
+/* Builds table t's deferred indexes and constraints, timed. */
+static bool rebuild_timed(PGconn *tw, const char *state_schema, const table_config *t,
+                          tablediff_result *r)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool ok = deferidx_rebuild(tw, state_schema, t);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->seconds += progress_seconds(&t0, &t1); /* the summary's seconds include it */
+    return ok;
+}
+
+/* What the direct loads on lanes share (lanes.h). */
+typedef struct direct_lanes {
+    bf_session *s;
+    const handoff *h;
+    const backfill_args *a;
+    tablediff_options o; /* direct, no row fetch connection */
+    tablediff_result *results;
+    pthread_mutex_t fk_lock; /* one lane at a time adds foreign keys */
+} direct_lanes;
+
+static bool direct_join_snapshot(void *ctx, PGconn *source)
+{
+    const direct_lanes *d = ctx;
+    return handoff_share_snapshot(d->h, d->s->source, source);
+}
+
+/* One direct table on a lane: the copy, then its own indexes and constraints. */
+static bool direct_table(void *ctx, const lane_conns *lane, size_t i)
+{
+    direct_lanes *d = ctx;
+    const table_config *t = &d->s->cfg.tables[i];
+    tablediff_options o = d->o;
+    o.estimate = bf_session_estimate(lane->source, t);
+    log_info("%s: copying straight into the table (lane %zu)", t->source, lane->number);
+    bool ok = tablediff_run(&d->s->layouts[i], (int)i, lane->source, lane->target, &lane->write, 1,
+                            &o, &d->results[i]) &&
+              rebuild_timed(lane->write, d->s->cfg.state_schema, t, &d->results[i]);
+    if (ok)
+        log_table_result(t, &d->results[i], d->a);
+    /* The foreign keys this table completes, while the other lanes load on. */
+    pthread_mutex_lock(&d->fk_lock);
+    ok = ok && deferidx_rebuild_foreign_keys(lane->write, d->s->cfg.state_schema);
+    pthread_mutex_unlock(&d->fk_lock);
+    return ok;
+}
+
+/*
+ * Per table, parents first: with --defer-indexes (or indexes an earlier run left
+ * deferred) the tables loaded directly go first, on up to --jobs lanes at once, then
+ * their foreign keys are built; the other tables follow one by one in config order.
+ */
+static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
+                       tablediff_result *results)
 {
     const wb_config *cfg = &s->cfg;
     tablediff_options o = {.write = !a->dry_run,
@@ -254,56 +332,62 @@ static bool run_tables(bf_session *s, const backfill_args *a, tablediff_result *
                            .state_schema = cfg->state_schema,
                            .slot = cfg->slot,
                            .source_fetch = s->source_fetch};
-    bool *direct_loaded = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *direct_loaded);
+    bool *direct = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *direct);
     bool ok = true;
+    size_t ndirect = 0;
+    for (size_t i = 0; ok && !a->dry_run && i < cfg->ntables; i++) {
+        if (s->selected[i])
+            ok = deferidx_begin(s->target_write[0], cfg->state_schema, &cfg->tables[i],
+                                a->defer_indexes && parents_direct(s, i, direct), &direct[i]);
+        ndirect += direct[i] ? 1 : 0;
+    }
+    if (ok && ndirect > 0) {
+        direct_lanes d = {.s = s, .h = h, .a = a, .o = o, .results = results};
+        pthread_mutex_init(&d.fk_lock, NULL);
+        d.o.direct = true;
+        d.o.source_fetch = NULL;
+        /* A stale row would be COPYed in as a second row: no unique index is there to
+         * stop it.  Only a resumed load can find one (an earlier snapshot's rows). */
+        d.o.include_stale = false;
+        d.o.keys_only = true;
+        if (a->include_stale)
+            log_info("tables loaded directly are not checked for stale rows in this run; run "
+                     "backfill --include-stale again once it finished");
+        d.o.progress = o.progress && (ndirect == 1 || a->jobs == 1);
+        lanes_job job = {.s = s,
+                         .tables = direct,
+                         .jobs = a->jobs,
+                         .write = true,
+                         .what = "backfill",
+                         .join_snapshot = direct_join_snapshot,
+                         .run = direct_table,
+                         .ctx = &d};
+        ok = lanes_run(&job);
+        pthread_mutex_destroy(&d.fk_lock);
+    }
     for (size_t i = 0; ok && i < cfg->ntables; i++) {
-        if (!s->selected[i])
+        if (!s->selected[i] || direct[i])
             continue;
         const table_config *t = &cfg->tables[i];
-        o.estimate = bf_session_estimate(s, t);
-        o.direct = false;
-        if (!a->dry_run)
-            ok = deferidx_begin(s->target_write[0], cfg->state_schema, t,
-                                a->defer_indexes && parents_loaded_directly(s, i, direct_loaded),
-                                &o.direct);
-        if (!ok)
-            break;
+        o.estimate = bf_session_estimate(s->source, t);
         log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
         ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
                            a->writers, &o, &results[i]);
-        direct_loaded[i] = ok && o.direct;
-        /* Whatever was deferred for this table (this run or an earlier one) is built now. */
-        if (ok && !a->dry_run) {
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            ok = deferidx_rebuild(s->target_write[0], cfg->state_schema, t);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            results[i].seconds += progress_seconds(&t0, &t1); /* the summary's seconds */
-        }
-        if (!ok)
-            break;
-        const tablediff_result *r = &results[i];
-        if (!r->skipped_done)
-            log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
-                     " extra; copied %" PRIu64 ", stale fixed %" PRIu64 ", extra deleted %" PRIu64
-                     " in %.2fs (%.2fs writing batches)",
-                     t->source, r->counts.source_rows, r->counts.missing, r->counts.stale,
-                     r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds,
-                     r->write_seconds);
-        if (r->counts.extra > 0 && !a->delete_extra)
-            log_warn("%s: %" PRIu64 " target rows have no source row (kept; --delete-extra "
-                     "removes them)",
-                     t->source, r->counts.extra);
+        if (ok)
+            log_table_result(t, &results[i], a);
     }
-    free(direct_loaded);
+    free(direct);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
-    return ok && (a->dry_run || deferidx_rebuild(s->target_write[0], cfg->state_schema, NULL));
+    return ok &&
+           (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema, NULL) &&
+                           deferidx_rebuild_foreign_keys(s->target_write[0], cfg->state_schema)));
 }
 
 int backfill_main(const char *config_path, int argc, char **argv)
 {
     backfill_args a;
     memset(&a, 0, sizeof a);
+    a.jobs = 2;
     int rc = cli_parse_options(&backfill_command, argc, argv, &a);
     if (rc != CLI_CONTINUE)
         return rc;
@@ -343,7 +427,7 @@ int backfill_main(const char *config_path, int argc, char **argv)
     if (ok && !a.dry_run)
         ok = record_handoff(&s, &h, &run_id);
     if (ok)
-        ok = run_tables(&s, &a, results);
+        ok = run_tables(&s, &a, &h, results);
     if (ok)
         print_summary(&s, results, &a);
     if (!a.dry_run && run_id > 0)

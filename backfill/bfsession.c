@@ -176,13 +176,13 @@ void bf_session_close(bf_session *s)
     memset(s, 0, sizeof *s);
 }
 
-double bf_session_estimate(bf_session *s, const table_config *t)
+double bf_session_estimate(PGconn *source, const table_config *t)
 {
     strbuf name;
     strbuf_init(&name);
     pgconn_append_qualified(&name, t->source_schema, t->source_name);
     const char *params[1] = {name.data};
-    PGresult *res = pgconn_query(s->source, "source: row estimate",
+    PGresult *res = pgconn_query(source, "source: row estimate",
                                  "SELECT reltuples::float8 FROM pg_class WHERE oid = $1::regclass",
                                  1, params, NULL);
     strbuf_free(&name);

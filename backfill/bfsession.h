@@ -44,6 +44,6 @@ int bf_session_open(bf_session *s, const char *config_path, const char *tables, 
 void bf_session_close(bf_session *s);
 
 /* The planner's row estimate of a source table (for the ETA); -1 when unknown. */
-double bf_session_estimate(bf_session *s, const table_config *t);
+double bf_session_estimate(PGconn *source, const table_config *t);
 
 #endif

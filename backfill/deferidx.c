@@ -202,10 +202,14 @@ bool deferidx_begin(PGconn *target, const char *state_schema, const table_config
         if (done) {
             ok = pgconn_exec(target, t->source, "COMMIT");
             *deferred = ok;
-            if (ok)
+            if (ok && nsaved > 0)
                 log_info("%s: %zu indexes, constraints and foreign keys of %s saved in "
                          "%s.deferred_ddl and dropped; they are built again after the copy",
                          t->source, nsaved, table.data, state_schema);
+            else if (ok)
+                log_info("%s: %s is empty and has no index, constraint or foreign key to "
+                         "defer: its rows go straight in with COPY",
+                         t->source, table.data);
         } else if (ok) {
             pgconn_exec(target, "ROLLBACK", "ROLLBACK");
             log_info("%s: indexes of %s kept (not deferred): %s", t->source, table.data, why.data);
@@ -216,9 +220,20 @@ bool deferidx_begin(PGconn *target, const char *state_schema, const table_config
     return ok;
 }
 
-/* Runs one pending definition and deletes its record, in one transaction. */
-static bool rebuild_one(PGconn *conn, const char *state_schema, const char *id, const char *kind,
-                        const char *name, const char *on_table, const char *ddl)
+/* Logs a failed rebuild step of a record (the server's message as detail). */
+static void log_rebuild_failure(const char *state_schema, const char *kind, const char *name,
+                                const char *on_table, const char *err)
+{
+    log_full(LOG_ERROR, err,
+             "Fix the target rows the message names, then run `walbridge backfill "
+             "--resume`: it builds what the state table still holds.",
+             "%s: building %s \"%s\" again failed; its definition stays in %s.deferred_ddl",
+             on_table, kind, name, state_schema);
+}
+
+/* Runs ddl and deletes record id, in one transaction. */
+static bool run_and_forget(PGconn *conn, const char *state_schema, const char *id, const char *kind,
+                           const char *name, const char *on_table, const char *ddl)
 {
     strbuf sql, err;
     strbuf_init(&sql);
@@ -226,11 +241,7 @@ static bool rebuild_one(PGconn *conn, const char *state_schema, const char *id, 
     bool ok = pgconn_exec(conn, on_table, "BEGIN");
     PGresult *res = ok ? try_query(conn, ddl, NULL, &err) : NULL;
     if (ok && res == NULL) {
-        log_full(LOG_ERROR, err.data,
-                 "Fix the target rows the message names, then run `walbridge backfill "
-                 "--resume`: it builds what the state table still holds.",
-                 "%s: building %s \"%s\" again failed; its definition stays in %s.deferred_ddl",
-                 on_table, kind, name, state_schema);
+        log_rebuild_failure(state_schema, kind, name, on_table, err.data);
         pgconn_exec(conn, "ROLLBACK", "ROLLBACK");
         ok = false;
     }
@@ -253,6 +264,68 @@ static bool rebuild_one(PGconn *conn, const char *state_schema, const char *id, 
     return ok;
 }
 
+/* *state: 'n' no such constraint on on_table yet, 'v' validated, 'u' not validated. */
+static bool constraint_state(PGconn *conn, const char *on_table, const char *name, char *state)
+{
+    const char *params[2] = {on_table, name};
+    PGresult *res = pgconn_query(conn, on_table,
+                                 "SELECT convalidated FROM pg_catalog.pg_constraint "
+                                 "WHERE conrelid = $1::regclass AND conname = $2",
+                                 2, params, NULL);
+    if (res == NULL)
+        return false;
+    *state = PQntuples(res) == 0 ? 'n' : (strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 'v' : 'u');
+    PQclear(res);
+    return true;
+}
+
+/*
+ * A foreign key in two steps, as pg_dump's users do by hand: ADD ... NOT VALID
+ * (a moment's lock on both tables), then VALIDATE CONSTRAINT, which scans the rows
+ * under a lock that lets the other tables' loads and index builds go on.  A run
+ * killed between the two finds the constraint there, not validated, and validates
+ * it.  A key that was NOT VALID before is added back as it was.
+ */
+static bool rebuild_foreign_key(PGconn *conn, const char *state_schema, const char *id,
+                                const char *name, const char *on_table, const char *ddl)
+{
+    static const char not_valid[] = " NOT VALID";
+    size_t len = strlen(ddl);
+    bool was_valid =
+        len < sizeof not_valid - 1 || strcmp(ddl + len - (sizeof not_valid - 1), not_valid) != 0;
+    char state = 'n';
+    if (!constraint_state(conn, on_table, name, &state))
+        return false;
+    strbuf sql;
+    strbuf_init(&sql);
+    bool ok = true;
+    if (state == 'n' && was_valid) {
+        strbuf_append(&sql, ddl);
+        strbuf_append(&sql, not_valid);
+        strbuf err;
+        strbuf_init(&err);
+        PGresult *res = try_query(conn, sql.data, NULL, &err);
+        if (res == NULL)
+            log_rebuild_failure(state_schema, "foreign key", name, on_table, err.data);
+        ok = res != NULL;
+        PQclear(res);
+        strbuf_free(&err);
+        state = 'u';
+    }
+    strbuf_reset(&sql);
+    if (state == 'u' && was_valid) {
+        strbuf_appendf(&sql, "ALTER TABLE %s VALIDATE CONSTRAINT ", on_table);
+        pgconn_append_ident(&sql, name);
+    } else if (state == 'n') {
+        strbuf_append(&sql, ddl);
+    } else {
+        strbuf_append(&sql, "SELECT 1"); /* there already, as it was: forget the record */
+    }
+    ok = ok && run_and_forget(conn, state_schema, id, "foreign key", name, on_table, sql.data);
+    strbuf_free(&sql);
+    return ok;
+}
+
 /* Runs every record the query (columns id, kind, object_name, on_table, ddl) returns. */
 static bool rebuild_rows(PGconn *conn, const char *state_schema, const char *sql, const char *param,
                          size_t *n)
@@ -264,8 +337,13 @@ static bool rebuild_rows(PGconn *conn, const char *state_schema, const char *sql
         return false;
     bool ok = true;
     for (int i = 0; ok && i < PQntuples(res); i++) {
-        ok = rebuild_one(conn, state_schema, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                         PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+        const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
+        const char *name = PQgetvalue(res, i, 2), *on_table = PQgetvalue(res, i, 3);
+        const char *ddl = PQgetvalue(res, i, 4);
+        if (strcmp(kind, "foreign key") == 0)
+            ok = rebuild_foreign_key(conn, state_schema, id, name, on_table, ddl);
+        else
+            ok = run_and_forget(conn, state_schema, id, kind, name, on_table, ddl);
         *n += ok ? 1 : 0;
     }
     PQclear(res);
@@ -278,7 +356,6 @@ bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_conf
     strbuf_init(&sql);
     strbuf_init(&table);
     size_t n = 0;
-    /* The table's own indexes and constraints (all tables' when t is NULL). */
     strbuf_append(&sql, "SELECT id, kind, object_name, on_table, ddl FROM ");
     append_state_table(&sql, state_schema);
     strbuf_append(&sql, " WHERE kind <> 'foreign key'");
@@ -290,19 +367,28 @@ bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_conf
     }
     strbuf_append(&sql, " ORDER BY ord, id");
     bool ok = rebuild_rows(target, state_schema, sql.data, t != NULL ? table.data : NULL, &n);
-    /* Then the foreign keys whose two tables have their indexes back. */
-    strbuf_reset(&sql);
+    if (ok && n > 0)
+        log_info("%s: %zu deferred index(es) and constraint(s) built again",
+                 t != NULL ? t->source : "backfill", n);
+    strbuf_free(&sql);
+    strbuf_free(&table);
+    return ok;
+}
+
+bool deferidx_rebuild_foreign_keys(PGconn *target, const char *state_schema)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    size_t n = 0;
     strbuf_append(&sql, "SELECT id, kind, object_name, on_table, ddl FROM ");
     append_state_table(&sql, state_schema);
     strbuf_append(&sql, " f WHERE kind = 'foreign key' AND NOT EXISTS (SELECT 1 FROM ");
     append_state_table(&sql, state_schema);
     strbuf_append(&sql, " d WHERE d.kind <> 'foreign key' AND d.table_name IN (f.on_table, "
                         "f.ref_table)) ORDER BY id");
-    ok = ok && rebuild_rows(target, state_schema, sql.data, NULL, &n);
+    bool ok = rebuild_rows(target, state_schema, sql.data, NULL, &n);
     if (ok && n > 0)
-        log_info("%s: %zu deferred indexes, constraints and foreign keys built again",
-                 t != NULL ? t->source : "backfill", n);
+        log_info("backfill: %zu deferred foreign key(s) added and validated", n);
     strbuf_free(&sql);
-    strbuf_free(&table);
     return ok;
 }

@@ -13,6 +13,7 @@
  *   (the copy)       rows go with COPY straight into the table (batchwriter direct);
  *   deferidx_rebuild each definition is run again in its own transaction together
  *                    with the deletion of its record: constraints and indexes first,
+ *   deferidx_rebuild_foreign_keys
  *                    then the foreign keys whose two tables have all their indexes
  *                    back (a foreign key needs the referenced key's index, and
  *                    re-adding it validates every row).
@@ -51,10 +52,18 @@ bool deferidx_begin(PGconn *target, const char *state_schema, const table_config
                     bool *deferred);
 
 /*
- * Rebuilds what is pending for target table t (NULL: every table), then every foreign
- * key whose two tables are complete.  False (logged, with the object and the server's
- * message) when a definition fails; the ones not run stay pending.
+ * Rebuilds the indexes and constraints pending for target table t (NULL: every
+ * table).  False (logged, with the object and the server's message) when one fails;
+ * the ones not run stay pending.
  */
 bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_config *t);
+
+/*
+ * Adds back every pending foreign key whose two tables have their indexes and
+ * constraints back (NOT VALID, then VALIDATE CONSTRAINT).  Callers running several
+ * connections at once serialize these calls (adding one locks both its tables, and
+ * two at once could deadlock).  False (logged) when one fails.
+ */
+bool deferidx_rebuild_foreign_keys(PGconn *target, const char *state_schema);
 
 #endif

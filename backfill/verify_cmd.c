@@ -5,7 +5,7 @@
  * target's rows translated back to source form, per-table counts of
  * missing, extra and differing rows, and with --show N the first N keys of
  * each kind.  With --jobs N several tables are diffed at once, each lane on
- * its own connections in the same source snapshot (verify_lanes.h); the
+ * its own connections in the same source snapshot (lanes.h); the
  * output stays in config order.  Exit 0 when identical, 1 when not, 2
  * config, 3 runtime.
  */
@@ -18,7 +18,7 @@
 
 #include "backfill/bfsession.h"
 #include "backfill/tablediff.h"
-#include "backfill/verify_lanes.h"
+#include "backfill/lanes.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/pgconn.h"
@@ -156,6 +156,20 @@ static void print_json(const bf_session *s, const tablediff_result *results, siz
     cJSON_Delete(root);
 }
 
+/* What verify's lanes share: each diffs a table into its result slot (lanes.h). */
+typedef struct verify_lanes {
+    bf_session *s;
+    const tablediff_options *o;
+    tablediff_result *results;
+} verify_lanes;
+
+static bool verify_table(void *ctx, const lane_conns *lane, size_t i)
+{
+    const verify_lanes *v = ctx;
+    return tablediff_run(&v->s->layouts[i], (int)i, lane->source, lane->target, NULL, 0, v->o,
+                         &v->results[i]);
+}
+
 int verify_main(const char *config_path, int argc, char **argv)
 {
     verify_args a;
@@ -172,7 +186,14 @@ int verify_main(const char *config_path, int argc, char **argv)
     }
     tablediff_result *results = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *results);
     tablediff_options o = {.show = a.show, .state_schema = s.cfg.state_schema, .slot = s.cfg.slot};
-    bool ok = verify_lanes_run(&s, a.jobs, &o, results);
+    verify_lanes ctx = {&s, &o, results};
+    lanes_job job = {.s = &s,
+                     .tables = s.selected,
+                     .jobs = a.jobs,
+                     .what = "verify",
+                     .run = verify_table,
+                     .ctx = &ctx};
+    bool ok = lanes_run(&job);
     size_t ndiffer = 0;
     for (size_t i = 0; ok && i < s.cfg.ntables; i++) {
         if (s.selected[i] && differs(&results[i]))

@@ -8,7 +8,8 @@
 #
 # Measures, on one run:
 #   1. copy into an empty target (uuid keys, legacy_id UNIQUE, FKs and indexes as a
-#      live Supabase target has them): walbridge backfill rows/s, versus
+#      live Supabase target has them): walbridge backfill rows/s, with the indexes in
+#      place and with --defer-indexes (into a second empty database), versus
 #      a. a plain `COPY ... TO STDOUT | COPY ... FROM STDIN` pipe into a database
 #         with the legacy schema (same indexes and foreign keys), table by table;
 #      b. `pgcopydb clone` of the source into an empty database (data, indexes,
@@ -60,7 +61,8 @@ FIX=$ROOT/tests/fixtures/clinic
 t0=$(now)
 q -d "$SOURCE_DSN" -v scale="$SCALE" -f "$FIX/source_schema.sql" -f "$FIX/source_data.sql"
 q -d "$TARGET_DSN" -f "$FIX/target_schema.sql"
-q -d "$TARGET_DSN" -c "CREATE DATABASE pipe" -c "CREATE DATABASE cloned"
+q -d "$TARGET_DSN" -c "CREATE DATABASE pipe" -c "CREATE DATABASE cloned" -c "CREATE DATABASE deferred"
+q -d "${TARGET_DSN/dbname=postgres/dbname=deferred}" -f "$FIX/target_schema.sql"
 q -d "${TARGET_DSN/dbname=postgres/dbname=pipe}" -f "$FIX/source_schema.sql"
 rows=$(q -d "$SOURCE_DSN" -c "SELECT (SELECT count(*) FROM offices) + (SELECT count(*) FROM profiles)
     + (SELECT count(*) FROM doctors) + (SELECT count(*) FROM patients) + (SELECT count(*) FROM orders)
@@ -78,6 +80,15 @@ full_wall=$WALL full_rss=$RSS_MB
 full_rate=$(awk -v r="$rows" -v s="$full_wall" 'BEGIN { printf "%.0f", r / s }')
 echo "   walbridge backfill:  $full_wall s  ($full_rate rows/s, peak RSS $full_rss MB; $CPU)"
 sed -n '1,9p' "$WB_TMP/out.full" | sed 's/^/     /'
+
+dcfg=$WB_TMP/deferred.json
+(TARGET_DSN=${TARGET_DSN/dbname=postgres/dbname=deferred} wb_write_config "$dcfg" --log-level info --slot walbridge_deferred)
+run_timed deferred -c "$dcfg" backfill --defer-indexes
+[[ $RC == 0 ]] || { tail -n 20 "$WB_TMP/err.deferred"; exit 3; }
+deferred_wall=$WALL deferred_rss=$RSS_MB
+deferred_rate=$(rate "$rows" "$deferred_wall")
+echo "   walbridge backfill --defer-indexes: $deferred_wall s  ($deferred_rate rows/s, peak RSS $deferred_rss MB; $CPU)"
+sed -n '1,9p' "$WB_TMP/out.deferred" | sed 's/^/     /'
 
 PIPE_DSN=${TARGET_DSN/dbname=postgres/dbname=pipe}
 t0=$(now)
@@ -138,8 +149,11 @@ printf '   %-44s %10s\n' "verify (s)" "$verify_wall"
 printf '   %-44s %10s\n' "copy into empty target, walbridge (rows/s)" "$full_rate"
 printf '   %-44s %10s\n' "copy into empty target, plain pipe (rows/s)" "$pipe_rate"
 printf '   %-44s %10s\n' "walbridge / plain pipe (rows/s ratio)" "$(ratio "$full_rate" "$pipe_rate")"
+printf '   %-44s %10s\n' "copy, walbridge --defer-indexes (rows/s)" "$deferred_rate"
+printf '   %-44s %10s\n' "walbridge --defer-indexes / plain pipe" "$(ratio "$deferred_rate" "$pipe_rate")"
 if [[ -n $pgcopydb_wall ]]; then
     printf '   %-44s %10s\n' "pgcopydb clone / walbridge (time ratio)" "$(ratio "$pgcopydb_wall" "$full_wall")"
+    printf '   %-44s %10s\n' "pgcopydb clone / walbridge --defer-indexes" "$(ratio "$pgcopydb_wall" "$deferred_wall")"
 fi
-max_rss=$(printf '%s\n' "$full_rss" "$diff_rss" "$catchup_rss" "$verify_rss" | sort -n | tail -n 1)
+max_rss=$(printf '%s\n' "$full_rss" "$deferred_rss" "$diff_rss" "$catchup_rss" "$verify_rss" | sort -n | tail -n 1)
 printf '   %-44s %10s\n' "walbridge peak RSS, any run (MB)" "$max_rss"

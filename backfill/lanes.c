@@ -1,9 +1,9 @@
 /*
- * verify_lanes.c — verify's table diffs on several lanes (verify_lanes.h):
- * the queue ordered largest first, the extra lanes' connections and the
- * shared source snapshot, the lane threads.
+ * lanes.c — per-table work on several lanes (lanes.h): the queue ordered largest
+ * first, the extra lanes' connections and the shared source snapshot, the lane
+ * threads.
  */
-#include "backfill/verify_lanes.h"
+#include "backfill/lanes.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -14,8 +14,6 @@
 #include "common/pgconn.h"
 #include "common/strbuf.h"
 
-/* As bfsession.c sets on the session's own diff connections. */
-
 /* The tables still to diff.  next and failed are guarded by lock; the rest is
  * read-only while lanes run. */
 typedef struct lane_queue {
@@ -23,17 +21,13 @@ typedef struct lane_queue {
     size_t *order; /* config indexes, in the order lanes take them (owned) */
     size_t n;
     size_t next;
-    bool failed; /* a diff failed: take no more tables */
-    const bf_session *s;
-    const tablediff_options *o;
-    tablediff_result *results; /* by config index; each slot written by one lane */
+    bool failed; /* a table's work failed: take no more tables */
+    const lanes_job *job;
 } lane_queue;
 
 typedef struct lane {
     lane_queue *q;
-    size_t number;  /* 1..N, for messages */
-    PGconn *source; /* lane 0: the session's (borrowed); others owned */
-    PGconn *target;
+    lane_conns c; /* lane 0: the session's (borrowed); others owned */
     pthread_t thread;
     bool threaded; /* thread started: join it */
 } lane;
@@ -70,9 +64,9 @@ static void *lane_main(void *arg)
     lane_queue *q = l->q;
     size_t i;
     while (queue_take(q, &i)) {
-        log_debug("verify: lane %zu diffs %s", l->number, q->s->cfg.tables[i].source);
-        if (!tablediff_run(&q->s->layouts[i], (int)i, l->source, l->target, NULL, 0, q->o,
-                           &q->results[i]))
+        log_debug("%s: lane %zu takes %s", q->job->what, l->c.number,
+                  q->job->s->cfg.tables[i].source);
+        if (!q->job->run(q->job->ctx, &l->c, i))
             queue_fail(q);
     }
     return NULL;
@@ -114,14 +108,15 @@ static bool read_size(PGconn *source, const table_config *t, table_size *out)
  * row estimate, or by size on disk when a table was never analyzed (its
  * estimate is unknown, and rows and bytes do not compare).
  */
-static bool order_largest_first(bf_session *s, lane_queue *q)
+static bool order_largest_first(const lanes_job *job, lane_queue *q)
 {
+    bf_session *s = job->s;
     table_size *sizes = wb_xcalloc(q->n, sizeof *sizes);
     bool all_analyzed = true;
     bool ok = true;
     size_t n = 0;
     for (size_t i = 0; ok && i < s->cfg.ntables; i++) {
-        if (!s->selected[i])
+        if (!job->tables[i])
             continue;
         sizes[n].index = i;
         ok = read_size(s->source, &s->cfg.tables[i], &sizes[n]);
@@ -140,43 +135,59 @@ static bool order_largest_first(bf_session *s, lane_queue *q)
     return ok;
 }
 
-/* Opens lane l's own connections, the source one inside the snapshot name. */
-static bool open_lane(const bf_session *s, lane *l)
+/* Opens lane l's own connections; the source one is not in a snapshot yet. */
+static bool open_lane(const lanes_job *job, lane *l)
 {
+    const bf_session *s = job->s;
     char err[512];
-    l->source = pgconn_open(s->cfg.source_dsn, PGCONN_SOURCE, "source", 3, err, sizeof err);
-    if (l->source == NULL)
+    l->c.source = pgconn_open(s->cfg.source_dsn, PGCONN_SOURCE, "source", 3, err, sizeof err);
+    if (l->c.source == NULL)
         return false;
-    l->target = pgconn_open(s->cfg.target_dsn, PGCONN_TARGET, "target", 3, err, sizeof err);
-    if (l->target == NULL)
+    l->c.target = pgconn_open(s->cfg.target_dsn, PGCONN_TARGET, "target", 3, err, sizeof err);
+    if (l->c.target == NULL)
         return false;
-    return pgconn_exec(l->source, "source", BF_DIFF_WORK_MEM) &&
-           pgconn_exec(l->target, "target", BF_DIFF_WORK_MEM);
+    if (job->write) {
+        l->c.write = pgconn_open(s->cfg.target_dsn, PGCONN_TARGET, "target", 3, err, sizeof err);
+        if (l->c.write == NULL)
+            return false;
+        /* As the session's writers: where the role may not, triggers run (for all). */
+        PQclear(PQexec(l->c.write, "SET session_replication_role = replica"));
+    }
+    return pgconn_exec(l->c.source, "source", BF_DIFF_WORK_MEM) &&
+           pgconn_exec(l->c.target, "target", BF_DIFF_WORK_MEM);
 }
 
 static void close_lane(lane *l)
 {
-    if (l->source != NULL)
-        PQfinish(l->source);
-    if (l->target != NULL)
-        PQfinish(l->target);
-    l->source = l->target = NULL;
+    PGconn *conns[3] = {l->c.source, l->c.target, l->c.write};
+    for (size_t k = 0; k < 3; k++) {
+        if (conns[k] != NULL)
+            PQfinish(conns[k]);
+    }
+    l->c.source = l->c.target = l->c.write = NULL;
 }
 
 /*
- * Sets up lanes 1..*nlanes-1 (connections, snapshot) after lane 0's
- * snapshot transaction began.  Falls back to one lane (*nlanes = 1) when the
- * source cannot export its snapshot.  False (logged) on a connection failure.
+ * Sets up lanes 1..*nlanes-1 (connections, snapshot); the session's source begins
+ * its snapshot transaction here unless job->join_snapshot.  Falls back to one lane
+ * (*nlanes = 1) when the source cannot export its snapshot.  False (logged) on a
+ * connection failure.
  */
-static bool setup_extra_lanes(bf_session *s, lane *lanes, size_t *nlanes)
+static bool setup_extra_lanes(const lanes_job *job, lane *lanes, size_t *nlanes)
 {
     for (size_t k = 1; k < *nlanes; k++) {
-        if (!open_lane(s, &lanes[k]))
+        if (!open_lane(job, &lanes[k]))
             return false;
     }
-    if (!pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN))
+    if (job->join_snapshot != NULL) {
+        bool ok = true;
+        for (size_t k = 1; ok && k < *nlanes; k++)
+            ok = job->join_snapshot(job->ctx, lanes[k].c.source);
+        return ok;
+    }
+    if (!pgconn_exec(job->s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN))
         return false;
-    char *name = pgconn_snapshot_export(s->source, "verify runs one table at a time");
+    char *name = pgconn_snapshot_export(job->s->source, "one table at a time");
     if (name == NULL) {
         for (size_t k = 1; k < *nlanes; k++)
             close_lane(&lanes[k]);
@@ -185,7 +196,7 @@ static bool setup_extra_lanes(bf_session *s, lane *lanes, size_t *nlanes)
     }
     bool ok = true;
     for (size_t k = 1; ok && k < *nlanes; k++)
-        ok = pgconn_snapshot_import(lanes[k].source, name);
+        ok = pgconn_snapshot_import(lanes[k].c.source, name);
     free(name);
     return ok;
 }
@@ -196,8 +207,8 @@ static void run_lanes(lane *lanes, size_t nlanes)
     for (size_t k = 1; k < nlanes; k++) {
         int err = pthread_create(&lanes[k].thread, NULL, lane_main, &lanes[k]);
         if (err != 0)
-            log_warn("verify: cannot start lane %zu (%s); the other lanes take its tables", k,
-                     strerror(err));
+            log_warn("%s: cannot start lane %zu (%s); the other lanes take its tables",
+                     lanes[k].q->job->what, k, strerror(err));
         lanes[k].threaded = err == 0;
     }
     lane_main(&lanes[0]);
@@ -207,42 +218,42 @@ static void run_lanes(lane *lanes, size_t nlanes)
     }
 }
 
-bool verify_lanes_run(bf_session *s, int jobs, const tablediff_options *o,
-                      tablediff_result *results)
+bool lanes_run(const lanes_job *job)
 {
+    bf_session *s = job->s;
     lane_queue q;
     memset(&q, 0, sizeof q);
     pthread_mutex_init(&q.lock, NULL);
-    q.s = s;
-    q.o = o;
-    q.results = results;
+    q.job = job;
     for (size_t i = 0; i < s->cfg.ntables; i++)
-        q.n += s->selected[i] ? 1 : 0;
+        q.n += job->tables[i] ? 1 : 0;
     q.order = wb_xcalloc(q.n > 0 ? q.n : 1, sizeof *q.order);
-    size_t nlanes = jobs > 1 ? (size_t)jobs : 1;
+    size_t nlanes = job->jobs > 1 ? (size_t)job->jobs : 1;
     if (nlanes > q.n)
         nlanes = q.n > 0 ? q.n : 1;
     lane *lanes = wb_xcalloc(nlanes, sizeof *lanes);
     for (size_t k = 0; k < nlanes; k++) {
         lanes[k].q = &q;
-        lanes[k].number = k + 1;
+        lanes[k].c.number = k + 1;
     }
-    lanes[0].source = s->source;
-    lanes[0].target = s->target_read;
+    lanes[0].c.source = s->source;
+    lanes[0].c.target = s->target_read;
+    lanes[0].c.write = job->write ? s->target_write[0] : NULL;
 
-    bool ok;
+    bool ok = true;
     if (nlanes == 1) {
-        /* The sequential verify: config order, the session's connections. */
+        /* Sequential: config order, the session's connections. */
         for (size_t i = 0, n = 0; i < s->cfg.ntables; i++) {
-            if (s->selected[i])
+            if (job->tables[i])
                 q.order[n++] = i;
         }
-        ok = pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
+        if (job->join_snapshot == NULL)
+            ok = pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
     } else {
-        ok = order_largest_first(s, &q) && setup_extra_lanes(s, lanes, &nlanes);
+        ok = order_largest_first(job, &q) && setup_extra_lanes(job, lanes, &nlanes);
     }
     if (ok && nlanes > 1)
-        log_info("verify: %zu tables, %zu at a time, in one source snapshot", q.n, nlanes);
+        log_info("%s: %zu tables, %zu at a time, in one source snapshot", job->what, q.n, nlanes);
     if (ok) {
         run_lanes(lanes, nlanes);
         ok = !q.failed;
