@@ -87,7 +87,7 @@ wb_psql source -c "ANALYZE"
 wb_run -c "$cfg" verify --jobs 2
 wb_eq "--jobs 2: the two lanes start with the two largest tables" \
     "public.order_tags public.orders" \
-    "$(grep -o 'lane [0-9]* diffs [a-z_.]*' <<<"$WB_ERR" | head -n 2 | awk '{ print $4 }' | sort | xargs)"
+    "$(grep -o 'lane [0-9]* takes [a-z_.]*' <<<"$WB_ERR" | head -n 2 | awk '{ print $4 }' | sort | xargs)"
 wb_run -c "$cfg" verify --jobs 3 --tables offices,public.doctors
 wb_eq "--jobs 3 of two unchanged tables exits 0" 0 "$WB_RC"
 wb_contains "--jobs 3 of two tables uses two lanes" "$WB_ERR" "2 tables, 2 at a time"
