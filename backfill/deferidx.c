@@ -108,9 +108,11 @@ static PGresult *try_query(PGconn *conn, const char *sql, const char *param, str
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
     strbuf_reset(err);
-    strbuf_append(err, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != NULL
-                           ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                           : PQerrorMessage(conn));
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    strbuf_append(err, primary != NULL ? primary : PQerrorMessage(conn));
+    if (detail != NULL) /* "Key (legacy_id)=(5) is duplicated.": the rows to fix */
+        strbuf_appendf(err, ": %s", detail);
     PQclear(res);
     return NULL;
 }

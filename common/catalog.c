@@ -177,6 +177,44 @@ static void fill_uniques(const PGresult *res, side_table *tables, size_t ntables
 }
 
 /* Reads both catalogs queries for one side into tables[ntables] (zeroed by the caller). */
+/*
+ * Marks the target tables whose indexes backfill --defer-indexes dropped and has not
+ * built again (<state_schema>.deferred_ddl, when it exists): their missing key
+ * indexes are then expected, not a configuration error.
+ */
+static bool read_deferred(PGconn *conn, const wb_config *cfg, const char *const *params,
+                          side_table *tables)
+{
+    strbuf name, sql;
+    strbuf_init(&name);
+    strbuf_init(&sql);
+    pgconn_append_qualified(&name, cfg->state_schema, "deferred_ddl");
+    const char *p1[1] = {name.data};
+    PGresult *res = pgconn_query(conn, "target: looking for deferred indexes",
+                                 "SELECT to_regclass($1) IS NOT NULL", 1, p1, NULL);
+    bool ok = res != NULL;
+    bool exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (exists) {
+        strbuf_appendf(&sql,
+                       "SELECT q.ord::int FROM unnest($1::text[], $2::text[]) WITH ORDINALITY "
+                       "AS q(nsp, rel, ord) WHERE format('%%I.%%I', q.nsp, q.rel) IN "
+                       "(SELECT table_name FROM %s WHERE kind <> 'foreign key')",
+                       name.data);
+        res = pgconn_query(conn, "target: reading deferred indexes", sql.data, 2, params, NULL);
+        ok = res != NULL;
+        for (int r = 0; ok && r < PQntuples(res); r++) {
+            long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+            if (ord >= 1 && (size_t)ord <= cfg->ntables)
+                tables[ord - 1].deferred = true;
+        }
+        PQclear(res);
+    }
+    strbuf_free(&name);
+    strbuf_free(&sql);
+    return ok;
+}
+
 static bool read_side(PGconn *conn, const char *side, const wb_config *cfg, bool source,
                       side_table *tables)
 {
@@ -199,6 +237,8 @@ static bool read_side(PGconn *conn, const char *side, const wb_config *cfg, bool
         if (ok)
             fill_uniques(res, tables, cfg->ntables);
         PQclear(res);
+        if (ok && !source)
+            ok = read_deferred(conn, cfg, params, tables);
     }
     strbuf_free(&schemas);
     strbuf_free(&names);

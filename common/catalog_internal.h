@@ -45,6 +45,8 @@ typedef struct side_table {
     size_t ncols;
     side_index *uniques;
     size_t nuniques;
+    bool deferred; /* target: backfill --defer-indexes dropped its indexes and has not
+                    * built them again yet (<state_schema>.deferred_ddl) */
 } side_table;
 
 /* Appends a problem (message from fmt) to cat->problems; table and hint are copied. */

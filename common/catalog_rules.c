@@ -163,6 +163,17 @@ static const char *hint_printf(rule_ctx *x, const char *fmt, ...)
     return x->hint.data;
 }
 
+/* The key index is missing because backfill --defer-indexes dropped it for a while. */
+static void deferred_key_warning(rule_ctx *x, const char *column)
+{
+    catalog_add_problem(x->cat, CATALOG_WARNING, x->t->source,
+                        "Run `walbridge backfill --resume`: it finishes the copy and builds "
+                        "the indexes again; the stream waits for that.",
+                        "%s: %s has no unique index on %s now: backfill --defer-indexes "
+                        "dropped it and has not built it again (%s.deferred_ddl)",
+                        x->t->source, x->t->target, column, x->cfg->state_schema);
+}
+
 static void check_uuid_mapped(rule_ctx *x)
 {
     const table_config *t = x->t;
@@ -218,7 +229,9 @@ static void check_uuid_mapped(rule_ctx *x)
     }
     const char *cols[1] = {t->legacy_key};
     x->plan->target_legacy_unique = has_unique_on(x->dst, cols, 1);
-    if (!x->plan->target_legacy_unique) {
+    if (!x->plan->target_legacy_unique && x->dst->deferred) {
+        deferred_key_warning(x, t->legacy_key);
+    } else if (!x->plan->target_legacy_unique) {
         catalog_add_problem(
             x->cat, CATALOG_ERROR, tbl,
             hint_printf(x, "CREATE UNIQUE INDEX CONCURRENTLY ON %s (%s);", t->target,
@@ -247,7 +260,9 @@ static void check_identity_keys(rule_ctx *x)
                 dst != NULL ? dst : "(excluded)", t->target);
         }
     }
-    if (all && !has_unique_on(x->dst, targets, t->nkey)) {
+    if (all && !has_unique_on(x->dst, targets, t->nkey) && x->dst->deferred) {
+        deferred_key_warning(x, targets[0]);
+    } else if (all && !has_unique_on(x->dst, targets, t->nkey)) {
         strbuf cols;
         strbuf_init(&cols);
         for (size_t i = 0; i < t->nkey; i++)

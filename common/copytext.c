@@ -10,6 +10,8 @@
  */
 #include "common/copytext.h"
 
+#include <string.h>
+
 void copytext_escape(strbuf *out, const char *value, size_t len)
 {
     if (value == NULL) {
@@ -18,6 +20,9 @@ void copytext_escape(strbuf *out, const char *value, size_t len)
     }
     size_t run = 0; /* start of the pending run of plain bytes */
     for (size_t i = 0; i < len; i++) {
+        /* Printable bytes other than the backslash need nothing. */
+        if ((unsigned char)value[i] >= ' ' && value[i] != '\\')
+            continue;
         char esc;
         switch (value[i]) {
         case '\\':
@@ -112,13 +117,24 @@ int copytext_split(char *line, size_t len, char **fields, size_t *lens, int max_
     char *end = line + len;
     char *start = line;
     for (;;) {
-        char *tab = start;
-        /* As in COPY FROM, a backslash protects the next byte, even a tab. */
-        while (tab < end && *tab != '\t')
-            tab += (*tab == '\\' && tab + 1 < end) ? 2 : 1;
+        /* The common field has no backslash: find its tab with memchr, nothing to
+         * unescape.  Otherwise, as in COPY FROM, a backslash protects the next byte,
+         * even a tab. */
+        char *tab = memchr(start, '\t', (size_t)(end - start));
+        if (tab == NULL)
+            tab = end;
+        char *bs = memchr(start, '\\', (size_t)(tab - start));
+        if (bs != NULL) {
+            tab = bs;
+            while (tab < end && *tab != '\t')
+                tab += (*tab == '\\' && tab + 1 < end) ? 2 : 1;
+        }
         if (n >= max_fields)
             return -1;
-        if (tab - start == 2 && start[0] == '\\' && start[1] == 'N') {
+        if (bs == NULL) {
+            fields[n] = start;
+            lens[n] = (size_t)(tab - start);
+        } else if (tab - start == 2 && start[0] == '\\' && start[1] == 'N') {
             fields[n] = NULL;
             lens[n] = 0;
         } else {
