@@ -10,20 +10,17 @@
  *   4. a summary table on stdout.
  */
 #include <getopt.h>
-#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backfill/bfsession.h"
 #include "backfill/bfstate.h"
 #include "backfill/deferidx.h"
+#include "backfill/directload.h"
 #include "backfill/handoff.h"
-#include "backfill/lanes.h"
-#include "backfill/progress.h"
 #include "backfill/tablediff.h"
 #include "common/cli.h"
 #include "common/log.h"
@@ -246,75 +243,11 @@ static bool parents_direct(const bf_session *s, size_t i, const bool *direct)
     return true;
 }
 
-/* The per-table log lines after its copy. */
-static void log_table_result(const table_config *t, const tablediff_result *r,
-                             const backfill_args *a)
-{
-    if (!r->skipped_done)
-        log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
-                 " extra; copied %" PRIu64 ", stale fixed %" PRIu64 ", extra deleted %" PRIu64
-                 " in %.2fs (%.2fs writing batches)",
-                 t->source, r->counts.source_rows, r->counts.missing, r->counts.stale,
-                 r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds,
-                 r->write_seconds);
-    if (r->counts.extra > 0 && !a->delete_extra)
-        log_warn("%s: %" PRIu64 " target rows have no source row (kept; --delete-extra "
-                 "removes them)",
-                 t->source, r->counts.extra);
-}
-
-/* Builds table t's deferred indexes and constraints, timed. */
-static bool rebuild_timed(PGconn *tw, const char *state_schema, const table_config *t,
-                          tablediff_result *r)
-{
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    bool ok = deferidx_rebuild(tw, state_schema, t);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    r->seconds += progress_seconds(&t0, &t1); /* the summary's seconds include it */
-    return ok;
-}
-
-/* What the direct loads on lanes share (lanes.h). */
-typedef struct direct_lanes {
-    bf_session *s;
-    const handoff *h;
-    const backfill_args *a;
-    tablediff_options o; /* direct, no row fetch connection */
-    tablediff_result *results;
-    pthread_mutex_t fk_lock; /* one lane at a time adds foreign keys */
-} direct_lanes;
-
-static bool direct_join_snapshot(void *ctx, PGconn *source)
-{
-    const direct_lanes *d = ctx;
-    return handoff_share_snapshot(d->h, d->s->source, source);
-}
-
-/* One direct table on a lane: the copy, then its own indexes and constraints. */
-static bool direct_table(void *ctx, const lane_conns *lane, size_t i)
-{
-    direct_lanes *d = ctx;
-    const table_config *t = &d->s->cfg.tables[i];
-    tablediff_options o = d->o;
-    o.estimate = bf_session_estimate(lane->source, t);
-    log_info("%s: copying straight into the table (lane %zu)", t->source, lane->number);
-    bool ok = tablediff_run(&d->s->layouts[i], (int)i, lane->source, lane->target, &lane->write, 1,
-                            &o, &d->results[i]) &&
-              rebuild_timed(lane->write, d->s->cfg.state_schema, t, &d->results[i]);
-    if (ok)
-        log_table_result(t, &d->results[i], d->a);
-    /* The foreign keys this table completes, while the other lanes load on. */
-    pthread_mutex_lock(&d->fk_lock);
-    ok = ok && deferidx_rebuild_foreign_keys(lane->write, d->s->cfg.state_schema);
-    pthread_mutex_unlock(&d->fk_lock);
-    return ok;
-}
-
 /*
  * Per table, parents first: with --defer-indexes (or indexes an earlier run left
- * deferred) the tables loaded directly go first, on up to --jobs lanes at once, then
- * their foreign keys are built; the other tables follow one by one in config order.
+ * deferred) the tables loaded directly go first, on up to --jobs lanes at once, with
+ * their indexes, constraints and foreign keys built again (directload.h); the other
+ * tables follow one by one in config order.
  */
 static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
                        tablediff_result *results)
@@ -341,30 +274,8 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
                                 a->defer_indexes && parents_direct(s, i, direct), &direct[i]);
         ndirect += direct[i] ? 1 : 0;
     }
-    if (ok && ndirect > 0) {
-        direct_lanes d = {.s = s, .h = h, .a = a, .o = o, .results = results};
-        pthread_mutex_init(&d.fk_lock, NULL);
-        d.o.direct = true;
-        d.o.source_fetch = NULL;
-        /* A stale row would be COPYed in as a second row: no unique index is there to
-         * stop it.  Only a resumed load can find one (an earlier snapshot's rows). */
-        d.o.include_stale = false;
-        d.o.keys_only = true;
-        if (a->include_stale)
-            log_info("tables loaded directly are not checked for stale rows in this run; run "
-                     "backfill --include-stale again once it finished");
-        d.o.progress = o.progress && (ndirect == 1 || a->jobs == 1);
-        lanes_job job = {.s = s,
-                         .tables = direct,
-                         .jobs = a->jobs,
-                         .write = true,
-                         .what = "backfill",
-                         .join_snapshot = direct_join_snapshot,
-                         .run = direct_table,
-                         .ctx = &d};
-        ok = lanes_run(&job);
-        pthread_mutex_destroy(&d.fk_lock);
-    }
+    if (ok && ndirect > 0)
+        ok = directload_run(s, h, &o, a->jobs, direct, results);
     for (size_t i = 0; ok && i < cfg->ntables; i++) {
         if (!s->selected[i] || direct[i])
             continue;
@@ -374,7 +285,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
         ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
                            a->writers, &o, &results[i]);
         if (ok)
-            log_table_result(t, &results[i], a);
+            tablediff_log_result(t, &results[i], a->delete_extra);
     }
     free(direct);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */

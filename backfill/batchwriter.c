@@ -383,7 +383,8 @@ static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
                  "concurrently, e.g. by the stream) and left as they are",
                  table, staged - affected, staged);
     int64_t rows_copied = bw->rows_copied + (int64_t)c->missing;
-    if (!bfstate_checkpoint_set(c->conn, bw->state_schema, bw->slot, table,
+    if (!bw->no_checkpoint &&
+        !bfstate_checkpoint_set(c->conn, bw->state_schema, bw->slot, table,
                                 c->ckpt_key.len > 0 ? c->ckpt_key.data : NULL, rows_copied, done))
         return false;
     if (!pgconn_exec(c->conn, "backfill: COMMIT", "COMMIT"))

@@ -56,6 +56,7 @@ typedef struct batch_writer {
     strbuf line;         /* one staged row */
     bool update_stale;   /* the INSERT rewrites stale rows (ON CONFLICT DO UPDATE) */
     bool direct;         /* rows go with COPY into the table itself (bw_use_direct) */
+    bool no_checkpoint;  /* batches commit without the checkpoint (a piece of a table) */
     strbuf insert_sql;   /* INSERT ... SELECT from the stage */
     strbuf fix_sql;      /* guarded self-referencing table: re-points references after it */
     strbuf delete_sql;   /* DELETE of the staged extra keys */

@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/pgconn.h"
 #include "common/strbuf.h"
+#include "backfill/tablesql.h"
 
 /* '"schema"."name"' of the table, as regclass input. */
 static void table_text(const table_config *t, strbuf *out)
@@ -44,6 +46,7 @@ static const char deferidx_objects_sql[] =
     "  format('%I.%I', fn.nspname, f.relname) AS ref_table,"
     "  format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, r.relname, c.conname,"
     "         pg_get_constraintdef(c.oid)) AS ddl,"
+    "  NULL::text AS index_ddl, NULL::text AS attach_ddl,"
     "  format('ALTER TABLE %I.%I DROP CONSTRAINT %I', n.nspname, r.relname, c.conname)"
     "   AS drop_ddl"
     " FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid"
@@ -54,11 +57,17 @@ static const char deferidx_objects_sql[] =
     " SELECT 2, 'constraint', c.conname::text, format('%I.%I', tn.nspname, t.relname), NULL,"
     "  format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', tn.nspname, t.relname, c.conname,"
     "         pg_get_constraintdef(c.oid)),"
+    "  CASE WHEN c.contype IN ('p', 'u') THEN pg_get_indexdef(c.conindid) END,"
+    "  CASE WHEN c.contype IN ('p', 'u') THEN format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s"
+    " USING INDEX %I%s%s', tn.nspname, t.relname, c.conname, CASE c.contype WHEN 'p' THEN"
+    " 'PRIMARY KEY' ELSE 'UNIQUE' END, c.conname, CASE WHEN c.condeferrable THEN ' DEFERRABLE'"
+    " ELSE '' END, CASE WHEN c.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END) END,"
     "  format('ALTER TABLE %I.%I DROP CONSTRAINT %I', tn.nspname, t.relname, c.conname)"
     " FROM pg_constraint c WHERE c.conrelid = t.oid AND c.contype IN ('p', 'u', 'x')"
     " UNION ALL"
     " SELECT 3, 'index', ic.relname::text, format('%I.%I', tn.nspname, t.relname), NULL,"
-    "  pg_get_indexdef(i.indexrelid), format('DROP INDEX %I.%I', tn.nspname, ic.relname)"
+    "  pg_get_indexdef(i.indexrelid), NULL, NULL,"
+    "  format('DROP INDEX %I.%I', tn.nspname, ic.relname)"
     " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
     " WHERE i.indrelid = t.oid AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
     "  WHERE c.conindid = i.indexrelid AND c.conrelid = t.oid AND c.contype IN ('p', 'u', 'x'))"
@@ -98,8 +107,12 @@ static bool pending_for(PGconn *conn, const char *state_schema, const char *tabl
     return true;
 }
 
-/* Runs sql (one parameter) in the open transaction; the result or NULL with why in err. */
-static PGresult *try_query(PGconn *conn, const char *sql, const char *param, strbuf *err)
+/*
+ * Runs sql (one parameter) in the open transaction; the result, or NULL with why in
+ * err (the server's message and detail) and, when state is not NULL, its SQLSTATE.
+ */
+static PGresult *try_query_state(PGconn *conn, const char *sql, const char *param, strbuf *err,
+                                 char state[6])
 {
     const char *params[1] = {param};
     PGresult *res = PQexecParams(conn, sql, param != NULL ? 1 : 0, NULL,
@@ -110,11 +123,19 @@ static PGresult *try_query(PGconn *conn, const char *sql, const char *param, str
     strbuf_reset(err);
     const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     strbuf_append(err, primary != NULL ? primary : PQerrorMessage(conn));
     if (detail != NULL) /* "Key (legacy_id)=(5) is duplicated.": the rows to fix */
         strbuf_appendf(err, ": %s", detail);
+    if (state != NULL)
+        snprintf(state, 6, "%s", code != NULL ? code : "");
     PQclear(res);
     return NULL;
+}
+
+static PGresult *try_query(PGconn *conn, const char *sql, const char *param, strbuf *err)
+{
+    return try_query_state(conn, sql, param, err, NULL);
 }
 
 /*
@@ -164,9 +185,10 @@ static bool save_and_drop(PGconn *conn, const char *state_schema, const char *ta
     strbuf_reset(&sql);
     strbuf_appendf(&sql, "WITH d AS (%s), saved AS (INSERT INTO ", deferidx_objects_sql);
     append_state_table(&sql, state_schema);
-    strbuf_append(&sql, " (table_name, ord, kind, object_name, on_table, ref_table, ddl) "
-                        "SELECT table_name, ord, kind, object_name, on_table, ref_table, ddl "
-                        "FROM d) SELECT drop_ddl FROM d ORDER BY ord, object_name");
+    strbuf_append(&sql, " (table_name, ord, kind, object_name, on_table, ref_table, ddl, "
+                        "index_ddl, attach_ddl) SELECT table_name, ord, kind, object_name, "
+                        "on_table, ref_table, ddl, index_ddl, attach_ddl FROM d) "
+                        "SELECT drop_ddl FROM d ORDER BY ord, object_name");
     if ((res = try_query(conn, sql.data, table, why)) == NULL)
         goto done;
     *nsaved = (size_t)PQntuples(res);
@@ -233,164 +255,269 @@ static void log_rebuild_failure(const char *state_schema, const char *kind, cons
              on_table, kind, name, state_schema);
 }
 
-/* Runs ddl and deletes record id, in one transaction. */
-static bool run_and_forget(PGconn *conn, const char *state_schema, const char *id, const char *kind,
-                           const char *name, const char *on_table, const char *ddl)
-{
-    strbuf sql, err;
-    strbuf_init(&sql);
-    strbuf_init(&err);
-    bool ok = pgconn_exec(conn, on_table, "BEGIN");
-    PGresult *res = ok ? try_query(conn, ddl, NULL, &err) : NULL;
-    if (ok && res == NULL) {
-        log_rebuild_failure(state_schema, kind, name, on_table, err.data);
-        pgconn_exec(conn, "ROLLBACK", "ROLLBACK");
-        ok = false;
-    }
-    PQclear(res);
-    if (ok) {
-        strbuf_append(&sql, "DELETE FROM ");
-        append_state_table(&sql, state_schema);
-        strbuf_append(&sql, " WHERE id = $1::bigint");
-        const char *params[1] = {id};
-        res = pgconn_query(conn, on_table, sql.data, 1, params, NULL);
-        ok = res != NULL;
-        PQclear(res);
-        ok = ok ? pgconn_exec(conn, on_table, "COMMIT")
-                : (pgconn_exec(conn, "ROLLBACK", "ROLLBACK"), false);
-    }
-    if (ok)
-        log_debug("%s: %s \"%s\" built again", on_table, kind, name);
-    strbuf_free(&sql);
-    strbuf_free(&err);
-    return ok;
-}
+/* One claimed record (columns of claim_sql, in order). */
+typedef struct deferred_rec {
+    const char *id, *kind, *name, *on_table, *ddl, *index_ddl, *attach_ddl;
+    char state; /* 'n' object missing, 'i' its index only (constraint), 'u' foreign key
+                 * not validated, 'v' there (validated) */
+} deferred_rec;
 
-/* *state: 'n' no such constraint on on_table yet, 'v' validated, 'u' not validated. */
-static bool constraint_state(PGconn *conn, const char *on_table, const char *name, char *state)
+/* Where the record's object stands now (rec->state). */
+static bool read_state(PGconn *conn, deferred_rec *rec)
 {
-    const char *params[2] = {on_table, name};
-    PGresult *res = pgconn_query(conn, on_table,
-                                 "SELECT convalidated FROM pg_catalog.pg_constraint "
-                                 "WHERE conrelid = $1::regclass AND conname = $2",
-                                 2, params, NULL);
+    const char *params[3] = {rec->on_table, rec->name, rec->kind};
+    PGresult *res = pgconn_query(
+        conn, rec->on_table,
+        "SELECT CASE WHEN $3 = 'index' THEN (SELECT 'v' FROM pg_catalog.pg_index i"
+        "  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid"
+        "  WHERE i.indrelid = $1::regclass AND ic.relname = $2)"
+        " ELSE coalesce((SELECT CASE WHEN c.convalidated THEN 'v' ELSE 'u' END"
+        "  FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1::regclass AND c.conname = $2),"
+        "  (SELECT 'i' FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic"
+        "   ON ic.oid = i.indexrelid WHERE $3 = 'constraint' AND i.indrelid = $1::regclass"
+        "   AND ic.relname = $2)) END",
+        3, params, NULL);
     if (res == NULL)
         return false;
-    *state = PQntuples(res) == 0 ? 'n' : (strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 'v' : 'u');
+    rec->state = PQgetisnull(res, 0, 0) ? 'n' : PQgetvalue(res, 0, 0)[0];
     PQclear(res);
     return true;
 }
 
-/*
- * A foreign key in two steps, as pg_dump's users do by hand: ADD ... NOT VALID
- * (a moment's lock on both tables), then VALIDATE CONSTRAINT, which scans the rows
- * under a lock that lets the other tables' loads and index builds go on.  A run
- * killed between the two finds the constraint there, not validated, and validates
- * it.  A key that was NOT VALID before is added back as it was.
- */
-static bool rebuild_foreign_key(PGconn *conn, const char *state_schema, const char *id,
-                                const char *name, const char *on_table, const char *ddl)
+static bool ends_not_valid(const char *ddl)
 {
     static const char not_valid[] = " NOT VALID";
     size_t len = strlen(ddl);
-    bool was_valid =
-        len < sizeof not_valid - 1 || strcmp(ddl + len - (sizeof not_valid - 1), not_valid) != 0;
-    char state = 'n';
-    if (!constraint_state(conn, on_table, name, &state))
-        return false;
-    strbuf sql;
-    strbuf_init(&sql);
-    bool ok = true;
-    if (state == 'n' && was_valid) {
-        strbuf_append(&sql, ddl);
-        strbuf_append(&sql, not_valid);
-        strbuf err;
-        strbuf_init(&err);
-        PGresult *res = try_query(conn, sql.data, NULL, &err);
-        if (res == NULL)
-            log_rebuild_failure(state_schema, "foreign key", name, on_table, err.data);
-        ok = res != NULL;
-        PQclear(res);
-        strbuf_free(&err);
-        state = 'u';
-    }
-    strbuf_reset(&sql);
-    if (state == 'u' && was_valid) {
-        strbuf_appendf(&sql, "ALTER TABLE %s VALIDATE CONSTRAINT ", on_table);
-        pgconn_append_ident(&sql, name);
-    } else if (state == 'n') {
-        strbuf_append(&sql, ddl);
-    } else {
-        strbuf_append(&sql, "SELECT 1"); /* there already, as it was: forget the record */
-    }
-    ok = ok && run_and_forget(conn, state_schema, id, "foreign key", name, on_table, sql.data);
-    strbuf_free(&sql);
-    return ok;
+    return len >= sizeof not_valid - 1 &&
+           strcmp(ddl + len - (sizeof not_valid - 1), not_valid) == 0;
 }
 
-/* Runs every record the query (columns id, kind, object_name, on_table, ddl) returns. */
-static bool rebuild_rows(PGconn *conn, const char *state_schema, const char *sql, const char *param,
-                         size_t *n)
+/*
+ * The next statement for the record, from its state; *keep: the record stays (a step
+ * of two).  A primary key or unique constraint is built as its unique index first
+ * (which takes a lock other index builds on the table share), then attached with
+ * ADD CONSTRAINT ... USING INDEX; a foreign key is added NOT VALID (a moment's lock
+ * on both tables, one connection at a time under an advisory lock), then validated
+ * (a scan that other tables' work runs beside).  A run killed between two steps finds
+ * the object half-way and goes on from there.  Empty: nothing to run.
+ */
+static void next_step(const deferred_rec *rec, strbuf *sql, bool *keep, bool *serialize)
 {
-    const char *params[1] = {param};
-    PGresult *res = pgconn_query(conn, "reading deferred_ddl", sql, param != NULL ? 1 : 0,
-                                 param != NULL ? params : NULL, NULL);
-    if (res == NULL)
-        return false;
-    bool ok = true;
-    for (int i = 0; ok && i < PQntuples(res); i++) {
-        const char *id = PQgetvalue(res, i, 0), *kind = PQgetvalue(res, i, 1);
-        const char *name = PQgetvalue(res, i, 2), *on_table = PQgetvalue(res, i, 3);
-        const char *ddl = PQgetvalue(res, i, 4);
-        if (strcmp(kind, "foreign key") == 0)
-            ok = rebuild_foreign_key(conn, state_schema, id, name, on_table, ddl);
-        else
-            ok = run_and_forget(conn, state_schema, id, kind, name, on_table, ddl);
-        *n += ok ? 1 : 0;
+    bool fk = strcmp(rec->kind, "foreign key") == 0;
+    *keep = *serialize = false;
+    if (rec->state == 'v')
+        return;
+    if (fk && rec->state == 'u' && !ends_not_valid(rec->ddl)) {
+        strbuf_appendf(sql, "ALTER TABLE %s VALIDATE CONSTRAINT ", rec->on_table);
+        pgconn_append_ident(sql, rec->name);
+    } else if (fk && rec->state == 'n' && !ends_not_valid(rec->ddl)) {
+        strbuf_appendf(sql, "%s NOT VALID", rec->ddl);
+        *keep = *serialize = true;
+    } else if (rec->state == 'i' && rec->attach_ddl != NULL) {
+        strbuf_append(sql, rec->attach_ddl);
+    } else if (rec->state == 'n' && rec->index_ddl != NULL) {
+        strbuf_append(sql, rec->index_ddl);
+        *keep = true;
+    } else if (rec->state == 'n' || rec->state == 'i') {
+        strbuf_append(sql, rec->ddl);
+    }
+}
+
+/*
+ * Runs the claimed record's next step inside the claim transaction and commits it
+ * (or rolls back).  *retry: a deadlock or lock timeout, nothing done: try later.
+ */
+static bool record_step(PGconn *conn, const char *state_schema, deferred_rec *rec, bool *retry)
+{
+    *retry = false;
+    if (!read_state(conn, rec))
+        return pgconn_exec(conn, "ROLLBACK", "ROLLBACK"), false;
+    strbuf sql, err;
+    strbuf_init(&sql);
+    strbuf_init(&err);
+    bool keep = false, serialize = false, ok = true;
+    next_step(rec, &sql, &keep, &serialize);
+    if (serialize)
+        ok = pgconn_exec(conn, rec->on_table,
+                         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext("
+                         "'walbridge deferred foreign keys'))");
+    char state[6] = "";
+    if (ok && sql.len > 0) {
+        PGresult *res = try_query_state(conn, sql.data, NULL, &err, state);
+        ok = res != NULL;
+        PQclear(res);
+        *retry = !ok && (strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0);
+        if (!ok && !*retry)
+            log_rebuild_failure(state_schema, rec->kind, rec->name, rec->on_table, err.data);
+    }
+    if (ok && !keep) {
+        strbuf_reset(&sql);
+        strbuf_append(&sql, "DELETE FROM ");
+        append_state_table(&sql, state_schema);
+        strbuf_append(&sql, " WHERE id = $1::bigint");
+        const char *params[1] = {rec->id};
+        PGresult *res = pgconn_query(conn, rec->on_table, sql.data, 1, params, NULL);
+        ok = res != NULL;
+        PQclear(res);
+    }
+    ok = ok ? pgconn_exec(conn, rec->on_table, "COMMIT")
+            : (pgconn_exec(conn, "ROLLBACK", "ROLLBACK"), false);
+    if (ok)
+        log_debug("%s: %s \"%s\" %s", rec->on_table, rec->kind, rec->name,
+                  keep ? "half built" : "built again");
+    strbuf_free(&sql);
+    strbuf_free(&err);
+    return ok || *retry;
+}
+
+/* "(SELECT format('%I.%I') of the regclass[] in $1)": the ready tables as stored. */
+static void append_ready_names(strbuf *sql)
+{
+    strbuf_append(sql, "(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.oid = ANY ($1::regclass[]))");
+}
+
+/*
+ * Claims one record: with $2 an index or constraint (of a table in the regclass[] $1,
+ * every table when $1 is NULL), with $3 a foreign key whose two tables have nothing
+ * else pending; foreign keys not added yet first, so validations start together.
+ */
+static void append_claim(strbuf *sql, const char *state_schema)
+{
+    strbuf_append(sql, "SELECT f.id, f.kind, f.object_name, f.on_table, f.ddl, f.index_ddl, "
+                       "f.attach_ddl FROM ");
+    append_state_table(sql, state_schema);
+    strbuf_append(sql, " f WHERE ($2::boolean AND f.kind <> 'foreign key' AND ($1::text IS NULL OR "
+                       "f.table_name IN ");
+    append_ready_names(sql);
+    strbuf_append(sql,
+                  ")) OR ($3::boolean AND f.kind = 'foreign key' AND NOT EXISTS (SELECT 1 FROM ");
+    append_state_table(sql, state_schema);
+    strbuf_append(sql, " d WHERE d.kind <> 'foreign key' AND d.table_name IN (f.on_table, "
+                       "f.ref_table))) ORDER BY f.kind = 'foreign key', EXISTS (SELECT 1 FROM "
+                       "pg_catalog.pg_constraint c WHERE c.conrelid = f.on_table::regclass AND "
+                       "c.conname = f.object_name), f.ord, f.id LIMIT 1 FOR UPDATE OF f SKIP "
+                       "LOCKED");
+}
+
+/* Claims and runs one step: *did a step ran, *found a record was claimable. */
+static bool claim_step(PGconn *conn, const char *state_schema, const char *ready, bool own,
+                       bool fks, bool *did, bool *retry)
+{
+    *did = *retry = false;
+    strbuf sql;
+    strbuf_init(&sql);
+    append_claim(&sql, state_schema);
+    const char *params[3] = {ready, own ? "t" : "f", fks ? "t" : "f"};
+    bool ok = pgconn_exec(conn, "backfill: BEGIN", "BEGIN");
+    PGresult *res =
+        ok ? pgconn_query(conn, "claiming deferred_ddl", sql.data, 3, params, NULL) : NULL;
+    strbuf_free(&sql);
+    if (ok && res == NULL)
+        return pgconn_exec(conn, "ROLLBACK", "ROLLBACK"), false;
+    if (ok && PQntuples(res) == 0) {
+        PQclear(res);
+        return pgconn_exec(conn, "backfill: COMMIT", "COMMIT");
+    }
+    if (ok) {
+        deferred_rec rec = {.id = PQgetvalue(res, 0, 0),
+                            .kind = PQgetvalue(res, 0, 1),
+                            .name = PQgetvalue(res, 0, 2),
+                            .on_table = PQgetvalue(res, 0, 3),
+                            .ddl = PQgetvalue(res, 0, 4),
+                            .index_ddl = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5),
+                            .attach_ddl = PQgetisnull(res, 0, 6) ? NULL : PQgetvalue(res, 0, 6)};
+        ok = record_step(conn, state_schema, &rec, retry);
+        *did = ok && !*retry;
     }
     PQclear(res);
     return ok;
 }
 
+/* Steps until nothing is claimable (a deadlock or lock timeout is tried again). */
+static bool run_all(PGconn *conn, const char *state_schema, const char *ready, bool own, bool fks,
+                    size_t *n)
+{
+    for (;;) {
+        bool did = false, retry = false;
+        if (!claim_step(conn, state_schema, ready, own, fks, &did, &retry))
+            return false;
+        if (retry) {
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+            nanosleep(&pause, NULL);
+        } else if (!did) {
+            return true;
+        }
+        *n += did ? 1 : 0;
+    }
+}
+
 bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_config *t)
 {
-    strbuf sql, table;
-    strbuf_init(&sql);
+    strbuf table, ready;
     strbuf_init(&table);
-    size_t n = 0;
-    strbuf_append(&sql, "SELECT id, kind, object_name, on_table, ddl FROM ");
-    append_state_table(&sql, state_schema);
-    strbuf_append(&sql, " WHERE kind <> 'foreign key'");
+    strbuf_init(&ready);
     if (t != NULL) {
         table_text(t, &table);
-        strbuf_append(&sql, " AND table_name = (SELECT format('%I.%I', n.nspname, c.relname) "
-                            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                            "WHERE c.oid = $1::regclass)");
+        strbuf_append_char(&ready, '{');
+        tablesql_array_append(&ready, table.data, table.len);
+        strbuf_append_char(&ready, '}');
     }
-    strbuf_append(&sql, " ORDER BY ord, id");
-    bool ok = rebuild_rows(target, state_schema, sql.data, t != NULL ? table.data : NULL, &n);
+    size_t n = 0;
+    bool ok = run_all(target, state_schema, t != NULL ? ready.data : NULL, true, false, &n);
     if (ok && n > 0)
-        log_info("%s: %zu deferred index(es) and constraint(s) built again",
+        log_info("%s: %zu deferred index and constraint steps run",
                  t != NULL ? t->source : "backfill", n);
-    strbuf_free(&sql);
     strbuf_free(&table);
+    strbuf_free(&ready);
     return ok;
 }
 
 bool deferidx_rebuild_foreign_keys(PGconn *target, const char *state_schema)
 {
+    size_t n = 0;
+    bool ok = run_all(target, state_schema, NULL, false, true, &n);
+    if (ok && n > 0)
+        log_info("backfill: %zu deferred foreign key steps run (added, then validated)", n);
+    return ok;
+}
+
+/* *more: records remain that ready tables' work will reach (claimed by others, or waiting). */
+static bool more_pending(PGconn *conn, const char *state_schema, const char *ready, bool *more)
+{
     strbuf sql;
     strbuf_init(&sql);
-    size_t n = 0;
-    strbuf_append(&sql, "SELECT id, kind, object_name, on_table, ddl FROM ");
+    strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
     append_state_table(&sql, state_schema);
-    strbuf_append(&sql, " f WHERE kind = 'foreign key' AND NOT EXISTS (SELECT 1 FROM ");
+    strbuf_append(&sql, " f WHERE (f.kind <> 'foreign key' AND f.table_name IN ");
+    append_ready_names(&sql);
+    strbuf_append(&sql, ") OR (f.kind = 'foreign key' AND NOT EXISTS (SELECT 1 FROM ");
     append_state_table(&sql, state_schema);
     strbuf_append(&sql, " d WHERE d.kind <> 'foreign key' AND d.table_name IN (f.on_table, "
-                        "f.ref_table)) ORDER BY id");
-    bool ok = rebuild_rows(target, state_schema, sql.data, NULL, &n);
-    if (ok && n > 0)
-        log_info("backfill: %zu deferred foreign key(s) added and validated", n);
+                        "f.ref_table) AND d.table_name NOT IN ");
+    append_ready_names(&sql);
+    strbuf_append(&sql, ")))");
+    const char *params[1] = {ready};
+    PGresult *res = pgconn_query(conn, "reading deferred_ddl", sql.data, 1, params, NULL);
     strbuf_free(&sql);
-    return ok;
+    if (res == NULL)
+        return false;
+    *more = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return true;
+}
+
+bool deferidx_rebuild_step(PGconn *target, const char *state_schema, const char *ready, bool *did,
+                           bool *more)
+{
+    bool retry = false;
+    *more = false;
+    if (!claim_step(target, state_schema, ready, true, true, did, &retry))
+        return false;
+    if (retry || *did) {
+        *more = retry;
+        return true;
+    }
+    return more_pending(target, state_schema, ready, more);
 }

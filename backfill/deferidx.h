@@ -66,4 +66,19 @@ bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_conf
  */
 bool deferidx_rebuild_foreign_keys(PGconn *target, const char *state_schema);
 
+/*
+ * One unit of rebuild work, for connections working side by side (backfill's lanes):
+ * claims (FOR UPDATE SKIP LOCKED) one record that can run now -- an index or
+ * constraint of a ready table (ready: a regclass[] literal of the target tables whose
+ * copy is finished), or a foreign key whose two tables have nothing else pending --
+ * and runs it in that transaction.  A foreign key takes two claims: added NOT VALID
+ * (one connection at a time, under an advisory lock), then validated, which other
+ * connections' validations and index builds run beside.  *did: a step ran; *more:
+ * records remain that the ready tables' work will reach (claimed by others, waiting
+ * for them, or a step that hit a deadlock or lock timeout): call again later.  False
+ * (logged) when a definition fails.
+ */
+bool deferidx_rebuild_step(PGconn *target, const char *state_schema, const char *ready, bool *did,
+                           bool *more);
+
 #endif

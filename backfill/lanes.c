@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/pgconn.h"
@@ -21,7 +22,8 @@ typedef struct lane_queue {
     size_t *order; /* config indexes, in the order lanes take them (owned) */
     size_t n;
     size_t next;
-    bool failed; /* a table's work failed: take no more tables */
+    bool failed;    /* a table's work failed: take no more tables */
+    size_t running; /* lanes inside job->run */
     const lanes_job *job;
 } lane_queue;
 
@@ -45,8 +47,10 @@ static bool queue_take(lane_queue *q, size_t *index)
 {
     pthread_mutex_lock(&q->lock);
     bool got = !q->failed && q->next < q->n;
-    if (got)
+    if (got) {
         *index = q->order[q->next++];
+        q->running++;
+    }
     pthread_mutex_unlock(&q->lock);
     return got;
 }
@@ -58,17 +62,54 @@ static void queue_fail(lane_queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* A lane is done with the table it took; false when the lanes stop (a failure). */
+static bool queue_done(lane_queue *q, bool ok)
+{
+    pthread_mutex_lock(&q->lock);
+    q->running--;
+    if (!ok)
+        q->failed = true;
+    bool go_on = !q->failed;
+    pthread_mutex_unlock(&q->lock);
+    return go_on;
+}
+
+/* The job's idle work, once no table is left to take (lanes_job.idle). */
+static void lane_idle(lane *l)
+{
+    lane_queue *q = l->q;
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        bool failed = q->failed, running = q->running > 0;
+        pthread_mutex_unlock(&q->lock);
+        if (failed)
+            return;
+        int r = q->job->idle(q->job->ctx, &l->c, running);
+        if (r == LANES_IDLE_FAILED)
+            queue_fail(q);
+        if (r == LANES_IDLE_FAILED || r == LANES_IDLE_DONE)
+            return;
+        if (r == LANES_IDLE_WAIT) {
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
 static void *lane_main(void *arg)
 {
     lane *l = arg;
     lane_queue *q = l->q;
     size_t i;
     while (queue_take(q, &i)) {
-        log_debug("%s: lane %zu takes %s", q->job->what, l->c.number,
-                  q->job->s->cfg.tables[i].source);
-        if (!q->job->run(q->job->ctx, &l->c, i))
-            queue_fail(q);
+        if (q->job->items == NULL) /* items: the job's run says what it takes */
+            log_debug("%s: lane %zu takes %s", q->job->what, l->c.number,
+                      q->job->s->cfg.tables[i].source);
+        if (!queue_done(q, q->job->run(q->job->ctx, &l->c, i)))
+            return NULL;
     }
+    if (q->job->idle != NULL)
+        lane_idle(l);
     return NULL;
 }
 
@@ -81,7 +122,7 @@ static int compare_size(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static bool read_size(PGconn *source, const table_config *t, table_size *out)
+bool lanes_table_size(PGconn *source, const table_config *t, double *rows, double *bytes)
 {
     strbuf name;
     strbuf_init(&name);
@@ -94,8 +135,8 @@ static bool read_size(PGconn *source, const table_config *t, table_size *out)
     strbuf_free(&name);
     bool ok = res != NULL && PQntuples(res) == 1;
     if (ok) {
-        out->rows = strtod(PQgetvalue(res, 0, 0), NULL);
-        out->bytes = strtod(PQgetvalue(res, 0, 1), NULL);
+        *rows = strtod(PQgetvalue(res, 0, 0), NULL);
+        *bytes = strtod(PQgetvalue(res, 0, 1), NULL);
     } else if (res != NULL) {
         log_error("source: table size of %s: no such relation", t->source);
     }
@@ -119,7 +160,7 @@ static bool order_largest_first(const lanes_job *job, lane_queue *q)
         if (!job->tables[i])
             continue;
         sizes[n].index = i;
-        ok = read_size(s->source, &s->cfg.tables[i], &sizes[n]);
+        ok = lanes_table_size(s->source, &s->cfg.tables[i], &sizes[n].rows, &sizes[n].bytes);
         if (sizes[n].rows < 0)
             all_analyzed = false;
         n++;
@@ -225,9 +266,13 @@ bool lanes_run(const lanes_job *job)
     memset(&q, 0, sizeof q);
     pthread_mutex_init(&q.lock, NULL);
     q.job = job;
-    for (size_t i = 0; i < s->cfg.ntables; i++)
+    for (size_t i = 0; job->items == NULL && i < s->cfg.ntables; i++)
         q.n += job->tables[i] ? 1 : 0;
+    if (job->items != NULL)
+        q.n = job->nitems;
     q.order = wb_xcalloc(q.n > 0 ? q.n : 1, sizeof *q.order);
+    if (job->items != NULL)
+        memcpy(q.order, job->items, q.n * sizeof *q.order);
     size_t nlanes = job->jobs > 1 ? (size_t)job->jobs : 1;
     if (nlanes > q.n)
         nlanes = q.n > 0 ? q.n : 1;
@@ -243,17 +288,19 @@ bool lanes_run(const lanes_job *job)
     bool ok = true;
     if (nlanes == 1) {
         /* Sequential: config order, the session's connections. */
-        for (size_t i = 0, n = 0; i < s->cfg.ntables; i++) {
+        for (size_t i = 0, n = 0; job->items == NULL && i < s->cfg.ntables; i++) {
             if (job->tables[i])
                 q.order[n++] = i;
         }
         if (job->join_snapshot == NULL)
             ok = pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
     } else {
-        ok = order_largest_first(job, &q) && setup_extra_lanes(job, lanes, &nlanes);
+        ok = (job->items != NULL || order_largest_first(job, &q)) &&
+             setup_extra_lanes(job, lanes, &nlanes);
     }
     if (ok && nlanes > 1)
-        log_info("%s: %zu tables, %zu at a time, in one source snapshot", job->what, q.n, nlanes);
+        log_info("%s: %zu %s, %zu at a time, in one source snapshot", job->what, q.n,
+                 job->items != NULL ? "pieces" : "tables", nlanes);
     if (ok) {
         run_lanes(lanes, nlanes);
         ok = !q.failed;

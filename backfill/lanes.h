@@ -45,20 +45,36 @@ typedef struct lane_conns {
 
 typedef struct lanes_job {
     bf_session *s;
-    const bool *tables; /* per config index: run this table */
-    int jobs;           /* lanes wanted (at most one per table) */
-    bool write;         /* extra lanes open a target write connection, with
-                         * session_replication_role = replica where the role may */
-    const char *what;   /* "verify", "backfill": names the lanes in messages */
+    const bool *tables; /* per config index: run this table (run gets the index) */
+    /* Or, with items: work items taken in this order (run gets the item; tables is
+     * then unused), e.g. pieces of tables. */
+    const size_t *items;
+    size_t nitems;
+    int jobs;         /* lanes wanted (at most one per table) */
+    bool write;       /* extra lanes open a target write connection, with
+                       * session_replication_role = replica where the role may */
+    const char *what; /* "verify", "backfill": names the lanes in messages */
     /* NULL: begin and export the session source's snapshot here (above). */
     bool (*join_snapshot)(void *ctx, PGconn *source);
     /* The work on one table; false stops the lanes (no more tables are taken). */
     bool (*run)(void *ctx, const lane_conns *lane, size_t index);
+    /*
+     * Optional: called by a lane once no table is left to take, again and again until
+     * it returns LANES_IDLE_DONE (LANES_IDLE_WAIT: nothing to do yet, called again after
+     * a short pause).  tables_running: other lanes are still inside run().  Lets lanes
+     * share work that the tables' work produces (backfill's index builds).
+     */
+    int (*idle)(void *ctx, const lane_conns *lane, bool tables_running);
     void *ctx;
 } lanes_job;
 
+enum { LANES_IDLE_DONE = 0, LANES_IDLE_AGAIN = 1, LANES_IDLE_WAIT = 2, LANES_IDLE_FAILED = -1 };
+
+/* Source size of t: the planner's row estimate (< 0 never analyzed) and bytes on disk. */
+bool lanes_table_size(PGconn *source, const table_config *t, double *rows, double *bytes);
+
 /*
- * Runs job->run on every table of job->tables on up to job->jobs lanes.  Connections
+ * Runs job->run on every table of job->tables (or item) on up to job->jobs lanes.  Connections
  * opened for extra lanes are closed before return.  Returns false after logging when
  * a table's work or a lane's setup failed; tables not yet started are then skipped.
  */

@@ -290,7 +290,23 @@ static bool set_resume_key(const table_layout *lay, PGconn *conn, const char *la
     return ok;
 }
 
-/* Reads the checkpoint; decides resume / skip; resets it for a fresh run. */
+/* Sets a piece's bound (walbridge.range_lo or _hi) on one connection. */
+static bool set_range(const table_layout *lay, PGconn *conn, bool high, const char *value)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    tablesql_range_setting(high, &sql);
+    const char *params[1] = {value};
+    PGresult *res = pgconn_query(conn, lay->table->source, sql.data, 1, params, NULL);
+    strbuf_free(&sql);
+    PQclear(res);
+    return res != NULL;
+}
+
+/*
+ * Reads the checkpoint; decides resume / skip; resets it for a fresh run (not for a
+ * piece: the caller keeps a split table's checkpoint).
+ */
 static bool prepare_checkpoint(const table_layout *lay, PGconn *tw, const tablediff_options *o,
                                tablediff_result *res, char **resume_key, int64_t *rows_copied)
 {
@@ -317,6 +333,8 @@ static bool prepare_checkpoint(const table_layout *lay, PGconn *tw, const tabled
         }
         free(cp.last_key);
     }
+    if (o->piece)
+        return true;
     return bfstate_checkpoint_set(tw, o->state_schema, o->slot, table, NULL, 0, false);
 }
 
@@ -371,12 +389,21 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     const table_layout *lay = d->lay;
     const char *table = lay->table->source;
     bool resume = resume_key != NULL;
-    bool orphans_in_diff = tablesql_target_diff_has_orphans(lay, resume);
+    const char *lo = d->opts->range_lo, *hi = d->opts->range_hi;
+    unsigned filter = (resume ? TABLESQL_RESUME : 0u) | (lo != NULL ? TABLESQL_RANGE_LO : 0u) |
+                      (hi != NULL ? TABLESQL_RANGE_HI : 0u);
+    bool orphans_in_diff = filter == 0 && tablesql_target_diff_has_orphans(lay, false);
     if (!orphans_in_diff && !count_orphans(lay, target_read, d->res))
         return false;
     if (resume &&
         (!set_resume_key(lay, source, resume_key) || !set_resume_key(lay, target_read, resume_key)))
         return false;
+    PGconn *both[2] = {source, target_read};
+    for (int c = 0; c < 2; c++) {
+        if ((lo != NULL && !set_range(lay, both[c], false, lo)) ||
+            (hi != NULL && !set_range(lay, both[c], true, hi)))
+            return false;
+    }
     strbuf src_sql, tgt_sql;
     strbuf_init(&src_sql);
     strbuf_init(&tgt_sql);
@@ -389,18 +416,18 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     if (target_empty) {
         /* Nothing to compare with: skip hashing the source rows. */
         log_info("%s: no rows in the target yet: copying every source row", table);
-        tablesql_source_all_rows(lay, resume, &src_sql);
+        tablesql_source_all_rows(lay, filter, &src_sql);
     } else if (d->opts->keys_only && inline_rows) {
-        tablesql_source_all_rows(lay, resume, &src_sql); /* rows, no hash */
+        tablesql_source_all_rows(lay, filter, &src_sql); /* rows, no hash */
     } else if (d->opts->keys_only) {
-        tablesql_source_keys(lay, resume, &src_sql);
+        tablesql_source_keys(lay, filter, &src_sql);
     } else {
-        tablesql_source_diff(lay, inline_rows, resume, &src_sql);
+        tablesql_source_diff(lay, inline_rows, filter, &src_sql);
     }
     if (d->opts->keys_only)
-        tablesql_target_keys(lay, resume, &tgt_sql);
+        tablesql_target_keys(lay, filter, &tgt_sql);
     else
-        tablesql_target_diff(lay, resume, &tgt_sql);
+        tablesql_target_diff(lay, filter, &tgt_sql);
     log_debug("%s: source diff: %s", table, src_sql.data);
     log_debug("%s: target diff: %s", table, tgt_sql.data);
     /* Both queries run at once: each server sorts and hashes while the other does. */
@@ -466,6 +493,7 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
         d.bw = &bw;
         if (opts->direct)
             bw_use_direct(&bw);
+        bw.no_checkpoint = opts->piece;
         ok = ok && (res->skipped_done || bw_prepare(&bw, d.write_extras));
         if (opts->source_fetch != NULL && lay->table->kind != TABLE_KEYLESS) {
             rowfetch_init(&fetch, lay, opts->source_fetch, &bw);
@@ -517,4 +545,19 @@ void tablediff_result_free(tablediff_result *res)
     free_list(res->stale_keys, res->nstale_keys);
     res->missing_keys = res->extra_keys = res->stale_keys = NULL;
     res->nmissing_keys = res->nextra_keys = res->nstale_keys = 0;
+}
+
+void tablediff_log_result(const table_config *t, const tablediff_result *r, bool delete_extra)
+{
+    if (!r->skipped_done)
+        log_info("%s: %" PRIu64 " source rows, %" PRIu64 " missing, %" PRIu64 " stale, %" PRIu64
+                 " extra; copied %" PRIu64 ", stale fixed %" PRIu64 ", extra deleted %" PRIu64
+                 " in %.2fs (%.2fs writing batches)",
+                 t->source, r->counts.source_rows, r->counts.missing, r->counts.stale,
+                 r->counts.extra, r->copied, r->stale_fixed, r->extra_deleted, r->seconds,
+                 r->write_seconds);
+    if (r->counts.extra > 0 && !delete_extra)
+        log_warn("%s: %" PRIu64 " target rows have no source row (kept; --delete-extra "
+                 "removes them)",
+                 t->source, r->counts.extra);
 }

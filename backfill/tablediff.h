@@ -41,10 +41,15 @@ typedef struct tablediff_options {
     bool keys_only;     /* compare keys only, no row hashes: nothing is found stale */
     bool direct;        /* COPY rows straight into the table (bw_use_direct): its indexes
                          * are deferred (deferidx.h) */
-    int batch_rows;     /* rows per batch / checkpoint */
-    int show;           /* remember up to this many keys per kind (verify --show) */
-    bool progress;      /* draw a progress line on stderr (a terminal) */
-    double estimate;    /* source rows expected (reltuples) for the ETA; <= 0 unknown */
+    /* One piece of a table copied on several lanes (a single integer key): the keys in
+     * [range_lo, range_hi) (NULL: unbounded).  A piece reads the checkpoint but never
+     * writes it; the caller writes the table's when every piece is done. */
+    bool piece;
+    const char *range_lo, *range_hi;
+    int batch_rows;  /* rows per batch / checkpoint */
+    int show;        /* remember up to this many keys per kind (verify --show) */
+    bool progress;   /* draw a progress line on stderr (a terminal) */
+    double estimate; /* source rows expected (reltuples) for the ETA; <= 0 unknown */
     const char *state_schema;
     const char *slot;
     /* A second source connection in the same snapshot (write only; NULL: none).  With
@@ -76,5 +81,7 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
                    PGconn *const *target_write, int nwriters, const tablediff_options *opts,
                    tablediff_result *res);
 void tablediff_result_free(tablediff_result *res);
+/* The log lines of a table's result (and the extra rows kept, unless delete_extra). */
+void tablediff_log_result(const table_config *t, const tablediff_result *r, bool delete_extra);
 
 #endif

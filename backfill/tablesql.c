@@ -395,10 +395,17 @@ void tablesql_resume_setting(size_t i, strbuf *out)
     strbuf_appendf(out, "SELECT set_config('walbridge.resume_%zu', $1, false)", i);
 }
 
-static void append_resume_and_order(const table_layout *lay, bool resume, strbuf *out)
+void tablesql_range_setting(bool high, strbuf *out)
 {
-    if (resume) {
-        strbuf_append(out, " WHERE (");
+    strbuf_appendf(out, "SELECT set_config('walbridge.range_%s', $1, false)", high ? "hi" : "lo");
+}
+
+static void append_resume_and_order(const table_layout *lay, unsigned filter, strbuf *out)
+{
+    const char *glue = " WHERE ";
+    if (filter & TABLESQL_RESUME) {
+        strbuf_append(out, glue);
+        strbuf_append_char(out, '(');
         for (size_t k = 0; k < lay->nkey; k++)
             strbuf_appendf(out, "%sx.k%zu", k > 0 ? ", " : "", k);
         strbuf_append(out, ") > (");
@@ -407,13 +414,20 @@ static void append_resume_and_order(const table_layout *lay, bool resume, strbuf
             strbuf_append(out, lay->key_type[k] == KEYSET_KEY_INT ? "::bigint" : " COLLATE \"C\"");
         }
         strbuf_append_char(out, ')');
+        glue = " AND ";
     }
+    if (filter & TABLESQL_RANGE_LO) {
+        strbuf_appendf(out, "%sx.k0 >= current_setting('walbridge.range_lo')::bigint", glue);
+        glue = " AND ";
+    }
+    if (filter & TABLESQL_RANGE_HI)
+        strbuf_appendf(out, "%sx.k0 < current_setting('walbridge.range_hi')::bigint", glue);
     strbuf_append(out, " ORDER BY ");
     for (size_t k = 0; k < lay->nkey; k++)
         strbuf_appendf(out, "%s%zu", k > 0 ? ", " : "", k + 1);
 }
 
-static void source_query(const table_layout *lay, bool with_rows, bool with_hash, bool resume,
+static void source_query(const table_layout *lay, bool with_rows, bool with_hash, unsigned filter,
                          strbuf *out)
 {
     const table_config *t = lay->table;
@@ -436,23 +450,23 @@ static void source_query(const table_layout *lay, bool with_rows, bool with_hash
     strbuf_append(out, " FROM ");
     pgconn_append_qualified(out, t->source_schema, t->source_name);
     strbuf_append(out, " s) x");
-    append_resume_and_order(lay, resume, out);
+    append_resume_and_order(lay, filter, out);
     strbuf_append(out, ") TO STDOUT");
 }
 
-void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out)
+void tablesql_source_diff(const table_layout *lay, bool with_rows, unsigned filter, strbuf *out)
 {
-    source_query(lay, with_rows, true, resume, out);
+    source_query(lay, with_rows, true, filter, out);
 }
 
-void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out)
+void tablesql_source_all_rows(const table_layout *lay, unsigned filter, strbuf *out)
 {
-    source_query(lay, true, false, resume, out);
+    source_query(lay, true, false, filter, out);
 }
 
-void tablesql_source_keys(const table_layout *lay, bool resume, strbuf *out)
+void tablesql_source_keys(const table_layout *lay, unsigned filter, strbuf *out)
 {
-    source_query(lay, false, false, resume, out);
+    source_query(lay, false, false, filter, out);
 }
 
 void tablesql_source_fetch(const table_layout *lay, strbuf *out)
@@ -503,7 +517,7 @@ void tablesql_target_any(const table_layout *lay, strbuf *out)
     strbuf_append(out, ")");
 }
 
-static void target_query(const table_layout *lay, bool with_hash, bool resume, strbuf *out)
+static void target_query(const table_layout *lay, bool with_hash, unsigned filter, strbuf *out)
 {
     strbuf_append(out, "COPY (SELECT * FROM (SELECT ");
     append_keys(lay, target_value, out);
@@ -515,20 +529,21 @@ static void target_query(const table_layout *lay, bool with_hash, bool resume, s
         strbuf_append(out, ", ''::text AS h");
     }
     strbuf_append(out, " FROM ");
-    target_from(lay, tablesql_target_diff_has_orphans(lay, resume) ? ROWS_ALL : ROWS_KEYED, out);
+    bool orphans = filter == 0 && tablesql_target_diff_has_orphans(lay, false);
+    target_from(lay, orphans ? ROWS_ALL : ROWS_KEYED, out);
     strbuf_append(out, ") x");
-    append_resume_and_order(lay, resume, out);
+    append_resume_and_order(lay, filter, out);
     strbuf_append(out, ") TO STDOUT");
 }
 
-void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out)
+void tablesql_target_diff(const table_layout *lay, unsigned filter, strbuf *out)
 {
-    target_query(lay, true, resume, out);
+    target_query(lay, true, filter, out);
 }
 
-void tablesql_target_keys(const table_layout *lay, bool resume, strbuf *out)
+void tablesql_target_keys(const table_layout *lay, unsigned filter, strbuf *out)
 {
-    target_query(lay, false, resume, out);
+    target_query(lay, false, filter, out);
 }
 
 /* ---------------------------------------------------------------- staging and insert */

@@ -28,7 +28,10 @@
  *           x [WHERE (x.k0, ..) > (<resume values>)] ORDER BY 1, ..) TO STDOUT
  *
  * Integer keys sort numerically; any other key column sorts as text
- * COLLATE "C".  A keyless table's key is the row's md5(ROW(...)::text)
+ * COLLATE "C".  The filter argument of the diff queries is a set of
+ * TABLESQL_RESUME (keys after the resume point) and TABLESQL_RANGE_LO/HI (a
+ * single integer key in [walbridge.range_lo, walbridge.range_hi): one piece of
+ * a table copied on several lanes at once).  A keyless table's key is the row's md5(ROW(...)::text)
  * (and there is no separate h column).  COPY takes no parameters, so the resume point travels
  * as text through set_config('walbridge.resume_<i>', $1, false) and the
  * query reads current_setting('walbridge.resume_<i>').
@@ -97,13 +100,13 @@ size_t tablesql_hash_field(const table_layout *lay); /* index of h; == nkey-1 wh
 size_t tablesql_row_field(const table_layout *lay);  /* index of the first row value */
 
 /* The source diff query; with_rows adds every mapped column after the hash. */
-void tablesql_source_diff(const table_layout *lay, bool with_rows, bool resume, strbuf *out);
+void tablesql_source_diff(const table_layout *lay, bool with_rows, unsigned filter, strbuf *out);
 /*
  * The source query of a copy into a table with no target rows yet: every
  * row is missing, so the rows are streamed with an empty hash (keyed tables;
  * a keyless table's key is its hash, which stays).
  */
-void tablesql_source_all_rows(const table_layout *lay, bool resume, strbuf *out);
+void tablesql_source_all_rows(const table_layout *lay, unsigned filter, strbuf *out);
 /*
  * Fetch by key (rowfetch.h): the rows whose keys are in the text[] parameters
  * $1..$nkey (one array per key column, element i of each forming key i),
@@ -119,8 +122,8 @@ void tablesql_array_append(strbuf *arr, const char *value, size_t len);
  * hashed): the diff queries' shape with an empty h.  A keyless table's key
  * is its hash, which stays.
  */
-void tablesql_source_keys(const table_layout *lay, bool resume, strbuf *out);
-void tablesql_target_keys(const table_layout *lay, bool resume, strbuf *out);
+void tablesql_source_keys(const table_layout *lay, unsigned filter, strbuf *out);
+void tablesql_target_keys(const table_layout *lay, unsigned filter, strbuf *out);
 /* SELECT EXISTS: does the target hold any row of the table with a source-form key? */
 void tablesql_target_any(const table_layout *lay, strbuf *out);
 /*
@@ -128,7 +131,7 @@ void tablesql_target_any(const table_layout *lay, strbuf *out);
  * tablesql_target_diff_has_orphans says so, it also yields the orphans
  * (below) with a NULL key field, for the reader to count and skip.
  */
-void tablesql_target_diff(const table_layout *lay, bool resume, strbuf *out);
+void tablesql_target_diff(const table_layout *lay, unsigned filter, strbuf *out);
 /*
  * For an identity-mapped table whose key includes a reference (order_tags):
  * counts the target rows whose parent row is gone (orphans), which have no
@@ -148,6 +151,13 @@ bool tablesql_orphans_delete(const table_layout *lay, strbuf *out);
 bool tablesql_target_diff_has_orphans(const table_layout *lay, bool resume);
 /* SELECT set_config('walbridge.resume_<i>', $1, false) for key column i. */
 void tablesql_resume_setting(size_t i, strbuf *out);
+/* SELECT set_config('walbridge.range_lo' or '_hi', $1, false): a piece's bound. */
+void tablesql_range_setting(bool high, strbuf *out);
+
+/* The diff queries' filter (bits; true as a filter means TABLESQL_RESUME). */
+#define TABLESQL_RESUME 1u
+#define TABLESQL_RANGE_LO 2u /* x.k0 >= current_setting('walbridge.range_lo')::bigint */
+#define TABLESQL_RANGE_HI 4u /* x.k0 < current_setting('walbridge.range_hi')::bigint */
 
 /* CREATE TEMP TABLE for the staged rows (name: wb_stage_<index>). */
 void tablesql_stage_create(const table_layout *lay, int index, strbuf *out);

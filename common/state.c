@@ -68,6 +68,8 @@ static const char *const state_migrations[] = {
     " on_table text NOT NULL,"
     " ref_table text,"
     " ddl text NOT NULL,"
+    " index_ddl text,"
+    " attach_ddl text,"
     " saved_at timestamptz NOT NULL DEFAULT now());",
 };
 

@@ -15,8 +15,9 @@
  *                      kind text, key text)
  *   <schema>.deferred_ddl(id bigserial, table_name text, ord int, kind text,
  *                         object_name text, on_table text, ref_table text, ddl text,
- *                         saved_at timestamptz): what backfill --defer-indexes dropped
- *                         and has not rebuilt yet (backfill/deferidx.h)
+ *                         index_ddl text, attach_ddl text, saved_at timestamptz):
+ *                         what backfill --defer-indexes dropped and has not built
+ *                         again yet (backfill/deferidx.h)
  */
 #ifndef WALBRIDGE_STATE_H
 #define WALBRIDGE_STATE_H
