@@ -160,11 +160,18 @@ static bool side_advance(const keyset_spec *spec, side *s, char *err, size_t err
             strbuf key;
             strbuf_init(&key);
             keyset_format_key(spec, &s->entry, &key);
-            snprintf(err, errlen, "%s keys are not in ascending order at key %s%s", s->reader->what,
-                     key.data, c == 0 ? " (duplicate)" : "");
+            if (c == 0)
+                snprintf(err, errlen, "%s holds key %s twice (duplicate key)", s->reader->what,
+                         key.data);
+            else
+                snprintf(err, errlen, "%s keys are not in ascending order at key %s",
+                         s->reader->what, key.data);
             log_full(LOG_ERROR, NULL,
-                     "Both sides must sort integers numerically and text in \"C\" collation; "
-                     "a duplicate means the key is not unique.",
+                     c == 0 ? "Two rows with one key: remove the extra row (the table lacks a "
+                              "unique index on its key, or it is deferred by backfill "
+                              "--defer-indexes)."
+                            : "Both sides must sort integers numerically and text in \"C\" "
+                              "collation.",
                      "keyset: %s", err);
             strbuf_free(&key);
             return false;
