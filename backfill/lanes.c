@@ -293,9 +293,9 @@ bool lanes_run(const lanes_job *job)
                 q.order[n++] = i;
         }
         if (job->join_snapshot == NULL)
-            ok = pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
+            ok = ok && pgconn_exec(s->source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
     } else {
-        ok = (job->items != NULL || order_largest_first(job, &q)) &&
+        ok = ok && (job->items != NULL || order_largest_first(job, &q)) &&
              setup_extra_lanes(job, lanes, &nlanes);
     }
     if (ok && nlanes > 1)

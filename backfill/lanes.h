@@ -60,9 +60,10 @@ typedef struct lanes_job {
     bool (*run)(void *ctx, const lane_conns *lane, size_t index);
     /*
      * Optional: called by a lane once no table is left to take, again and again until
-     * it returns LANES_IDLE_DONE (LANES_IDLE_WAIT: nothing to do yet, called again after
-     * a short pause).  tables_running: other lanes are still inside run().  Lets lanes
-     * share work that the tables' work produces (backfill's index builds).
+     * it returns LANES_IDLE_DONE (LANES_IDLE_AGAIN: it did something; LANES_IDLE_WAIT:
+     * nothing to do yet, called again after a short pause).  tables_running: other
+     * lanes are still inside run().  Lets lanes share work that the tables' work
+     * produces (backfill's index builds).
      */
     int (*idle)(void *ctx, const lane_conns *lane, bool tables_running);
     void *ctx;

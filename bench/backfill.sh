@@ -20,6 +20,9 @@
 #   4. CPU seconds of each walbridge run: its own, and the source's and target's
 #      server processes' (from the postmasters' reaped-children times), which
 #      unlike wall time barely depend on what else the machine is doing.
+# Every timed step starts on quiet clusters: autovacuum is off (a step's freshly
+# loaded tables would otherwise be vacuumed during the next step) and both clusters
+# are checkpointed first.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,11 +40,26 @@ server_cpu() {
     awk '{ print $16 + $17 }' "/proc/$(head -n 1 "$WB_TMP/$1/postmaster.pid")/stat"
 }
 
+# settle: let the previous step's background work end before the next is timed:
+# any autovacuum worker still running (up to 120 s), then both clusters' checkpoints.
+settle() {
+    local i dsn
+    for dsn in "$SOURCE_DSN" "$TARGET_DSN"; do
+        for ((i = 0; i < 240; i++)); do
+            [[ $(q -d "$dsn" -c "SELECT count(*) FROM pg_stat_activity
+                WHERE backend_type = 'autovacuum worker'") == 0 ]] && break
+            sleep 0.5
+        done
+        q -d "$dsn" -c "CHECKPOINT"
+    done
+}
+
 # run_timed LABEL ARGS...: runs walbridge under GNU time; sets WALL, RSS_MB and CPU
 # ("client X s, source Y s, target Z s").
 run_timed() {
     local label=$1
     shift
+    settle
     local tf=$WB_TMP/time.$label rc=0 s0 t0 s1 t1 user sys
     s0=$(server_cpu source) t0=$(server_cpu target)
     /usr/bin/time -f "%e %M %U %S" -o "$tf" "$BIN" "$@" >"$WB_TMP/out.$label" 2>"$WB_TMP/err.$label" || rc=$?
@@ -57,6 +75,16 @@ run_timed() {
 echo "== setting up: clinic dataset at scale $SCALE"
 start_cluster source
 start_cluster target
+# Autovacuum off: otherwise the tables one step loads are vacuumed during the next
+# step's timed window, on the same two cores, and that step pays for it.  WAL
+# segments kept for reuse (min_wal_size) and made once before any step: otherwise
+# the first steps create and zero-fill them and the later ones reuse them.
+for dsn in "$SOURCE_DSN" "$TARGET_DSN"; do
+    q -d "$dsn" -c "ALTER SYSTEM SET autovacuum = off" -c "ALTER SYSTEM SET min_wal_size = '2GB'" \
+        -c "ALTER SYSTEM SET max_wal_size = '4GB'" -c "SELECT pg_reload_conf()" >/dev/null
+done
+q -d "$TARGET_DSN" -c "CREATE TABLE wb_warm AS SELECT g, repeat('x', 200) AS pad
+    FROM generate_series(1, 6000000) g" -c "DROP TABLE wb_warm" -c "CHECKPOINT"
 FIX=$ROOT/tests/fixtures/clinic
 t0=$(now)
 q -d "$SOURCE_DSN" -v scale="$SCALE" -f "$FIX/source_schema.sql" -f "$FIX/source_data.sql"
@@ -91,6 +119,7 @@ echo "   walbridge backfill --defer-indexes: $deferred_wall s  ($deferred_rate r
 sed -n '1,9p' "$WB_TMP/out.deferred" | sed 's/^/     /'
 
 PIPE_DSN=${TARGET_DSN/dbname=postgres/dbname=pipe}
+settle
 t0=$(now)
 for t in offices profiles doctors patients orders order_tags audit_log; do
     q -d "$SOURCE_DSN" -c "COPY $t TO STDOUT" | q -d "$PIPE_DSN" -c "COPY $t FROM STDIN"
@@ -101,6 +130,7 @@ echo "   plain COPY pipe:     $pipe_wall s  ($pipe_rate rows/s, legacy schema wi
 
 CLONED_DSN="postgresql://postgres@127.0.0.1:$TARGET_PORT/cloned"
 SOURCE_URI="postgresql://postgres@127.0.0.1:$SOURCE_PORT/postgres"
+settle
 t0=$(now)
 if pgcopydb clone --source "$SOURCE_URI" --target "$CLONED_DSN" --dir "$WB_TMP/pgcopydb" \
     --no-owner --no-acl --skip-extensions --not-consistent >"$WB_TMP/pgcopydb.log" 2>&1; then
