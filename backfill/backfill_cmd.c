@@ -162,15 +162,9 @@ static bool try_replica_role(PGconn *tw, bool say)
  */
 static bool take_stream_lock(PGconn *tw, const char *slot)
 {
-    const char *params[1] = {slot};
-    PGresult *res = pgconn_query(tw, "taking the stream lock",
-                                 "SELECT pg_try_advisory_lock(hashtext('walbridge stream'), "
-                                 "hashtext($1))",
-                                 1, params, NULL);
-    if (res == NULL)
+    bool got = false;
+    if (!state_try_stream_lock(tw, slot, &got))
         return false;
-    bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
     if (!got)
         log_full(LOG_ERROR, NULL,
                  "Stop the stream (systemctl stop walbridge), then run backfill "

@@ -364,17 +364,11 @@ static int stream_current_wal_lsn(PGconn *source, wb_lsn *out)
 static bool stream_lock_target(PGconn *target, const wb_config *cfg, bool *stopped)
 {
     *stopped = false;
-    const char *params[1] = {cfg->slot};
     int64_t started = stream_now_ms(), last_note = 0;
     for (;;) {
-        PGresult *res = pgconn_query(target, "taking the stream lock",
-                                     "SELECT pg_try_advisory_lock(hashtext('walbridge stream'), "
-                                     "hashtext($1))",
-                                     1, params, NULL);
-        if (res == NULL)
+        bool got = false;
+        if (!state_try_stream_lock(target, cfg->slot, &got))
             return false;
-        bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        PQclear(res);
         if (got)
             return true;
         int64_t now = stream_now_ms();

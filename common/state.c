@@ -308,3 +308,17 @@ bool state_deferred_pending(PGconn *target, const char *schema, long *count, str
     PQclear(res);
     return true;
 }
+
+bool state_try_stream_lock(PGconn *target, const char *slot, bool *got)
+{
+    const char *params[1] = {slot};
+    PGresult *res = pgconn_query(target, "taking the stream lock",
+                                 "SELECT pg_try_advisory_lock(hashtext('walbridge stream'), "
+                                 "hashtext($1))",
+                                 1, params, NULL);
+    if (res == NULL)
+        return false;
+    *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return true;
+}

@@ -51,4 +51,10 @@ bool state_set_applied_lsn(PGconn *target, const char *schema, const char *slot,
  */
 bool state_deferred_pending(PGconn *target, const char *schema, long *count, strbuf *tables);
 
+/*
+ * Tries the session advisory lock a running `walbridge stream` of slot holds on the
+ * target (released when the session ends).  *got: this session has it now.
+ */
+bool state_try_stream_lock(PGconn *target, const char *slot, bool *got);
+
 #endif
