@@ -97,15 +97,12 @@ static bool on_option(int opt, const char *arg, void *ctx)
     return true;
 }
 
-static const struct option backfill_cli_options[] = {{"dry-run", no_argument, NULL, 'n'},
-                                                     {"include-stale", no_argument, NULL, 's'},
-                                                     {"delete-extra", no_argument, NULL, 'd'},
-                                                     {"resume", no_argument, NULL, 'r'},
-                                                     {"tables", required_argument, NULL, 't'},
-                                                     {"batch-rows", required_argument, NULL, 'b'},
-                                                     {"defer-indexes", no_argument, NULL, 'D'},
-                                                     {"help", no_argument, NULL, 'h'},
-                                                     {NULL, 0, NULL, 0}};
+static const struct option backfill_cli_options[] = {
+    {"dry-run", no_argument, NULL, 'n'},       {"include-stale", no_argument, NULL, 's'},
+    {"delete-extra", no_argument, NULL, 'd'},  {"resume", no_argument, NULL, 'r'},
+    {"tables", required_argument, NULL, 't'},  {"batch-rows", required_argument, NULL, 'b'},
+    {"defer-indexes", no_argument, NULL, 'D'}, {"jobs", required_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 static const cli_command backfill_command = {"backfill", backfill_cli_options, print_help,
                                              on_option};
 

@@ -74,6 +74,8 @@ wb_contains "a: the deferred objects were built on the lanes" "$WB_ERR" \
     "backfill: 7 tables copied straight in"
 wb_eq "a: every deferred step ran (7 indexes, 11 key constraints in two steps, 8 foreign keys in two)" 45 \
     "$(grep -oE 'and [0-9]+ deferred index, constraint and foreign key steps run' <<<"$WB_ERR" | awk '{ print $2 }')"
+wb_check "a: orders, the largest table, was cut into key-range pieces for the two lanes" \
+    grep -qE 'public\.orders: copied in [2-8] pieces by key range' <<<"$WB_ERR"
 wb_eq "a: no table kept its indexes" 0 "$(grep -c 'kept (not deferred)' <<<"$WB_ERR" || true)"
 wb_eq "a: walbridge.deferred_ddl is empty afterwards" 0 "$(deferred_count)"
 wb_check "a: schema dump equals the one taken before (every index, constraint, FK back)" \
@@ -275,4 +277,25 @@ for t in $BF_TABLES; do
 done
 wb_run -c "$cfg" verify
 wb_eq "d: verify exits 0" 0 "$WB_RC"
+# ------------------------------------------------------------------ g. one lane, and usage
+# --jobs 1: the tables one after the other on the session's connections, no piece,
+# the same schema at the end.  --jobs out of range is a usage error.
+new_target g wb_g
+schema_dump >"$WB_TMP/schema_g.sql"
+wb_run -c "$cfg" backfill --defer-indexes --jobs 0
+wb_eq "g: --jobs 0 is a usage error (exit 2)" 2 "$WB_RC"
+wb_contains "g: --jobs 0 says the range" "$WB_ERR" "a number between 1 and 16"
+wb_eq "g: the refused run dropped nothing (orders keeps its 4 indexes)" 4 \
+    "$(wb_psql target -c "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'orders'")"
+wb_run -c "$cfg" backfill --defer-indexes --jobs 1
+wb_eq "g: --jobs 1 exits 0" 0 "$WB_RC"
+wb_eq "g: no table was cut into pieces on one lane" 0 "$(grep -c 'pieces by key range' <<<"$WB_ERR" || true)"
+wb_check "g: every table was saved and dropped" saved_and_dropped orders
+wb_eq "g: walbridge.deferred_ddl is empty" 0 "$(deferred_count)"
+wb_check "g: schema dump equals the one taken before" same_schema "$WB_TMP/schema_g.sql"
+wb_eq "g: 8 foreign keys, all validated" "8|true" "$(fk_state)"
+for t in $BF_TABLES; do
+    wb_check "g: $t equal through the mapping" bf_same_table "$t"
+done
+wb_eq "g: no dangling uuid reference" 0 "$(bf_orphans)"
 wb_finish

@@ -451,3 +451,30 @@ Test(tablesql, direct_copy_writes_the_row_uuid_first_then_the_mapped_columns)
                      "identity-mapped: no uuid column of its own");
     table_layout_free(&lay);
 }
+
+Test(tablesql, a_piece_of_a_table_reads_its_key_range_on_both_sides)
+{
+    table_plan p = orders_plan();
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_source_all_rows(&lay, TABLESQL_RANGE_LO | TABLESQL_RANGE_HI, &sql);
+    HAS(" x WHERE x.k0 >= current_setting('walbridge.range_lo')::bigint AND "
+        "x.k0 < current_setting('walbridge.range_hi')::bigint ORDER BY 1) TO STDOUT");
+    HAS_NOT("resume");
+    strbuf_reset(&sql);
+    /* Resumed first piece: after the checkpoint key, below its upper bound. */
+    tablesql_target_keys(&lay, TABLESQL_RESUME | TABLESQL_RANGE_HI, &sql);
+    HAS(" WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint) AND "
+        "x.k0 < current_setting('walbridge.range_hi')::bigint ORDER BY 1) TO STDOUT");
+    HAS_NOT("range_lo");
+    strbuf_reset(&sql);
+    /* Last piece: no upper bound. */
+    tablesql_source_keys(&lay, TABLESQL_RANGE_LO, &sql);
+    HAS(" WHERE x.k0 >= current_setting('walbridge.range_lo')::bigint ORDER BY 1) TO STDOUT");
+    HAS_NOT("range_hi");
+    strbuf_reset(&sql);
+    tablesql_range_setting(true, &sql);
+    cr_assert_str_eq(sql.data, "SELECT set_config('walbridge.range_hi', $1, false)");
+    table_layout_free(&lay);
+}
