@@ -144,6 +144,9 @@ int bf_session_open(bf_session *s, const char *config_path, const char *tables, 
             s->target_write[i] = open_side(s->cfg.target_dsn, PGCONN_TARGET, "target");
             if (s->target_write[i] == NULL)
                 return EXIT_RUNTIME;
+            /* The batches' joins to the parents, the deferred foreign keys' validation. */
+            if (!pgconn_exec(s->target_write[i], "target", BF_DIFF_WORK_MEM))
+                return EXIT_RUNTIME;
         }
     }
     return EXIT_OK;

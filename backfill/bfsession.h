@@ -10,7 +10,8 @@
 #ifndef WALBRIDGE_BFSESSION_H
 #define WALBRIDGE_BFSESSION_H
 
-/* Per diff read session: sorts and hashes stay in memory (each parallel worker may use this). */
+/* Per diff read and write session: sorts and hashes stay in memory (each parallel worker
+ * may use this). */
 #define BF_DIFF_WORK_MEM "SET work_mem = '64MB'"
 
 #include <stdbool.h>

@@ -193,6 +193,8 @@ static bool open_lane(const lanes_job *job, lane *l)
             return false;
         /* As the session's writers: where the role may not, triggers run (for all). */
         PQclear(PQexec(l->c.write, "SET session_replication_role = replica"));
+        if (!pgconn_exec(l->c.write, "target", BF_DIFF_WORK_MEM))
+            return false;
     }
     return pgconn_exec(l->c.source, "source", BF_DIFF_WORK_MEM) &&
            pgconn_exec(l->c.target, "target", BF_DIFF_WORK_MEM);
