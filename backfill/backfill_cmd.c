@@ -281,7 +281,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
     free(direct);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
     return ok &&
-           (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema, NULL) &&
+           (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&
                            deferidx_rebuild_foreign_keys(s->target_write[0], cfg->state_schema)));
 }
 

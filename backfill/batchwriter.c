@@ -6,8 +6,8 @@
  * streamed as the diff finds them); close: end COPY, PQsendQuery(INSERT ...
  * SELECT) and move on; finish (when the other connection's newer batch is
  * closed, or at the end): read the INSERT's result, COPY + DELETE the extra
- * keys, upsert the checkpoint, COMMIT.  A direct batch (bw_use_direct) COPYs
- * into the table itself and sends no INSERT.
+ * keys, upsert the checkpoint, COMMIT.  A direct batch (batch_writer.direct)
+ * COPYs into the table itself and sends no INSERT.
  */
 #include "backfill/batchwriter.h"
 
@@ -135,11 +135,6 @@ bool bw_prepare(batch_writer *bw, bool extras)
     if (extras)
         tablesql_orphans_delete(bw->lay, &bw->orphan_sql);
     return ok;
-}
-
-void bw_use_direct(batch_writer *bw)
-{
-    bw->direct = true;
 }
 
 void bw_orphans_found(batch_writer *bw, uint64_t n)

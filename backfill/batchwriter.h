@@ -52,11 +52,16 @@ typedef struct batch_writer {
     const char *slot;
     bw_conn w[BW_MAX_CONNS];
     int nconns;
-    int cur;             /* connection staging the open batch */
-    strbuf line;         /* one staged row */
-    bool update_stale;   /* the INSERT rewrites stale rows (ON CONFLICT DO UPDATE) */
-    bool direct;         /* rows go with COPY into the table itself (bw_use_direct) */
-    bool no_checkpoint;  /* batches commit without the checkpoint (a piece of a table) */
+    int cur;           /* connection staging the open batch */
+    strbuf line;       /* one staged row */
+    bool update_stale; /* the INSERT rewrites stale rows (ON CONFLICT DO UPDATE) */
+    /* Set after bw_init, before the first row.  direct: rows go with COPY straight into
+     * the table, ids and references computed here as UUIDv5 (tablesql_direct_copy); only
+     * for a table that held no row when its indexes were deferred and whose parents were
+     * loaded the same way, so nothing can conflict and every parent has its UUIDv5.
+     * no_checkpoint: batches commit without the checkpoint (a piece of a table). */
+    bool direct;
+    bool no_checkpoint;
     strbuf insert_sql;   /* INSERT ... SELECT from the stage */
     strbuf fix_sql;      /* guarded self-referencing table: re-points references after it */
     strbuf delete_sql;   /* DELETE of the staged extra keys */
@@ -78,13 +83,6 @@ void bw_free(batch_writer *bw);
  * With extras, orphans (tablesql_orphans_delete) can be deleted: bw_orphans_found.
  */
 bool bw_prepare(batch_writer *bw, bool extras);
-/*
- * Direct load (backfill --defer-indexes): rows are COPYed straight into the target
- * table, their ids and references computed here as UUIDv5 (tablesql_direct_copy).
- * Only for a table that held no row when its indexes were deferred and whose parents
- * were loaded the same way: nothing can conflict and every parent has its UUIDv5.
- */
-void bw_use_direct(batch_writer *bw);
 /* The diff found n orphans: the last batch (bw_finish) deletes them, like extra keys. */
 void bw_orphans_found(batch_writer *bw, uint64_t n);
 

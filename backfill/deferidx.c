@@ -87,18 +87,41 @@ static const char deferidx_refusal_sql[] =
     "  THEN 'an index has its own tablespace'"
     " ELSE '' END FROM pg_class t WHERE t.oid = $1::regclass";
 
-/* *n: records pending for table $1 (any kind). */
-static bool pending_for(PGconn *conn, const char *state_schema, const char *table, long *n)
+/* "{"<t>"}": target table t as a one-element regclass[] literal. */
+static void one_table_array(const table_config *t, strbuf *out)
 {
-    strbuf sql;
+    strbuf name, element;
+    strbuf_init(&name);
+    strbuf_init(&element);
+    table_text(t, &name);
+    tablesql_array_append(&element, name.data, name.len);
+    strbuf_appendf(out, "{%s}", element.data);
+    strbuf_free(&name);
+    strbuf_free(&element);
+}
+
+/* "(SELECT format('%I.%I') of the regclass[] in $1)": the tables' names as stored. */
+static void append_ready_names(strbuf *sql)
+{
+    strbuf_append(sql, "(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.oid = ANY ($1::regclass[]))");
+}
+
+/* *n: records pending for target table t (any kind). */
+static bool pending_for(PGconn *conn, const char *state_schema, const table_config *t, long *n)
+{
+    strbuf sql, one;
     strbuf_init(&sql);
+    strbuf_init(&one);
+    one_table_array(t, &one);
     strbuf_append(&sql, "SELECT count(*) FROM ");
     append_state_table(&sql, state_schema);
-    strbuf_append(&sql, " WHERE table_name = (SELECT format('%I.%I', n.nspname, c.relname) "
-                        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE c.oid = $1::regclass)");
-    const char *params[1] = {table};
-    PGresult *res = pgconn_query(conn, table, sql.data, 1, params, NULL);
+    strbuf_append(&sql, " WHERE table_name IN ");
+    append_ready_names(&sql);
+    const char *params[1] = {one.data};
+    PGresult *res = pgconn_query(conn, t->source, sql.data, 1, params, NULL);
+    strbuf_free(&one);
     strbuf_free(&sql);
     if (res == NULL)
         return false;
@@ -138,8 +161,16 @@ static PGresult *try_query(PGconn *conn, const char *sql, const char *param, str
     return try_query_state(conn, sql, param, err, NULL);
 }
 
+/* try_query for a statement whose result is not needed. */
+static bool try_exec(PGconn *conn, const char *sql, strbuf *err)
+{
+    PGresult *res = try_query(conn, sql, NULL, err);
+    PQclear(res);
+    return res != NULL;
+}
+
 /*
- * Inside BEGIN: lock, check, save, drop.  *deferred set when done; false with the
+ * Inside BEGIN: lock, check, save, drop; *nsaved definitions saved.  False with the
  * reason in why when the table keeps its indexes (the caller rolls back).
  */
 static bool save_and_drop(PGconn *conn, const char *state_schema, const char *table, size_t *nsaved,
@@ -148,20 +179,13 @@ static bool save_and_drop(PGconn *conn, const char *state_schema, const char *ta
     strbuf sql;
     strbuf_init(&sql);
     bool ok = false;
-    PGresult *res = try_query(conn, "SET LOCAL lock_timeout = '30s'", NULL, why);
-    PQclear(res);
-    if (res == NULL)
-        goto done;
-    res = try_query(conn, "SET LOCAL search_path = pg_catalog", NULL, why);
-    PQclear(res);
-    if (res == NULL)
-        goto done;
+    PGresult *res;
     strbuf_append(&sql, "LOCK TABLE ");
     strbuf_append(&sql, table);
     strbuf_append(&sql, " IN ACCESS EXCLUSIVE MODE");
-    res = try_query(conn, sql.data, NULL, why);
-    PQclear(res);
-    if (res == NULL)
+    if (!try_exec(conn, "SET LOCAL lock_timeout = '30s'", why) ||
+        !try_exec(conn, "SET LOCAL search_path = pg_catalog", why) ||
+        !try_exec(conn, sql.data, why))
         goto done;
     strbuf_reset(&sql);
     strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
@@ -193,11 +217,8 @@ static bool save_and_drop(PGconn *conn, const char *state_schema, const char *ta
         goto done;
     *nsaved = (size_t)PQntuples(res);
     ok = true;
-    for (int i = 0; ok && i < PQntuples(res); i++) {
-        PGresult *r = try_query(conn, PQgetvalue(res, i, 0), NULL, why);
-        ok = r != NULL;
-        PQclear(r);
-    }
+    for (int i = 0; ok && i < PQntuples(res); i++)
+        ok = try_exec(conn, PQgetvalue(res, i, 0), why);
     PQclear(res);
 done:
     strbuf_free(&sql);
@@ -213,7 +234,7 @@ bool deferidx_begin(PGconn *target, const char *state_schema, const table_config
     strbuf_init(&why);
     table_text(t, &table);
     long pending = 0;
-    bool ok = pending_for(target, state_schema, table.data, &pending);
+    bool ok = pending_for(target, state_schema, t, &pending);
     if (ok && pending > 0) {
         log_info("%s: its indexes are still deferred by an earlier run (%ld definitions in "
                  "%s.deferred_ddl): loading on without them",
@@ -370,14 +391,6 @@ static bool record_step(PGconn *conn, const char *state_schema, deferred_rec *re
     return ok || *retry;
 }
 
-/* "(SELECT format('%I.%I') of the regclass[] in $1)": the ready tables as stored. */
-static void append_ready_names(strbuf *sql)
-{
-    strbuf_append(sql, "(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
-                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                       "WHERE c.oid = ANY ($1::regclass[]))");
-}
-
 /*
  * Claims one record: with $2 an index or constraint (of a table in the regclass[] $1,
  * every table when $1 is NULL), with $3 a foreign key whose two tables have nothing
@@ -401,7 +414,10 @@ static void append_claim(strbuf *sql, const char *state_schema)
                        "LOCKED");
 }
 
-/* Claims and runs one step: *did a step ran, *found a record was claimable. */
+/*
+ * Claims and runs one step: *did a step ran; *retry: a claimed step hit a deadlock or
+ * lock timeout and was rolled back (try again later).
+ */
 static bool claim_step(PGconn *conn, const char *state_schema, const char *ready, bool own,
                        bool fks, bool *did, bool *retry)
 {
@@ -453,24 +469,12 @@ static bool run_all(PGconn *conn, const char *state_schema, const char *ready, b
     }
 }
 
-bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_config *t)
+bool deferidx_rebuild(PGconn *target, const char *state_schema)
 {
-    strbuf table, ready;
-    strbuf_init(&table);
-    strbuf_init(&ready);
-    if (t != NULL) {
-        table_text(t, &table);
-        strbuf_append_char(&ready, '{');
-        tablesql_array_append(&ready, table.data, table.len);
-        strbuf_append_char(&ready, '}');
-    }
     size_t n = 0;
-    bool ok = run_all(target, state_schema, t != NULL ? ready.data : NULL, true, false, &n);
+    bool ok = run_all(target, state_schema, NULL, true, false, &n);
     if (ok && n > 0)
-        log_info("%s: %zu deferred index and constraint steps run",
-                 t != NULL ? t->source : "backfill", n);
-    strbuf_free(&table);
-    strbuf_free(&ready);
+        log_info("backfill: %zu deferred index and constraint steps run", n);
     return ok;
 }
 

@@ -11,12 +11,14 @@
  *                    (primary key, unique, exclusion) and every foreign key from or to
  *                    it are written to <state_schema>.deferred_ddl, then dropped;
  *   (the copy)       rows go with COPY straight into the table (batchwriter direct);
- *   deferidx_rebuild each definition is run again in its own transaction together
- *                    with the deletion of its record: constraints and indexes first,
- *   deferidx_rebuild_foreign_keys
- *                    then the foreign keys whose two tables have all their indexes
- *                    back (a foreign key needs the referenced key's index, and
- *                    re-adding it validates every row).
+ *   (the rebuild)    deferidx_rebuild_step, called by the lanes that have nothing
+ *                    left to copy (directload.h): one record at a time, claimed with
+ *                    FOR UPDATE SKIP LOCKED and run in its own transaction with its
+ *                    record: indexes; key constraints as their unique index, then
+ *                    ADD CONSTRAINT ... USING INDEX; foreign keys, once both their
+ *                    tables have nothing else pending, added NOT VALID, then
+ *                    validated.  deferidx_rebuild and deferidx_rebuild_foreign_keys
+ *                    run the same steps on one connection for whatever is left.
  *
  * A run killed at any point leaves the records; the next backfill rebuilds what they
  * still hold after the table's copy (or at once when the table is not copied again),
@@ -52,11 +54,11 @@ bool deferidx_begin(PGconn *target, const char *state_schema, const table_config
                     bool *deferred);
 
 /*
- * Rebuilds the indexes and constraints pending for target table t (NULL: every
- * table).  False (logged, with the object and the server's message) when one fails;
- * the ones not run stay pending.
+ * Rebuilds every pending index and constraint, of any table (what an earlier run left
+ * for tables this one does not copy).  False (logged, with the object and the
+ * server's message) when one fails; the ones not run stay pending.
  */
-bool deferidx_rebuild(PGconn *target, const char *state_schema, const table_config *t);
+bool deferidx_rebuild(PGconn *target, const char *state_schema);
 
 /*
  * Adds back every pending foreign key whose two tables have their indexes and

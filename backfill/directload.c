@@ -119,8 +119,8 @@ static int compare_pieces(const void *a, const void *b)
 }
 
 /*
- * Plans the pieces: with more than one lane, a splittable table larger than a
- * quarter of a lane's share (total bytes / (2 * lanes)) is cut into as many pieces
+ * Plans the pieces: with more than one lane, a splittable table larger than half a
+ * lane's share of the bytes (total / (2 * lanes)) is cut into as many pieces
  * as that share goes into it (at most DIRECTLOAD_MAX_PIECES).  Split tables get their
  * checkpoint reset (a fresh run) or read (--resume) here.
  */

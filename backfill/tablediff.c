@@ -262,6 +262,16 @@ static bool diff_sink(void *ctx, keyset_verdict verdict, const keyset_entry *src
 
 /* ---------------------------------------------------------------- setup */
 
+/* Runs a set_config statement (sql, one text parameter: value) on one connection. */
+static bool send_setting(const table_layout *lay, PGconn *conn, const char *sql, const char *value)
+{
+    const char *params[1] = {value};
+    PGresult *res = pgconn_query(conn, lay->table->source, sql, 1, params, NULL);
+    bool ok = res != NULL;
+    PQclear(res);
+    return ok;
+}
+
 /* Sends the resume key (COPY text line) to walbridge.resume_<i> on one connection. */
 static bool set_resume_key(const table_layout *lay, PGconn *conn, const char *last_key)
 {
@@ -279,10 +289,7 @@ static bool set_resume_key(const table_layout *lay, PGconn *conn, const char *la
         strbuf sql;
         strbuf_init(&sql);
         tablesql_resume_setting((size_t)i, &sql);
-        const char *params[1] = {value};
-        PGresult *res = pgconn_query(conn, lay->table->source, sql.data, 1, params, NULL);
-        ok = res != NULL;
-        PQclear(res);
+        ok = send_setting(lay, conn, sql.data, value);
         strbuf_free(&sql);
         free(value);
     }
@@ -296,11 +303,9 @@ static bool set_range(const table_layout *lay, PGconn *conn, bool high, const ch
     strbuf sql;
     strbuf_init(&sql);
     tablesql_range_setting(high, &sql);
-    const char *params[1] = {value};
-    PGresult *res = pgconn_query(conn, lay->table->source, sql.data, 1, params, NULL);
+    bool ok = send_setting(lay, conn, sql.data, value);
     strbuf_free(&sql);
-    PQclear(res);
-    return res != NULL;
+    return ok;
 }
 
 /*
@@ -392,7 +397,7 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     const char *lo = d->opts->range_lo, *hi = d->opts->range_hi;
     unsigned filter = (resume ? TABLESQL_RESUME : 0u) | (lo != NULL ? TABLESQL_RANGE_LO : 0u) |
                       (hi != NULL ? TABLESQL_RANGE_HI : 0u);
-    bool orphans_in_diff = filter == 0 && tablesql_target_diff_has_orphans(lay, false);
+    bool orphans_in_diff = tablesql_target_diff_has_orphans(lay, filter);
     if (!orphans_in_diff && !count_orphans(lay, target_read, d->res))
         return false;
     if (resume &&
@@ -491,8 +496,7 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
         bw_init(&bw, lay, table_index, target_write, nwriters, opts->state_schema, opts->slot,
                 opts->include_stale, rows_copied);
         d.bw = &bw;
-        if (opts->direct)
-            bw_use_direct(&bw);
+        bw.direct = opts->direct;
         bw.no_checkpoint = opts->piece;
         ok = ok && (res->skipped_done || bw_prepare(&bw, d.write_extras));
         if (opts->source_fetch != NULL && lay->table->kind != TABLE_KEYLESS) {

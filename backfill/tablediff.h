@@ -39,7 +39,7 @@ typedef struct tablediff_options {
                          * only reports) */
     bool resume;        /* start after the table's checkpoint (write only) */
     bool keys_only;     /* compare keys only, no row hashes: nothing is found stale */
-    bool direct;        /* COPY rows straight into the table (bw_use_direct): its indexes
+    bool direct;        /* COPY rows straight into the table (batch_writer.direct): its indexes
                          * are deferred (deferidx.h) */
     /* One piece of a table copied on several lanes (a single integer key): the keys in
      * [range_lo, range_hi) (NULL: unbounded).  A piece reads the checkpoint but never

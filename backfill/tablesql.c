@@ -376,9 +376,9 @@ static bool has_orphans(const table_layout *lay)
     return any && lay->table->kind != TABLE_UUID_MAPPED;
 }
 
-bool tablesql_target_diff_has_orphans(const table_layout *lay, bool resume)
+bool tablesql_target_diff_has_orphans(const table_layout *lay, unsigned filter)
 {
-    return !resume && has_orphans(lay);
+    return filter == 0 && has_orphans(lay);
 }
 
 bool tablesql_target_orphans(const table_layout *lay, strbuf *out)
@@ -529,8 +529,7 @@ static void target_query(const table_layout *lay, bool with_hash, unsigned filte
         strbuf_append(out, ", ''::text AS h");
     }
     strbuf_append(out, " FROM ");
-    bool orphans = filter == 0 && tablesql_target_diff_has_orphans(lay, false);
-    target_from(lay, orphans ? ROWS_ALL : ROWS_KEYED, out);
+    target_from(lay, tablesql_target_diff_has_orphans(lay, filter) ? ROWS_ALL : ROWS_KEYED, out);
     strbuf_append(out, ") x");
     append_resume_and_order(lay, filter, out);
     strbuf_append(out, ") TO STDOUT");

@@ -147,8 +147,11 @@ bool tablesql_target_orphans(const table_layout *lay, strbuf *out);
  * for tables that cannot have orphans.
  */
 bool tablesql_orphans_delete(const table_layout *lay, strbuf *out);
-/* True when tablesql_target_diff yields orphans with a NULL key field. */
-bool tablesql_target_diff_has_orphans(const table_layout *lay, bool resume);
+/*
+ * True when tablesql_target_diff with this filter yields orphans with a NULL key field
+ * (a whole-table diff: no resume point, no key range).
+ */
+bool tablesql_target_diff_has_orphans(const table_layout *lay, unsigned filter);
 /* SELECT set_config('walbridge.resume_<i>', $1, false) for key column i. */
 void tablesql_resume_setting(size_t i, strbuf *out);
 /* SELECT set_config('walbridge.range_lo' or '_hi', $1, false): a piece's bound. */

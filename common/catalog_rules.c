@@ -169,7 +169,7 @@ static void deferred_key_warning(rule_ctx *x, const char *column)
     catalog_add_problem(x->cat, CATALOG_WARNING, x->t->source,
                         "Run `walbridge backfill --resume`: it finishes the copy and builds "
                         "the indexes again; the stream waits for that.",
-                        "%s: %s has no unique index on %s now: backfill --defer-indexes "
+                        "%s: %s has no unique index on (%s) now: backfill --defer-indexes "
                         "dropped it and has not built it again (%s.deferred_ddl)",
                         x->t->source, x->t->target, column, x->cfg->state_schema);
 }
@@ -260,18 +260,19 @@ static void check_identity_keys(rule_ctx *x)
                 dst != NULL ? dst : "(excluded)", t->target);
         }
     }
-    if (all && !has_unique_on(x->dst, targets, t->nkey) && x->dst->deferred) {
-        deferred_key_warning(x, targets[0]);
-    } else if (all && !has_unique_on(x->dst, targets, t->nkey)) {
+    if (all && !has_unique_on(x->dst, targets, t->nkey)) {
         strbuf cols;
         strbuf_init(&cols);
         for (size_t i = 0; i < t->nkey; i++)
             strbuf_appendf(&cols, "%s%s", i > 0 ? ", " : "", targets[i]);
-        catalog_add_problem(
-            x->cat, CATALOG_ERROR, t->source,
-            hint_printf(x, "CREATE UNIQUE INDEX CONCURRENTLY ON %s (%s);", t->target, cols.data),
-            "%s: target table %s has no primary key or UNIQUE index on (%s)", t->source, t->target,
-            cols.data);
+        if (x->dst->deferred)
+            deferred_key_warning(x, cols.data);
+        else
+            catalog_add_problem(x->cat, CATALOG_ERROR, t->source,
+                                hint_printf(x, "CREATE UNIQUE INDEX CONCURRENTLY ON %s (%s);",
+                                            t->target, cols.data),
+                                "%s: target table %s has no primary key or UNIQUE index on (%s)",
+                                t->source, t->target, cols.data);
         strbuf_free(&cols);
     }
     free(targets);
