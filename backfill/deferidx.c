@@ -36,7 +36,8 @@ static void append_state_table(strbuf *sql, const char *state_schema)
 /*
  * The table's objects to defer: ord 1 foreign keys from or to it, 2 its index-backed
  * constraints, 3 its other indexes.  Columns: table_name, ord, kind, object_name,
- * on_table, ref_table, ddl, drop_ddl.  $1 is the table.
+ * on_table, ref_table, ddl, index_ddl, attach_ddl, comment_ddl (the object's COMMENT
+ * statements, NULL when it has none), drop_ddl.  $1 is the table.
  */
 static const char deferidx_objects_sql[] =
     "SELECT format('%I.%I', tn.nspname, t.relname) AS table_name, d.* FROM pg_class t "
@@ -47,6 +48,9 @@ static const char deferidx_objects_sql[] =
     "  format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, r.relname, c.conname,"
     "         pg_get_constraintdef(c.oid)) AS ddl,"
     "  NULL::text AS index_ddl, NULL::text AS attach_ddl,"
+    "  (SELECT format('COMMENT ON CONSTRAINT %I ON %I.%I IS %L', c.conname, n.nspname,"
+    "   r.relname, ds.description) FROM pg_description ds WHERE ds.objoid = c.oid"
+    "   AND ds.classoid = 'pg_constraint'::regclass) AS comment_ddl,"
     "  format('ALTER TABLE %I.%I DROP CONSTRAINT %I', n.nspname, r.relname, c.conname)"
     "   AS drop_ddl"
     " FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid"
@@ -62,11 +66,20 @@ static const char deferidx_objects_sql[] =
     " USING INDEX %I%s%s', tn.nspname, t.relname, c.conname, CASE c.contype WHEN 'p' THEN"
     " 'PRIMARY KEY' ELSE 'UNIQUE' END, c.conname, CASE WHEN c.condeferrable THEN ' DEFERRABLE'"
     " ELSE '' END, CASE WHEN c.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END) END,"
+    "  nullif(concat_ws('; ', (SELECT format('COMMENT ON CONSTRAINT %I ON %I.%I IS %L',"
+    "   c.conname, tn.nspname, t.relname, ds.description) FROM pg_description ds"
+    "   WHERE ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass),"
+    "  (SELECT format('COMMENT ON INDEX %I.%I IS %L', tn.nspname, ic.relname, ds.description)"
+    "   FROM pg_description ds JOIN pg_class ic ON ic.oid = ds.objoid WHERE ds.objoid ="
+    "   c.conindid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0)), ''),"
     "  format('ALTER TABLE %I.%I DROP CONSTRAINT %I', tn.nspname, t.relname, c.conname)"
     " FROM pg_constraint c WHERE c.conrelid = t.oid AND c.contype IN ('p', 'u', 'x')"
     " UNION ALL"
     " SELECT 3, 'index', ic.relname::text, format('%I.%I', tn.nspname, t.relname), NULL,"
     "  pg_get_indexdef(i.indexrelid), NULL, NULL,"
+    "  (SELECT format('COMMENT ON INDEX %I.%I IS %L', tn.nspname, ic.relname, ds.description)"
+    "   FROM pg_description ds WHERE ds.objoid = i.indexrelid"
+    "   AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0),"
     "  format('DROP INDEX %I.%I', tn.nspname, ic.relname)"
     " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
     " WHERE i.indrelid = t.oid AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
@@ -131,15 +144,17 @@ static bool pending_for(PGconn *conn, const char *state_schema, const table_conf
 }
 
 /*
- * Runs sql (one parameter) in the open transaction; the result, or NULL with why in
- * err (the server's message and detail) and, when state is not NULL, its SQLSTATE.
+ * Runs sql (one parameter; or, sql_is_script, several statements and no parameter) in
+ * the open transaction; the result, or NULL with why in err (the server's message and
+ * detail) and, when state is not NULL, its SQLSTATE.
  */
-static PGresult *try_query_state(PGconn *conn, const char *sql, const char *param, strbuf *err,
-                                 char state[6])
+static PGresult *try_run(PGconn *conn, const char *sql, bool sql_is_script, const char *param,
+                         strbuf *err, char state[6])
 {
     const char *params[1] = {param};
-    PGresult *res = PQexecParams(conn, sql, param != NULL ? 1 : 0, NULL,
-                                 param != NULL ? params : NULL, NULL, NULL, 0);
+    PGresult *res = sql_is_script ? PQexec(conn, sql)
+                                  : PQexecParams(conn, sql, param != NULL ? 1 : 0, NULL,
+                                                 param != NULL ? params : NULL, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
@@ -154,6 +169,12 @@ static PGresult *try_query_state(PGconn *conn, const char *sql, const char *para
         snprintf(state, 6, "%s", code != NULL ? code : "");
     PQclear(res);
     return NULL;
+}
+
+static PGresult *try_query_state(PGconn *conn, const char *sql, const char *param, strbuf *err,
+                                 char state[6])
+{
+    return try_run(conn, sql, false, param, err, state);
 }
 
 static PGresult *try_query(PGconn *conn, const char *sql, const char *param, strbuf *err)
@@ -210,8 +231,9 @@ static bool save_and_drop(PGconn *conn, const char *state_schema, const char *ta
     strbuf_appendf(&sql, "WITH d AS (%s), saved AS (INSERT INTO ", deferidx_objects_sql);
     append_state_table(&sql, state_schema);
     strbuf_append(&sql, " (table_name, ord, kind, object_name, on_table, ref_table, ddl, "
-                        "index_ddl, attach_ddl) SELECT table_name, ord, kind, object_name, "
-                        "on_table, ref_table, ddl, index_ddl, attach_ddl FROM d) "
+                        "index_ddl, attach_ddl, comment_ddl) SELECT table_name, ord, kind, "
+                        "object_name, on_table, ref_table, ddl, index_ddl, attach_ddl, "
+                        "comment_ddl FROM d) "
                         "SELECT drop_ddl FROM d ORDER BY ord, object_name");
     if ((res = try_query(conn, sql.data, table, why)) == NULL)
         goto done;
@@ -279,6 +301,7 @@ static void log_rebuild_failure(const char *state_schema, const char *kind, cons
 /* One claimed record (columns of claim_sql, in order). */
 typedef struct deferred_rec {
     const char *id, *kind, *name, *on_table, *ddl, *index_ddl, *attach_ddl;
+    const char *comment_ddl; /* run with the last step, NULL: none */
     char state; /* 'n' object missing, 'i' its index only (constraint), 'u' foreign key
                  * not validated, 'v' there (validated) */
 } deferred_rec;
@@ -371,6 +394,13 @@ static bool record_step(PGconn *conn, const char *state_schema, deferred_rec *re
         if (!ok && !*retry)
             log_rebuild_failure(state_schema, rec->kind, rec->name, rec->on_table, err.data);
     }
+    if (ok && !keep && rec->comment_ddl != NULL && rec->state != 'v') {
+        PGresult *res = try_run(conn, rec->comment_ddl, true, NULL, &err, NULL);
+        ok = res != NULL;
+        PQclear(res);
+        if (!ok)
+            log_rebuild_failure(state_schema, rec->kind, rec->name, rec->on_table, err.data);
+    }
     if (ok && !keep) {
         strbuf_reset(&sql);
         strbuf_append(&sql, "DELETE FROM ");
@@ -399,7 +429,7 @@ static bool record_step(PGconn *conn, const char *state_schema, deferred_rec *re
 static void append_claim(strbuf *sql, const char *state_schema)
 {
     strbuf_append(sql, "SELECT f.id, f.kind, f.object_name, f.on_table, f.ddl, f.index_ddl, "
-                       "f.attach_ddl FROM ");
+                       "f.attach_ddl, f.comment_ddl FROM ");
     append_state_table(sql, state_schema);
     strbuf_append(sql, " f WHERE ($2::boolean AND f.kind <> 'foreign key' AND ($1::text IS NULL OR "
                        "f.table_name IN ");
@@ -443,7 +473,8 @@ static bool claim_step(PGconn *conn, const char *state_schema, const char *ready
                             .on_table = PQgetvalue(res, 0, 3),
                             .ddl = PQgetvalue(res, 0, 4),
                             .index_ddl = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5),
-                            .attach_ddl = PQgetisnull(res, 0, 6) ? NULL : PQgetvalue(res, 0, 6)};
+                            .attach_ddl = PQgetisnull(res, 0, 6) ? NULL : PQgetvalue(res, 0, 6),
+                            .comment_ddl = PQgetisnull(res, 0, 7) ? NULL : PQgetvalue(res, 0, 7)};
         ok = record_step(conn, state_schema, &rec, retry);
         *did = ok && !*retry;
     }

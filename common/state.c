@@ -71,6 +71,8 @@ static const char *const state_migrations[] = {
     " index_ddl text,"
     " attach_ddl text,"
     " saved_at timestamptz NOT NULL DEFAULT now());",
+    /* 3: the COMMENT statements of the deferred objects, run once they are built again */
+    "ALTER TABLE @S@.deferred_ddl ADD COLUMN IF NOT EXISTS comment_ddl text;",
 };
 
 #define STATE_VERSION ((int)(sizeof state_migrations / sizeof state_migrations[0]))

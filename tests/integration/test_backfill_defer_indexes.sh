@@ -54,7 +54,26 @@ fk_state() {
 
 # ------------------------------------------------------------------ a. empty target
 new_target a wb_a
+# A DBA's comments on an index, a primary key, a unique key's index and a foreign
+# key (one with a quote): dropped with their objects, they must come back with them.
+wb_psql target -c "COMMENT ON INDEX orders_patient_id_idx IS 'lookups by patient'" \
+    -c "COMMENT ON CONSTRAINT orders_pkey ON orders IS 'the Supabase key'" \
+    -c "COMMENT ON INDEX patients_legacy_id_key IS 'legacy system''s id'" \
+    -c "COMMENT ON CONSTRAINT orders_patient_id_fkey ON orders IS 'every order has a patient'"
+# comments: every comment on an index or constraint of the public schema, sorted.
+comments() {
+    wb_psql target -c "SELECT string_agg(d.description, ',' ORDER BY d.description)
+        FROM pg_description d WHERE (d.classoid = 'pg_constraint'::regclass AND d.objoid IN
+        (SELECT oid FROM pg_constraint WHERE connamespace = 'public'::regnamespace)) OR
+        (d.classoid = 'pg_class'::regclass AND d.objoid IN (SELECT indexrelid FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace))"
+}
+comments_a="every order has a patient,legacy system's id,lookups by patient,the Supabase key"
+wb_eq "a: the four comments are in place before the run" "$comments_a" "$(comments)"
 schema_dump >"$WB_TMP/schema_a.sql"
+wb_check "the schema dump holds the comments" \
+    grep -q "COMMENT ON CONSTRAINT orders_patient_id_fkey ON public.orders IS 'every order has a patient'" \
+    "$WB_TMP/schema_a.sql"
 wb_check "the schema dump holds the clinic's constraints" \
     grep -q 'ADD CONSTRAINT orders_legacy_id_key UNIQUE (legacy_id)' "$WB_TMP/schema_a.sql"
 wb_eq "empty target: 8 foreign keys, all validated" "8|true" "$(fk_state)"
@@ -81,6 +100,8 @@ wb_eq "a: walbridge.deferred_ddl is empty afterwards" 0 "$(deferred_count)"
 wb_check "a: schema dump equals the one taken before (every index, constraint, FK back)" \
     same_schema "$WB_TMP/schema_a.sql"
 wb_eq "a: 8 foreign keys, all validated" "8|true" "$(fk_state)"
+wb_eq "a: the comments on the index, the keys and the foreign key came back" "$comments_a" \
+    "$(comments)"
 wb_eq "a: every index valid and ready" 0 \
     "$(wb_psql target -c "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
         WHERE c.relnamespace = 'public'::regnamespace AND NOT (i.indisvalid AND i.indisready)")"
