@@ -215,22 +215,75 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
 }
 
 /*
- * --defer-indexes for table i: only when every parent it references (other than
- * itself) is loaded directly by this run, so each parent row gets its UUIDv5 and the
- * direct COPY computes references without looking them up.
+ * A direct load of table i: only when every parent it references (other than itself)
+ * is loaded directly by this run, so each parent row gets its UUIDv5 and the direct
+ * COPY computes references without looking them up.  say: log why not.
  */
-static bool parents_direct(const bf_session *s, size_t i, const bool *direct)
+static bool parents_direct(const bf_session *s, size_t i, const bool *direct, bool say)
 {
     const table_layout *lay = &s->layouts[i];
     for (size_t c = 0; c < lay->ncols; c++) {
         int p = lay->cols[c].parent;
         if (p >= 0 && (size_t)p != i && !direct[p]) {
-            log_info("%s: indexes kept (not deferred): it references %s, which this run does "
-                     "not load into an empty table, so references must be looked up",
-                     lay->table->source, s->cfg.tables[p].source);
+            if (say)
+                log_info("%s: indexes kept (not deferred): it references %s, which this run "
+                         "does not load into an empty table, so references must be looked up",
+                         lay->table->source, s->cfg.tables[p].source);
             return false;
         }
     }
+    return true;
+}
+
+/*
+ * *empty: the target table holds no row and the role's COPY into it is not subject to
+ * row level security (COPY FROM refuses it).
+ */
+static bool target_empty(PGconn *tw, const table_config *t, bool *empty)
+{
+    strbuf sql, name;
+    strbuf_init(&sql);
+    strbuf_init(&name);
+    pgconn_append_qualified(&name, t->target_schema, t->target_name);
+    strbuf_appendf(&sql,
+                   "SELECT NOT EXISTS (SELECT 1 FROM %s) AND NOT EXISTS (SELECT 1 FROM "
+                   "pg_catalog.pg_class c WHERE c.oid = $1::regclass AND c.relrowsecurity AND "
+                   "NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE "
+                   "rolname = current_user))",
+                   name.data);
+    const char *params[1] = {name.data};
+    PGresult *res = pgconn_query(tw, t->source, sql.data, 1, params, NULL);
+    strbuf_free(&sql);
+    strbuf_free(&name);
+    if (res == NULL)
+        return false;
+    *empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return true;
+}
+
+/*
+ * Whether tables empty in the target may be loaded directly with their indexes in
+ * place: the writers skip FK triggers (lanes load parents and children at once), and
+ * no stream writes meanwhile (a row it applied would make COPY hit a duplicate key):
+ * --defer-indexes holds the stream's lock already, else it is tried here and
+ * *took_lock says so.
+ */
+static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *took_lock)
+{
+    *took_lock = false;
+    if (a->dry_run || a->writers < 2)
+        return false;
+    if (a->defer_indexes)
+        return true;
+    bool got = false;
+    if (!state_try_stream_lock(s->target_write[0], s->cfg.slot, &got) || !got) {
+        log_info("backfill: a walbridge stream of slot \"%s\" is running: tables that are "
+                 "empty in the target are upserted like the others",
+                 s->cfg.slot);
+        return false;
+    }
+    *took_lock = true;
     return true;
 }
 
@@ -257,16 +310,30 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
                            .slot = cfg->slot,
                            .source_fetch = s->source_fetch};
     bool *direct = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *direct);
+    bool *kept = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *kept);
+    bool took_lock = false;
+    bool with_indexes = direct_with_indexes(s, a, &took_lock);
     bool ok = true;
     size_t ndirect = 0;
     for (size_t i = 0; ok && !a->dry_run && i < cfg->ntables; i++) {
-        if (s->selected[i])
-            ok = deferidx_begin(s->target_write[0], cfg->state_schema, &cfg->tables[i],
-                                a->defer_indexes && parents_direct(s, i, direct), &direct[i]);
+        if (!s->selected[i])
+            continue;
+        ok = deferidx_begin(s->target_write[0], cfg->state_schema, &cfg->tables[i],
+                            a->defer_indexes && parents_direct(s, i, direct, true), &direct[i]);
+        bool empty = false;
+        if (ok && !direct[i] && with_indexes && parents_direct(s, i, direct, false) &&
+            (ok = target_empty(s->target_write[0], &cfg->tables[i], &empty)) && empty) {
+            log_info("%s: no row in the target yet: its rows go straight in with COPY, "
+                     "indexes, constraints and foreign keys in place",
+                     cfg->tables[i].source);
+            direct[i] = kept[i] = true;
+        }
         ndirect += direct[i] ? 1 : 0;
     }
     if (ok && ndirect > 0)
-        ok = directload_run(s, h, &o, a->jobs, direct, results);
+        ok = directload_run(s, h, &o, a->jobs, direct, kept, results);
+    if (took_lock) /* the upserts below do not need the stream stopped */
+        ok = state_stream_unlock(s->target_write[0], cfg->slot) && ok;
     for (size_t i = 0; ok && i < cfg->ntables; i++) {
         if (!s->selected[i] || direct[i])
             continue;
@@ -279,6 +346,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
             tablediff_log_result(t, &results[i], a->delete_extra);
     }
     free(direct);
+    free(kept);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
     return ok &&
            (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&

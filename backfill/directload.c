@@ -26,6 +26,8 @@
 /* One piece of work: a table, or the keys [lo, hi) of one ("" unbounded). */
 typedef struct dl_piece {
     size_t table;
+    size_t ord; /* its place in the table's key order */
+    bool taken; /* a lane runs it (take_piece) */
     char lo[24], hi[24];
     bool split; /* one of several pieces of its table */
     double bytes;
@@ -40,6 +42,7 @@ typedef struct dl_table {
     int64_t rows_before; /* resumed split table: rows_copied of its checkpoint */
     struct timespec start;
     bool started;
+    bool with_indexes; /* empty, indexes and foreign keys in place: waits for its parents */
 } dl_table;
 
 typedef struct dl_run {
@@ -52,6 +55,8 @@ typedef struct dl_run {
     pthread_mutex_t lock; /* guards tables, results of split tables, ready, steps */
     strbuf ready;         /* regclass[] elements: the copied tables' targets */
     size_t steps;         /* deferred-object steps run, all lanes */
+    bool ordered;         /* pieces in table order (parents first), not largest first */
+    size_t npieces;
 } dl_run;
 
 /* A table one may cut by key range: one integer key column that is no reference. */
@@ -100,6 +105,7 @@ static void cut(dl_piece *pieces, size_t *n, size_t i, int64_t min, int64_t max,
         dl_piece *p = &pieces[(*n)++];
         memset(p, 0, sizeof *p);
         p->table = i;
+        p->ord = j;
         p->split = true;
         p->bytes = bytes / (double)k;
         if (j > 0)
@@ -116,6 +122,15 @@ static int compare_pieces(const void *a, const void *b)
     if (x->bytes != y->bytes)
         return x->bytes > y->bytes ? -1 : 1;
     return x->table < y->table ? -1 : x->table > y->table;
+}
+
+/* Table order (parents first), a table's pieces in key order. */
+static int compare_pieces_ordered(const void *a, const void *b)
+{
+    const dl_piece *x = a, *y = b;
+    if (x->table != y->table)
+        return x->table < y->table ? -1 : 1;
+    return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
 
 /*
@@ -136,7 +151,9 @@ static bool plan_pieces(dl_run *r, const bool *direct, int jobs, size_t *npieces
             ok = lanes_table_size(s->source, &s->cfg.tables[i], &rows, &bytes[i]);
         total += direct[i] ? bytes[i] : 0;
     }
-    double share = jobs > 1 ? total / (2.0 * jobs) : 0;
+    /* Ordered (children wait for their parents): every level should keep all lanes
+     * busy, so tables are cut finer and into a multiple of the lanes. */
+    double share = jobs > 1 ? total / ((r->ordered ? 4.0 : 2.0) * jobs) : 0;
     r->pieces = wb_xcalloc(ntables * DIRECTLOAD_MAX_PIECES, sizeof *r->pieces);
     for (size_t i = 0; ok && i < ntables; i++) {
         if (!direct[i])
@@ -145,6 +162,8 @@ static bool plan_pieces(dl_run *r, const bool *direct, int jobs, size_t *npieces
         size_t k = 1;
         if (share > 0 && bytes[i] > share && splittable(lay)) {
             double want = ceil(bytes[i] / share);
+            if (r->ordered)
+                want = ceil(want / jobs) * jobs;
             k = want > DIRECTLOAD_MAX_PIECES ? DIRECTLOAD_MAX_PIECES : (size_t)want;
         }
         bf_checkpoint cp = {0};
@@ -177,8 +196,8 @@ static bool plan_pieces(dl_run *r, const bool *direct, int jobs, size_t *npieces
         free(cp.last_key);
     }
     free(bytes);
-    qsort(r->pieces, n, sizeof *r->pieces, compare_pieces);
-    *npieces = n;
+    qsort(r->pieces, n, sizeof *r->pieces, r->ordered ? compare_pieces_ordered : compare_pieces);
+    *npieces = r->npieces = n;
     return ok;
 }
 
@@ -229,11 +248,72 @@ static bool table_finished(dl_run *r, const lane_conns *lane, size_t i, const ta
     return true;
 }
 
+/*
+ * Whether piece k may start (under r->lock): a table loaded with its foreign keys in
+ * place (and their checks skipped) starts once every parent loaded directly in this
+ * run is finished, so that should a parent's COPY fail (a row someone else wrote
+ * meanwhile), no child row is left referencing a parent row that is not there.
+ * *failed: such a parent failed.
+ */
+static bool piece_ready(const dl_run *r, size_t k, bool *failed)
+{
+    size_t i = r->pieces[k].table;
+    const table_layout *lay = &r->s->layouts[i];
+    if (!r->tables[i].with_indexes)
+        return true;
+    for (size_t c = 0; c < lay->ncols; c++) {
+        int p = lay->cols[c].parent;
+        if (p < 0 || (size_t)p >= i)
+            continue; /* a self-reference; later tables are never direct parents */
+        if (r->tables[p].failed) {
+            *failed = true;
+            log_error("%s: not copied: its parent %s failed to load", lay->table->source,
+                      r->s->cfg.tables[p].source);
+            return false;
+        }
+        if (r->tables[p].pieces_left > 0)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The piece a lane runs next: the first one in plan order that may start, waiting
+ * while none may (its parents are on other lanes).  Each call takes one piece, and
+ * lanes call once per piece.  False when a parent it needs failed.
+ */
+static bool take_piece(dl_run *r, size_t *k)
+{
+    for (;;) {
+        bool failed = false, any_failed = false;
+        pthread_mutex_lock(&r->lock);
+        for (size_t j = 0; j < r->npieces; j++) {
+            if (!r->pieces[j].taken && piece_ready(r, j, &failed)) {
+                r->pieces[j].taken = true;
+                *k = j;
+                pthread_mutex_unlock(&r->lock);
+                return true;
+            }
+            any_failed = any_failed || failed;
+            if (failed)
+                break;
+        }
+        pthread_mutex_unlock(&r->lock);
+        if (any_failed)
+            return false;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
+}
+
 /* One piece on a lane: its diff and copy; the table's last piece finishes the table. */
 static bool dl_piece_run(void *ctx, const lane_conns *lane, size_t item)
 {
     dl_run *r = ctx;
-    dl_piece *p = &r->pieces[item];
+    (void)item; /* the lanes' count of pieces; which one is take_piece's choice */
+    size_t k = 0;
+    if (!take_piece(r, &k))
+        return false;
+    dl_piece *p = &r->pieces[k];
     const table_config *t = &r->s->cfg.tables[p->table];
     dl_table *dt = &r->tables[p->table];
     tablediff_options o = r->o;
@@ -293,21 +373,25 @@ static int dl_idle(void *ctx, const lane_conns *lane, bool pieces_running)
 }
 
 bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o, int jobs,
-                    const bool *direct, tablediff_result *results)
+                    const bool *direct, const bool *with_indexes, tablediff_result *results)
 {
     size_t ntables = s->cfg.ntables;
     dl_run r = {.s = s, .h = h, .o = *o, .results = results};
     pthread_mutex_init(&r.lock, NULL);
     strbuf_init(&r.ready);
     r.tables = wb_xcalloc(ntables > 0 ? ntables : 1, sizeof *r.tables);
-    size_t ndirect = 0, npieces = 0;
-    for (size_t i = 0; i < ntables; i++)
+    size_t ndirect = 0, ndeferred = 0, npieces = 0;
+    for (size_t i = 0; i < ntables; i++) {
         ndirect += direct[i] ? 1 : 0;
+        ndeferred += direct[i] && !with_indexes[i] ? 1 : 0;
+        r.tables[i].with_indexes = direct[i] && with_indexes[i];
+        r.ordered = r.ordered || r.tables[i].with_indexes;
+    }
     r.o.direct = true;
     r.o.source_fetch = NULL;
     /* A stale row would be COPYed in as a second row: no unique index is there to stop
      * it.  Only a resumed load can meet one (rows of an earlier run's snapshot). */
-    if (o->include_stale)
+    if (o->include_stale && ndeferred > 0)
         log_info("tables copied straight in are not checked for stale rows in this run; run "
                  "backfill --include-stale again once it finished");
     r.o.include_stale = false;

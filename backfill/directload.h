@@ -27,12 +27,14 @@
 #include "backfill/tablediff.h"
 
 /*
- * Copies every table with direct[i] set and builds what is deferred for them.  o is
+ * Copies every table with direct[i] set and builds what is deferred for them;
+ * with_indexes[i]: the table was empty and keeps its indexes and foreign keys (plain
+ * backfill), so its pieces wait for its parents' (pieces then go parents first).  o is
  * the run's options (copied and adjusted: direct, keys only, no row fetch
  * connection); jobs the lanes wanted.  s->source must be inside the run's snapshot
  * transaction (handoff_begin), h the run's handoff.  False after logging.
  */
 bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o, int jobs,
-                    const bool *direct, tablediff_result *results);
+                    const bool *direct, const bool *with_indexes, tablediff_result *results);
 
 #endif

@@ -324,3 +324,14 @@ bool state_try_stream_lock(PGconn *target, const char *slot, bool *got)
     PQclear(res);
     return true;
 }
+
+bool state_stream_unlock(PGconn *target, const char *slot)
+{
+    const char *params[1] = {slot};
+    PGresult *res = pgconn_query(target, "releasing the stream lock",
+                                 "SELECT pg_advisory_unlock(hashtext('walbridge stream'), "
+                                 "hashtext($1))",
+                                 1, params, NULL);
+    PQclear(res);
+    return res != NULL;
+}

@@ -57,4 +57,7 @@ bool state_deferred_pending(PGconn *target, const char *schema, long *count, str
  */
 bool state_try_stream_lock(PGconn *target, const char *slot, bool *got);
 
+/* Releases the lock state_try_stream_lock took. */
+bool state_stream_unlock(PGconn *target, const char *slot);
+
 #endif
