@@ -59,12 +59,18 @@ typedef struct dl_run {
     size_t npieces;
 } dl_run;
 
-/* A table one may cut by key range: one integer key column that is no reference. */
-static bool splittable(const table_layout *lay)
+/*
+ * A table one may cut by key range (of its first key column): one integer key column
+ * that is no reference; or, loaded with its foreign keys in place (after its parents,
+ * which are complete then, so no row of it is an orphan), a key whose first column is
+ * an integer, a reference too (order_tags.order_id).
+ */
+static bool splittable(const table_layout *lay, bool with_indexes)
 {
-    return lay->table->kind != TABLE_KEYLESS && lay->nkey == 1 &&
-           lay->key_type[0] == KEYSET_KEY_INT && lay->key_col[0] >= 0 &&
-           lay->cols[lay->key_col[0]].parent < 0;
+    if (lay->table->kind == TABLE_KEYLESS || lay->key_type[0] != KEYSET_KEY_INT ||
+        lay->key_col[0] < 0)
+        return false;
+    return with_indexes || (lay->nkey == 1 && lay->cols[lay->key_col[0]].parent < 0);
 }
 
 /* *min, *max of the table's key in the snapshot; *empty when it has no row. */
@@ -160,7 +166,7 @@ static bool plan_pieces(dl_run *r, const bool *direct, int jobs, size_t *npieces
             continue;
         const table_layout *lay = &s->layouts[i];
         size_t k = 1;
-        if (share > 0 && bytes[i] > share && splittable(lay)) {
+        if (share > 0 && bytes[i] > share && splittable(lay, r->tables[i].with_indexes)) {
             double want = ceil(bytes[i] / share);
             if (r->ordered)
                 want = ceil(want / jobs) * jobs;

@@ -398,7 +398,9 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     unsigned filter = (resume ? TABLESQL_RESUME : 0u) | (lo != NULL ? TABLESQL_RANGE_LO : 0u) |
                       (hi != NULL ? TABLESQL_RANGE_HI : 0u);
     bool orphans_in_diff = tablesql_target_diff_has_orphans(lay, filter);
-    if (!orphans_in_diff && !count_orphans(lay, target_read, d->res))
+    /* A direct piece's table was empty and its parents are complete: no orphan. */
+    bool direct_piece = d->opts->direct && d->opts->piece;
+    if (!orphans_in_diff && !direct_piece && !count_orphans(lay, target_read, d->res))
         return false;
     if (resume &&
         (!set_resume_key(lay, source, resume_key) || !set_resume_key(lay, target_read, resume_key)))

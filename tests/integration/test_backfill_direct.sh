@@ -59,6 +59,8 @@ for t in offices profiles doctors patients orders order_tags audit_log; do
 done
 wb_check "a: orders was cut into key-range pieces for the lanes" \
     grep -qE 'public\.orders: copied in [2-8] pieces by key range' <<<"$WB_ERR"
+wb_check "a: so was order_tags, by the order its key starts with" \
+    grep -qE 'public\.order_tags: copied in [2-8] pieces by key range' <<<"$WB_ERR"
 wb_eq "a: nothing was deferred or dropped" 0 "$(grep -c 'saved in walbridge.deferred_ddl' <<<"$WB_ERR" || true)"
 wb_check "a: the schema is untouched" diff "$WB_TMP/schema_a.sql" <(schema_dump)
 wb_eq "a: every source row copied" "$(bf_summary_sum 2)" "$(bf_summary_sum 4)"
