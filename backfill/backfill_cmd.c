@@ -36,7 +36,7 @@ typedef struct backfill_args {
     const char *tables;
     int batch_rows; /* 0: from the config */
     int writers;    /* target write connections used (2 pipelines batches) */
-    int jobs;       /* lanes for the direct loads of --defer-indexes */
+    int jobs;       /* lanes for the direct loads (empty tables, --defer-indexes) */
 } backfill_args;
 
 static void print_help(FILE *out)
@@ -56,8 +56,9 @@ static void print_help(FILE *out)
           "                     constraints and foreign keys (saved in the state schema),\n"
           "                     COPY the rows straight in, then build them again; the\n"
           "                     stream must not run meanwhile (it refuses to start)\n"
-          "  --jobs N           tables loaded at once under --defer-indexes, each on its\n"
-          "                     own connections in the same snapshot (default 2)\n"
+          "  --jobs N           lanes for the tables loaded straight in (empty in the\n"
+          "                     target, or under --defer-indexes), each on its own\n"
+          "                     connections in the same snapshot (default 2)\n"
           "  --tables a,b       only these source tables (\"schema.name\" or \"name\")\n"
           "  --batch-rows N     rows per batch and checkpoint (default: backfill.batch_rows)\n"
           "  -h, --help         this text\n\n"
@@ -288,10 +289,11 @@ static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *too
 }
 
 /*
- * Per table, parents first: with --defer-indexes (or indexes an earlier run left
- * deferred) the tables loaded directly go first, on up to --jobs lanes at once, with
- * their indexes, constraints and foreign keys built again (directload.h); the other
- * tables follow one by one in config order.
+ * Per table, parents first: the tables loaded directly go first, on up to --jobs lanes
+ * at once (directload.h): with --defer-indexes (or indexes an earlier run left
+ * deferred) without their indexes, constraints and foreign keys, built again after;
+ * tables still empty in the target whose parents are loaded the same way with them in
+ * place.  The other tables follow one by one in config order.
  */
 static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
                        tablediff_result *results)
