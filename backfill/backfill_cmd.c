@@ -312,7 +312,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
                            .slot = cfg->slot,
                            .source_fetch = s->source_fetch};
     bool *direct = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *direct);
-    bool *kept = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *kept);
+    bool *after_parents = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *after_parents);
     bool took_lock = false;
     bool with_indexes = direct_with_indexes(s, a, &took_lock);
     bool ok = true;
@@ -320,20 +320,26 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
     for (size_t i = 0; ok && !a->dry_run && i < cfg->ntables; i++) {
         if (!s->selected[i])
             continue;
+        bool resumed = false;
         ok = deferidx_begin(s->target_write[0], cfg->state_schema, &cfg->tables[i],
-                            a->defer_indexes && parents_direct(s, i, direct, true), &direct[i]);
+                            a->defer_indexes && parents_direct(s, i, direct, true), &direct[i],
+                            &resumed);
+        /* A resumed load may hold rows whose parent rows did not make it (a kill between
+         * the two commits): it waits for its parents, or its diff would take those rows
+         * for orphans and copy them a second time. */
+        after_parents[i] = resumed;
         bool empty = false;
         if (ok && !direct[i] && with_indexes && parents_direct(s, i, direct, false) &&
             (ok = target_empty(s->target_write[0], &cfg->tables[i], &empty)) && empty) {
             log_info("%s: no row in the target yet: its rows go straight in with COPY, "
                      "indexes, constraints and foreign keys in place",
                      cfg->tables[i].source);
-            direct[i] = kept[i] = true;
+            direct[i] = after_parents[i] = true;
         }
         ndirect += direct[i] ? 1 : 0;
     }
     if (ok && ndirect > 0)
-        ok = directload_run(s, h, &o, a->jobs, direct, kept, results);
+        ok = directload_run(s, h, &o, a->jobs, direct, after_parents, results);
     if (took_lock) /* the upserts below do not need the stream stopped */
         ok = state_stream_unlock(s->target_write[0], cfg->slot) && ok;
     for (size_t i = 0; ok && i < cfg->ntables; i++) {
@@ -348,7 +354,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
             tablediff_log_result(t, &results[i], a->delete_extra);
     }
     free(direct);
-    free(kept);
+    free(after_parents);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
     return ok &&
            (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&

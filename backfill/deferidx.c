@@ -248,9 +248,9 @@ done:
 }
 
 bool deferidx_begin(PGconn *target, const char *state_schema, const table_config *t, bool defer_new,
-                    bool *deferred)
+                    bool *deferred, bool *resumed)
 {
-    *deferred = false;
+    *deferred = *resumed = false;
     strbuf table, why;
     strbuf_init(&table);
     strbuf_init(&why);
@@ -261,7 +261,7 @@ bool deferidx_begin(PGconn *target, const char *state_schema, const table_config
         log_info("%s: its indexes are still deferred by an earlier run (%ld definitions in "
                  "%s.deferred_ddl): loading on without them",
                  t->source, pending, state_schema);
-        *deferred = true;
+        *deferred = *resumed = true;
     } else if (ok && defer_new) {
         size_t nsaved = 0;
         ok = pgconn_exec(target, t->source, "BEGIN");

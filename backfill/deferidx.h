@@ -46,12 +46,13 @@
 /*
  * With defer_new, defers the indexes of target table t when it is empty.  *deferred
  * is true when the table is now to be loaded without its indexes: deferred here, or
- * by an earlier run whose records are still pending (a resumed load; checked with or
- * without defer_new).  Returns false only on a failure that should stop backfill
- * (state table unreadable); a refusal is logged and returns true, *deferred false.
+ * by an earlier run whose records are still pending (a resumed load, *resumed too;
+ * checked with or without defer_new).  Returns false only on a failure that should
+ * stop backfill (state table unreadable); a refusal is logged and returns true,
+ * *deferred false.
  */
 bool deferidx_begin(PGconn *target, const char *state_schema, const table_config *t, bool defer_new,
-                    bool *deferred);
+                    bool *deferred, bool *resumed);
 
 /*
  * Rebuilds every pending index and constraint, of any table (what an earlier run left

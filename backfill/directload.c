@@ -42,7 +42,7 @@ typedef struct dl_table {
     int64_t rows_before; /* resumed split table: rows_copied of its checkpoint */
     struct timespec start;
     bool started;
-    bool with_indexes; /* empty, indexes and foreign keys in place: waits for its parents */
+    bool with_indexes; /* starts once its parents are finished (DL_DIRECT, or resumed) */
 } dl_table;
 
 typedef struct dl_run {

@@ -28,8 +28,9 @@
 
 /*
  * Copies every table with direct[i] set and builds what is deferred for them;
- * with_indexes[i]: the table was empty and keeps its indexes and foreign keys (plain
- * backfill), so its pieces wait for its parents' (pieces then go parents first).  o is
+ * with_indexes[i]: the table starts once its parents are finished (pieces then go
+ * parents first): it was empty and keeps its indexes and foreign keys (plain
+ * backfill), or it resumes a deferred load of an earlier run.  o is
  * the run's options (copied and adjusted: direct, keys only, no row fetch
  * connection); jobs the lanes wanted.  s->source must be inside the run's snapshot
  * transaction (handoff_begin), h the run's handoff.  False after logging.
