@@ -115,6 +115,31 @@ wb_eq "updated rows keep their UUIDv5" 0 \
                            WHERE id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id)")"
 stream_compare_clinic "after the update transaction"
 
+# Another run of full-row updates in which several rows are missing in the target (late in
+# the run: the first rows go the row path), all referencing the office migrated with its own
+# UUID: each is inserted with its UUIDv5, its values and that parent's UUID, and recorded once.
+wb_psql target -c "DELETE FROM patients WHERE legacy_id IN (13902, 13912, 13922)"
+wb_psql source -c "UPDATE patients SET full_name = 'Again ' || id, email = 'again' || id || '@x' WHERE id BETWEEN 12001 AND 14000"
+: >"$WB_TMP/walbridge.log"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "missing rows: the update transaction streamed (exit 0)" 0 "$WB_RC"
+wb_contains "missing rows: the updates went the bulk way" "$(cat "$WB_TMP/walbridge.log")" \
+    "bulk update of"
+wb_eq "missing rows: each recorded once as update_missing" "13902,13912,13922" \
+    "$(wb_psql target -c "SELECT string_agg(key, ',' ORDER BY key) FROM walbridge.conflicts
+                          WHERE kind = 'update_missing' AND key <> '11234'")"
+wb_eq "missing rows: inserted with UUIDv5, the source's values and the migrated parent's UUID" \
+    "13902|Again 13902|again13902@x|11111111-1111-4111-8111-111111111111|true,13912|Again 13912|again13912@x|11111111-1111-4111-8111-111111111111|true,13922|Again 13922|again13922@x|11111111-1111-4111-8111-111111111111|true" \
+    "$(wb_psql target -c "SELECT string_agg(legacy_id || '|' || full_name || '|' || email || '|' || office_id || '|'
+                                 || (id = uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id)),
+                                 ',' ORDER BY legacy_id)
+                          FROM patients WHERE legacy_id IN (13902, 13912, 13922)")"
+wb_eq "missing rows: the rows that existed were updated in place (UUIDv5 kept)" "1997|0" \
+    "$(wb_psql target -c "SELECT count(*) FILTER (WHERE full_name = 'Again ' || legacy_id) || '|'
+                                 || count(*) FILTER (WHERE id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id))
+                          FROM patients WHERE legacy_id BETWEEN 12001 AND 14000 AND legacy_id NOT IN (13902, 13912, 13922)")"
+stream_compare_clinic "after the updates of missing rows"
+
 # Runs on a composite-key table cut short by deletes in the same transaction.
 wb_psql source -c "
 BEGIN;
