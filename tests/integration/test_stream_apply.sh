@@ -231,8 +231,13 @@ wb_eq "partial update of a missing row: no row made up with NULLs" "0" \
     "$(tgt "SELECT count(*) FROM doctors WHERE legacy_id = 10")"
 
 # A column added on the source while the stream runs: skipped with one warning.
+# The column comes after the stream read its catalog (else the catalog, not the
+# applier, says that the target lacks it): wait for this run's "streaming from slot".
+starts_before=$(grep -c 'streaming from slot' "$WB_TMP/walbridge.log" || true)
 wb_run_bg -c "$cfg" stream
 stream_pid=$WB_BG_PID
+stream_started() { (($(grep -c 'streaming from slot' "$WB_TMP/walbridge.log" || true) > starts_before)); }
+wb_wait_for "new source column: the stream is streaming before the column is added" 60 stream_started
 src "ALTER TABLE kept_items ADD COLUMN extra text;
      INSERT INTO kept_items VALUES (4, 'd', 'x1'); INSERT INTO kept_items VALUES (5, 'e', 'x2')"
 kept_rows_arrived() { test "$(tgt "SELECT count(*) FROM kept_items WHERE legacy_id IN (4, 5)")" = 2; }
