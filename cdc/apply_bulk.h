@@ -12,19 +12,25 @@
  *   WITH ins (wb_inserted, wb_k0.., wb_tk) AS (
  *       INSERT INTO T (tk, lk, cols) SELECT
  *           s.wb_id  (guarded tables: CASE WHEN EXISTS (SELECT 1 FROM T x
- *                WHERE x.tk = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END), *           s.c0,
- * COALESCE(p3.tk, s.r3), ... FROM pg_temp.wb_bulk_<i> s LEFT JOIN parent p3 ON p3.lk = s.c3 ... ON
- * CONFLICT (lk) DO UPDATE SET c = EXCLUDED.c ... RETURNING (xmax = 0), lk [, tk when guarded]), bad
- * AS (the staged rows whose upsert hit an existing key, or whose UUIDv5 was taken: kind, key text,
- * LSN), rec AS (INSERT INTO <state>.conflicts ... FROM bad) SELECT kind, key, lsn FROM bad
+ *                     WHERE x.tk = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END),
+ *           s.c0, COALESCE(p3.tk, s.r3), ...
+ *       FROM pg_temp.wb_bulk_<i> s LEFT JOIN parent p3 ON p3.lk = s.c3 ...
+ *       ON CONFLICT (lk) DO UPDATE SET c = EXCLUDED.c ...
+ *       RETURNING (xmax = 0), lk [, tk when guarded]),
+ *   bad AS (the staged rows whose upsert hit an existing key, or whose UUIDv5 was
+ *           taken: kind, key text, LSN),
+ *   rec AS (INSERT INTO <state>.conflicts ... FROM bad)
+ *   SELECT kind, key, lsn FROM bad
  *
- * so a run has exactly the row path's effect: existing rows keep their UUID, * references resolve
- * to the live parent (inserted earlier in the transaction or not), else UUIDv5, as the row path's
- * new values (apply_sql.h); NULL stays NULL; skipped and generated columns are never written;
- * conflicts are counted, logged and recorded the same way.  A run ends (and is applied) when
- * another table or any non-insert message arrives (COMMIT included), when a key repeats within the
- * run (ON CONFLICT cannot touch a row twice), or every APPLY_BULK_RUN_ROWS rows.  COPY data goes to
- * the server as it comes: the client holds only the current line and a set of key hashes.
+ * so a run has exactly the row path's effect: existing rows keep their UUID,
+ * references resolve to the live parent (inserted earlier in the transaction or
+ * not), else UUIDv5, as the row path's new values (apply_sql.h); NULL stays NULL;
+ * skipped and generated columns are never written; conflicts are counted, logged
+ * and recorded the same way.  A run ends (and is applied) when another table or any
+ * non-insert message arrives (COMMIT included), when a key repeats within the run
+ * (ON CONFLICT cannot touch a row twice), or every APPLY_BULK_RUN_ROWS rows.  COPY
+ * data goes to the server as it comes: the client holds only the current line and a
+ * set of key hashes.
  *
  * Direct runs (apply_bulk.c): an insert run into a table with no reference
  * column and no recorded key change is COPYed into the table itself behind a
@@ -90,12 +96,12 @@ void apply_bulk_copy_line(const wb_config *cfg, const table_plan *t, const w2j_v
 
 apply_bulk *apply_bulk_new(void);
 void apply_bulk_free(apply_bulk *b);
-/* * Offers the current insert, or full-row update that keeps its key (an upsert
- * on the row path too; not for guarded tables), (a->new_vals and a->old_vals
- * mapped) to the bulk
- * path.  *taken says whether it was staged; when not, any open run has been
- * applied first and the caller sends the row on the row path.  guarded: the
- * row path would use APPLY_STMT_UPSERT_GUARDED for this table.
+/*
+ * Offers the current insert, or full-row update that keeps its key (an upsert on
+ * the row path too; not for guarded tables), to the bulk path (a->new_vals and
+ * a->old_vals mapped).  *taken says whether it was staged; when not, any open run
+ * has been applied first and the caller sends the row on the row path.  guarded:
+ * the row path would use APPLY_STMT_UPSERT_GUARDED for this table.
  */
 bool apply_bulk_offer(struct applier *a, int table, const w2j_change *c, bool guarded, bool *taken,
                       bool *retryable);
