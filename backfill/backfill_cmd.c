@@ -220,12 +220,12 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
  * is loaded directly by this run, so each parent row gets its UUIDv5 and the direct
  * COPY computes references without looking them up.  say: log why not.
  */
-static bool parents_direct(const bf_session *s, size_t i, const bool *direct, bool say)
+static bool parents_direct(const bf_session *s, size_t i, const dl_load *load, bool say)
 {
     const table_layout *lay = &s->layouts[i];
     for (size_t c = 0; c < lay->ncols; c++) {
         int p = lay->cols[c].parent;
-        if (p >= 0 && (size_t)p != i && !direct[p]) {
+        if (p >= 0 && (size_t)p != i && load[p] == DL_NONE) {
             if (say)
                 log_info("%s: indexes kept (not deferred): it references %s, which this run "
                          "does not load into an empty table, so references must be looked up",
@@ -311,8 +311,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
                            .state_schema = cfg->state_schema,
                            .slot = cfg->slot,
                            .source_fetch = s->source_fetch};
-    bool *direct = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *direct);
-    bool *after_parents = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *after_parents);
+    dl_load *load = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *load);
     bool took_lock = false;
     bool with_indexes = direct_with_indexes(s, a, &took_lock);
     bool ok = true;
@@ -320,30 +319,30 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
     for (size_t i = 0; ok && !a->dry_run && i < cfg->ntables; i++) {
         if (!s->selected[i])
             continue;
-        bool resumed = false;
+        bool deferred = false, resumed = false;
         ok = deferidx_begin(s->target_write[0], cfg->state_schema, &cfg->tables[i],
-                            a->defer_indexes && parents_direct(s, i, direct, true), &direct[i],
+                            a->defer_indexes && parents_direct(s, i, load, true), &deferred,
                             &resumed);
         /* A resumed load may hold rows whose parent rows did not make it (a kill between
-         * the two commits): it waits for its parents, or its diff would take those rows
-         * for orphans and copy them a second time. */
-        after_parents[i] = resumed;
+         * the two commits): it waits for its parents (DL_RESUMED), or its diff would take
+         * those rows for orphans and copy them a second time. */
+        load[i] = resumed ? DL_RESUMED : deferred ? DL_DEFERRED : DL_NONE;
         bool empty = false;
-        if (ok && !direct[i] && with_indexes && parents_direct(s, i, direct, false) &&
+        if (ok && load[i] == DL_NONE && with_indexes && parents_direct(s, i, load, false) &&
             (ok = target_empty(s->target_write[0], &cfg->tables[i], &empty)) && empty) {
             log_info("%s: no row in the target yet: its rows go straight in with COPY, "
                      "indexes, constraints and foreign keys in place",
                      cfg->tables[i].source);
-            direct[i] = after_parents[i] = true;
+            load[i] = DL_EMPTY;
         }
-        ndirect += direct[i] ? 1 : 0;
+        ndirect += load[i] != DL_NONE ? 1 : 0;
     }
     if (ok && ndirect > 0)
-        ok = directload_run(s, h, &o, a->jobs, direct, after_parents, results);
+        ok = directload_run(s, h, &o, a->jobs, load, results);
     if (took_lock) /* the upserts below do not need the stream stopped */
         ok = state_stream_unlock(s->target_write[0], cfg->slot) && ok;
     for (size_t i = 0; ok && i < cfg->ntables; i++) {
-        if (!s->selected[i] || direct[i])
+        if (!s->selected[i] || load[i] != DL_NONE)
             continue;
         const table_config *t = &cfg->tables[i];
         o.estimate = bf_session_estimate(s->source, t);
@@ -353,8 +352,7 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
         if (ok)
             tablediff_log_result(t, &results[i], a->delete_extra);
     }
-    free(direct);
-    free(after_parents);
+    free(load);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
     return ok &&
            (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&

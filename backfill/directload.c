@@ -42,7 +42,7 @@ typedef struct dl_table {
     int64_t rows_before; /* resumed split table: rows_copied of its checkpoint */
     struct timespec start;
     bool started;
-    bool with_indexes; /* starts once its parents are finished (DL_DIRECT, or resumed) */
+    dl_load load;
 } dl_table;
 
 typedef struct dl_run {
@@ -59,18 +59,24 @@ typedef struct dl_run {
     size_t npieces;
 } dl_run;
 
+/* The table starts once its parents are finished (dl_load). */
+static bool after_parents(dl_load load)
+{
+    return load == DL_RESUMED || load == DL_EMPTY;
+}
+
 /*
  * A table one may cut by key range (of its first key column): one integer key column
- * that is no reference; or, loaded with its foreign keys in place (after its parents,
- * which are complete then, so no row of it is an orphan), a key whose first column is
- * an integer, a reference too (order_tags.order_id).
+ * that is no reference; or, empty and loaded after its parents (complete then, so no
+ * row of it is an orphan), a key whose first column is an integer, a reference too
+ * (order_tags.order_id).
  */
-static bool splittable(const table_layout *lay, bool with_indexes)
+static bool splittable(const table_layout *lay, dl_load load)
 {
     if (lay->table->kind == TABLE_KEYLESS || lay->key_type[0] != KEYSET_KEY_INT ||
         lay->key_col[0] < 0)
         return false;
-    return with_indexes || (lay->nkey == 1 && lay->cols[lay->key_col[0]].parent < 0);
+    return load == DL_EMPTY || (lay->nkey == 1 && lay->cols[lay->key_col[0]].parent < 0);
 }
 
 /* *min, *max of the table's key in the snapshot; *empty when it has no row. */
@@ -145,7 +151,7 @@ static int compare_pieces_ordered(const void *a, const void *b)
  * as that share goes into it (at most DIRECTLOAD_MAX_PIECES).  Split tables get their
  * checkpoint reset (a fresh run) or read (--resume) here.
  */
-static bool plan_pieces(dl_run *r, const bool *direct, int jobs, size_t *npieces)
+static bool plan_pieces(dl_run *r, const dl_load *load, int jobs, size_t *npieces)
 {
     bf_session *s = r->s;
     size_t n = 0, ntables = s->cfg.ntables;
@@ -153,20 +159,20 @@ static bool plan_pieces(dl_run *r, const bool *direct, int jobs, size_t *npieces
     bool ok = true;
     for (size_t i = 0; ok && i < ntables; i++) {
         double rows = 0;
-        if (direct[i])
+        if (load[i] != DL_NONE)
             ok = lanes_table_size(s->source, &s->cfg.tables[i], &rows, &bytes[i]);
-        total += direct[i] ? bytes[i] : 0;
+        total += load[i] != DL_NONE ? bytes[i] : 0;
     }
     /* Ordered (children wait for their parents): every level should keep all lanes
      * busy, so tables are cut finer and into a multiple of the lanes. */
     double share = jobs > 1 ? total / ((r->ordered ? 4.0 : 2.0) * jobs) : 0;
     r->pieces = wb_xcalloc(ntables * DIRECTLOAD_MAX_PIECES, sizeof *r->pieces);
     for (size_t i = 0; ok && i < ntables; i++) {
-        if (!direct[i])
+        if (load[i] == DL_NONE)
             continue;
         const table_layout *lay = &s->layouts[i];
         size_t k = 1;
-        if (share > 0 && bytes[i] > share && splittable(lay, r->tables[i].with_indexes)) {
+        if (share > 0 && bytes[i] > share && splittable(lay, load[i])) {
             double want = ceil(bytes[i] / share);
             if (r->ordered)
                 want = ceil(want / jobs) * jobs;
@@ -265,7 +271,7 @@ static bool piece_ready(const dl_run *r, size_t k, bool *failed)
 {
     size_t i = r->pieces[k].table;
     const table_layout *lay = &r->s->layouts[i];
-    if (!r->tables[i].with_indexes)
+    if (!after_parents(r->tables[i].load))
         return true;
     for (size_t c = 0; c < lay->ncols; c++) {
         int p = lay->cols[c].parent;
@@ -291,22 +297,18 @@ static bool piece_ready(const dl_run *r, size_t k, bool *failed)
 static bool take_piece(dl_run *r, size_t *k)
 {
     for (;;) {
-        bool failed = false, any_failed = false;
+        bool failed = false, found = false;
         pthread_mutex_lock(&r->lock);
-        for (size_t j = 0; j < r->npieces; j++) {
-            if (!r->pieces[j].taken && piece_ready(r, j, &failed)) {
+        for (size_t j = 0; !found && !failed && j < r->npieces; j++) {
+            found = !r->pieces[j].taken && piece_ready(r, j, &failed);
+            if (found) {
                 r->pieces[j].taken = true;
                 *k = j;
-                pthread_mutex_unlock(&r->lock);
-                return true;
             }
-            any_failed = any_failed || failed;
-            if (failed)
-                break;
         }
         pthread_mutex_unlock(&r->lock);
-        if (any_failed)
-            return false;
+        if (found || failed)
+            return found;
         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
     }
 }
@@ -379,7 +381,7 @@ static int dl_idle(void *ctx, const lane_conns *lane, bool pieces_running)
 }
 
 bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o, int jobs,
-                    const bool *direct, const bool *with_indexes, tablediff_result *results)
+                    const dl_load *load, tablediff_result *results)
 {
     size_t ntables = s->cfg.ntables;
     dl_run r = {.s = s, .h = h, .o = *o, .results = results};
@@ -388,10 +390,10 @@ bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o,
     r.tables = wb_xcalloc(ntables > 0 ? ntables : 1, sizeof *r.tables);
     size_t ndirect = 0, ndeferred = 0, npieces = 0;
     for (size_t i = 0; i < ntables; i++) {
-        ndirect += direct[i] ? 1 : 0;
-        ndeferred += direct[i] && !with_indexes[i] ? 1 : 0;
-        r.tables[i].with_indexes = direct[i] && with_indexes[i];
-        r.ordered = r.ordered || r.tables[i].with_indexes;
+        ndirect += load[i] != DL_NONE ? 1 : 0;
+        ndeferred += load[i] == DL_DEFERRED || load[i] == DL_RESUMED ? 1 : 0;
+        r.tables[i].load = load[i];
+        r.ordered = r.ordered || after_parents(load[i]);
     }
     r.o.direct = true;
     r.o.source_fetch = NULL;
@@ -405,7 +407,7 @@ bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o,
     r.o.progress = o->progress && (ndirect == 1 || jobs == 1);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    bool ok = plan_pieces(&r, direct, jobs, &npieces);
+    bool ok = plan_pieces(&r, load, jobs, &npieces);
     size_t *items = wb_xcalloc(npieces > 0 ? npieces : 1, sizeof *items);
     for (size_t k = 0; k < npieces; k++)
         items[k] = k;

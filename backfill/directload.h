@@ -26,16 +26,24 @@
 #include "backfill/handoff.h"
 #include "backfill/tablediff.h"
 
+/* How a table is loaded straight in (per config index). */
+typedef enum dl_load {
+    DL_NONE = 0, /* not: diffed and upserted (tablediff_run) */
+    DL_DEFERRED, /* its indexes deferred by this run (deferidx.h) */
+    DL_RESUMED,  /* its indexes deferred by an earlier run: rows are there already, some
+                  * maybe without their parent rows, so it starts after its parents */
+    DL_EMPTY     /* empty, indexes and foreign keys in place: starts after its parents */
+} dl_load;
+
 /*
- * Copies every table with direct[i] set and builds what is deferred for them;
- * with_indexes[i]: the table starts once its parents are finished (pieces then go
- * parents first): it was empty and keeps its indexes and foreign keys (plain
- * backfill), or it resumes a deferred load of an earlier run.  o is
- * the run's options (copied and adjusted: direct, keys only, no row fetch
- * connection); jobs the lanes wanted.  s->source must be inside the run's snapshot
- * transaction (handoff_begin), h the run's handoff.  False after logging.
+ * Copies every table whose load[i] is not DL_NONE and builds what is deferred for
+ * them.  A table that starts after its parents waits until they are finished, and
+ * pieces are then handed out parents first.  o is the run's options (copied and
+ * adjusted: direct, keys only, no row fetch connection); jobs the lanes wanted.
+ * s->source must be inside the run's snapshot transaction (handoff_begin), h the
+ * run's handoff.  False after logging.
  */
 bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o, int jobs,
-                    const bool *direct, const bool *with_indexes, tablediff_result *results);
+                    const dl_load *load, tablediff_result *results);
 
 #endif

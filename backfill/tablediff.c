@@ -398,7 +398,8 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     unsigned filter = (resume ? TABLESQL_RESUME : 0u) | (lo != NULL ? TABLESQL_RANGE_LO : 0u) |
                       (hi != NULL ? TABLESQL_RANGE_HI : 0u);
     bool orphans_in_diff = tablesql_target_diff_has_orphans(lay, filter);
-    /* A direct piece's table was empty and its parents are complete: no orphan. */
+    /* A direct piece has no orphan: its key is no reference, or its table was empty and
+     * its parents are complete (directload.c, splittable). */
     bool direct_piece = d->opts->direct && d->opts->piece;
     if (!orphans_in_diff && !direct_piece && !count_orphans(lay, target_read, d->res))
         return false;

@@ -17,25 +17,7 @@ SCALE=5
 wb_pg_start source
 wb_pg_start target
 wb_load_clinic source "$SCALE"
-TARGET_POSTGRES_DSN=$TARGET_DSN
-
-# new_target DB SLOT: an empty clinic target (target_schema.sql only) in database DB,
-# TARGET_DSN pointing at it, and $WB_TMP/DB.json with slot SLOT.
-new_target() {
-    TARGET_DSN=$TARGET_POSTGRES_DSN
-    wb_psql target -c "CREATE DATABASE $1"
-    TARGET_DSN="${TARGET_POSTGRES_DSN/dbname=postgres/dbname=$1}"
-    export TARGET_DSN
-    wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
-    cfg=$WB_TMP/$1.json
-    wb_write_config "$cfg" --slot "$2" --log-level info
-}
-
-# schema_dump: the target's public schema as pg_dump prints it, without comments,
-# blank lines and the per-dump random \restrict key.
-schema_dump() {
-    pg_dump -s -n public -d "$TARGET_DSN" | grep -Ev '^(--|\\restrict|\\unrestrict|$)'
-}
+bf_target_databases
 
 # same_schema FILE: the target's schema equals the dump in FILE (diff shown if not).
 same_schema() {
@@ -152,6 +134,13 @@ wb_eq "e: once it stopped, --defer-indexes runs again (exit 0)" 0 "$WB_RC"
 
 # ------------------------------------------------------------------ b. kill -9 mid-copy
 new_target b wb_b
+# Each orders row takes a millisecond more (a trigger that fires even under
+# session_replication_role = replica), so the kill below lands while orders is
+# being copied: without it the copy sometimes ended first.
+wb_psql target -c "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql
+        AS \$\$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END \$\$" \
+    -c "CREATE TRIGGER orders_slow BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()" \
+    -c "ALTER TABLE orders ENABLE ALWAYS TRIGGER orders_slow"
 schema_dump >"$WB_TMP/schema_b.sql"
 wb_run_bg -c "$cfg" backfill --defer-indexes --batch-rows 2
 pid=$WB_BG_PID

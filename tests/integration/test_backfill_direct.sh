@@ -14,23 +14,7 @@ source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
 wb_pg_start source
 wb_pg_start target
 wb_load_clinic source 5
-TARGET_POSTGRES_DSN=$TARGET_DSN
-
-# new_target DB SLOT: an empty clinic target in database DB, TARGET_DSN pointing at
-# it, and $WB_TMP/DB.json (config $cfg) with slot SLOT.
-new_target() {
-    TARGET_DSN=$TARGET_POSTGRES_DSN
-    wb_psql target -c "CREATE DATABASE $1"
-    TARGET_DSN="${TARGET_POSTGRES_DSN/dbname=postgres/dbname=$1}"
-    export TARGET_DSN
-    wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
-    cfg=$WB_TMP/$1.json
-    wb_write_config "$cfg" --slot "$2" --log-level info
-}
-
-schema_dump() {
-    pg_dump -s -n public -d "$TARGET_DSN" | grep -Ev '^(--|\\restrict|\\unrestrict|$)'
-}
+bf_target_databases
 
 # straight_in TABLE: the log line of TABLE's direct load in $WB_ERR.
 straight_in() {
@@ -135,29 +119,11 @@ equal_everywhere c
 # upserts the rest.
 new_target d wb_d
 key=$(wb_psql source -c "SELECT min(id) FROM orders")
-orders_waiting() {
-    [[ $(wb_psql target -c "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'orders'::regclass
-        AND NOT granted)") == t ]]
-}
-wb_psql target >"$WB_TMP/d_writer.out" 2>&1 <<SQL &
-SET session_replication_role = replica;
-BEGIN;
-LOCK TABLE orders IN SHARE MODE;
-INSERT INTO orders (legacy_id, patient_id, status) VALUES ($key, gen_random_uuid(), 'written by someone else');
-DO \$\$ BEGIN
-    FOR i IN 1..600 LOOP
-        EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'orders'::regclass AND NOT granted);
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END \$\$;
-COMMIT;
-SQL
-writer=$!
-writer_holds_lock() {
-    [[ $(wb_psql target -c "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'orders'::regclass
-        AND mode = 'ShareLock' AND granted)") == t ]]
-}
-wb_wait_for "d: the other writer holds its lock on orders" 30 writer_holds_lock || true
+bf_writer_during "d: the other writer holds its lock on orders" target orders SHARE \
+    "SET LOCAL session_replication_role = replica;
+     INSERT INTO orders (legacy_id, patient_id, status)
+     VALUES ($key, gen_random_uuid(), 'written by someone else')" "$WB_TMP/d_writer.out"
+writer=$BF_WRITER_PID
 wb_run -c "$cfg" backfill
 wait "$writer" || true
 wb_eq "d: the run that meets the other writer's row exits 3" 3 "$WB_RC"

@@ -75,3 +75,58 @@ bf_count() {
 
 BF_TABLES="offices profiles doctors patients orders order_tags audit_log"
 BF_UUID_TABLES="offices profiles doctors patients orders"
+
+# Scenarios that each use their own database on the target cluster: call
+# bf_target_databases once after starting the target, then new_target per scenario.
+bf_target_databases() {
+    TARGET_POSTGRES_DSN=$TARGET_DSN
+}
+
+# new_target DB SLOT: an empty clinic target (target_schema.sql only) in database DB,
+# TARGET_DSN pointing at it (so wb_psql target and the bf_* helpers follow), and
+# $WB_TMP/DB.json (config $cfg) with slot SLOT.
+new_target() {
+    TARGET_DSN=$TARGET_POSTGRES_DSN
+    wb_psql target -c "CREATE DATABASE $1"
+    TARGET_DSN="${TARGET_POSTGRES_DSN/dbname=postgres/dbname=$1}"
+    export TARGET_DSN
+    wb_psql target -f "$WB_FIXTURES/clinic/target_schema.sql"
+    cfg=$WB_TMP/$1.json
+    wb_write_config "$cfg" --slot "$2" --log-level info
+}
+
+# schema_dump: the target's public schema as pg_dump prints it, without comments,
+# blank lines and the per-dump random \restrict key.
+schema_dump() {
+    pg_dump -s -n public -d "$TARGET_DSN" | grep -Ev '^(--|\\restrict|\\unrestrict|$)'
+}
+
+# bf_writer_during LABEL SIDE TABLE MODE SQL OUT: another writer on SIDE, in the
+# background (BF_WRITER_PID): it takes LOCK TABLE TABLE IN MODE (e.g. SHARE), runs
+# SQL, waits until some session waits for that lock (at most 60 s), writes
+# "waiter: <query>" of the waiting sessions to OUT and commits.  Returns once it
+# holds the lock (checked as LABEL), so what runs next meets it.
+bf_writer_during() {
+    local label=$1 side=$2 table=$3 mode=$4 sql=$5 out=$6 lockname
+    lockname=$(sed -E 's/(^| )([A-Z])([A-Z]*)/\2\L\3/g' <<<"$mode")Lock
+    wb_psql "$side" >"$out" 2>&1 <<SQL &
+BEGIN;
+LOCK TABLE $table IN $mode MODE;
+$sql;
+DO \$\$ BEGIN
+    FOR i IN 1..600 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = '$table'::regclass AND NOT granted);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END \$\$;
+SELECT 'waiter: ' || query FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+    AND datname = current_database() AND pid <> pg_backend_pid();
+COMMIT;
+SQL
+    BF_WRITER_PID=$!
+    bf__writer_holds_lock() {
+        [[ $(wb_psql "$side" -c "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = '$table'::regclass
+            AND mode = '$lockname' AND granted)") == t ]]
+    }
+    wb_wait_for "$label" 30 bf__writer_holds_lock || true
+}

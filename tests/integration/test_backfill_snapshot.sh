@@ -28,27 +28,10 @@ wb_eq "audit_log first: creates the slot (exit 0)" 0 "$WB_RC"
 low=-7
 high=$(($(wb_psql source -c "SELECT max(id) FROM patients") + 1000))
 writer_out=$WB_TMP/writer.out
-wb_psql source >"$writer_out" 2>&1 <<SQL &
-BEGIN;
-LOCK TABLE patients IN ACCESS EXCLUSIVE MODE;
-INSERT INTO patients (id, office_id, full_name) VALUES ($low, 1, 'written during backfill (low)'),
-    ($high, 1, 'written during backfill (high)');
-DO \$\$ BEGIN
-    FOR i IN 1..600 LOOP
-        EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'patients'::regclass AND NOT granted);
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END \$\$;
-SELECT 'waiter: ' || query FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-    AND datname = current_database() AND pid <> pg_backend_pid();
-COMMIT;
-SQL
-writer=$!
-writer_holds_lock() {
-    [[ $(wb_psql source -c "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'patients'::regclass
-        AND mode = 'AccessExclusiveLock' AND granted)") == t ]]
-}
-wb_wait_for "the writer holds its lock on patients" 30 writer_holds_lock || true
+bf_writer_during "the writer holds its lock on patients" source patients "ACCESS EXCLUSIVE" \
+    "INSERT INTO patients (id, office_id, full_name) VALUES ($low, 1, 'written during backfill (low)'),
+     ($high, 1, 'written during backfill (high)')" "$writer_out"
+writer=$BF_WRITER_PID
 
 wb_run -c "$cfg" backfill
 wait "$writer" || true
