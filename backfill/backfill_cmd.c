@@ -134,6 +134,71 @@ static bool record_handoff(bf_session *s, const handoff *h, int64_t *run_id)
     return true;
 }
 
+/*
+ * Keyless tables on a re-run.  A keyless row has no key to conflict on: a row the
+ * stream has not applied yet but the snapshot holds would be copied by backfill and
+ * then inserted again by the stream.  So a re-run diffs keyless tables only against a
+ * target that holds exactly the snapshot's transactions: backfill holds the stream
+ * lock for the whole run (no stream applies meanwhile), reads a temporary slot's
+ * exported snapshot, and, once the keyed tables are done and every deferred index is
+ * built again (the stream writes through them), applies the slot's changes up to
+ * that slot's consistent point, none after (stream_catch_up); the keyless tables are
+ * diffed last.  (Replaying changes up to the snapshot over keyed rows copied from it
+ * ends at the snapshot's state, as the stream does after any re-run.)  When that
+ * cannot be done (a stream runs, the catch-up fails), the keyless tables are left out
+ * of the run and it says so; the keyed tables go on as before.
+ */
+static bool any_keyless(const bf_session *s)
+{
+    for (size_t i = 0; i < s->cfg.ntables; i++) {
+        if (s->selected[i] && s->cfg.tables[i].nkey == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Leaves the selected keyless tables out of this run (marked in left_out), saying why. */
+static void leave_out_keyless(bf_session *s, bool *left_out, const char *why, const char *hint)
+{
+    strbuf names;
+    strbuf_init(&names);
+    for (size_t i = 0; i < s->cfg.ntables; i++) {
+        if (!s->selected[i] || s->cfg.tables[i].nkey != 0)
+            continue;
+        s->selected[i] = false;
+        left_out[i] = true;
+        strbuf_appendf(&names, "%s%s", names.len > 0 ? ", " : "", s->cfg.tables[i].source);
+    }
+    log_full(LOG_WARN,
+             "Their rows have no key: a row the stream has not applied yet would be copied "
+             "now and inserted again by the stream.",
+             hint, "backfill: keyless table(s) %s left out of this run: %s", names.data, why);
+    strbuf_free(&names);
+}
+
+/*
+ * Brings the stream to the temporary slot's consistent point (see any_keyless); when
+ * it cannot, leaves the keyless tables out and returns false (the run goes on, and
+ * ends with exit 3).
+ */
+static bool catch_up_stream(bf_session *s, const handoff *h, bool *left_out)
+{
+    char at[LSN_TEXT_MAX], applied_text[LSN_TEXT_MAX];
+    log_info("backfill: applying the stream's changes up to the snapshot's consistent point %s "
+             "first, so that keyless tables are compared with exactly that state",
+             lsn_format(h->consistent_lsn, at));
+    wb_lsn applied = LSN_INVALID;
+    if (stream_catch_up(&s->cfg, h->consistent_lsn, &applied) != EXIT_OK) {
+        leave_out_keyless(s, left_out, "the stream could not be brought to the snapshot",
+                          "See the stream errors above; fix them and run backfill again for "
+                          "these tables (--tables).  The other tables are backfilled now.");
+        return false;
+    }
+    log_info("backfill: the target holds every source transaction up to %s (applied LSN %s)", at,
+             lsn_format(applied, applied_text));
+    return true;
+}
+
 /* SET session_replication_role = replica where the role may (skips FK triggers). */
 static bool try_replica_role(PGconn *tw, bool say)
 {
@@ -174,7 +239,7 @@ static bool take_stream_lock(PGconn *tw, const char *slot)
 }
 
 static void print_summary(const bf_session *s, const tablediff_result *results,
-                          const backfill_args *a)
+                          const backfill_args *a, const bool *left_out)
 {
     const wb_config *cfg = &s->cfg;
     if (a->dry_run)
@@ -183,6 +248,9 @@ static void print_summary(const bf_session *s, const tablediff_result *results,
            a->dry_run ? "missing" : "copied",
            a->dry_run || !a->include_stale ? "stale" : "stale fixed", "extra", "seconds", "rows/s");
     for (size_t i = 0; i < cfg->ntables; i++) {
+        if (left_out[i])
+            printf("%-28s %12s (left out: keyless, see the warning above)\n", cfg->tables[i].source,
+                   "-");
         if (!s->selected[i])
             continue;
         const tablediff_result *r = &results[i];
@@ -288,6 +356,25 @@ static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *too
     return true;
 }
 
+/* Diffs (and copies) the selected tables not loaded directly, keyless ones or the others. */
+static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options *o,
+                        const dl_load *load, bool keyless, tablediff_result *results)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < s->cfg.ntables; i++) {
+        const table_config *t = &s->cfg.tables[i];
+        if (!s->selected[i] || load[i] != DL_NONE || (t->nkey == 0) != keyless)
+            continue;
+        o->estimate = bf_session_estimate(s->source, t);
+        log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
+        ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
+                           a->writers, o, &results[i]);
+        if (ok)
+            tablediff_log_result(t, &results[i], a->delete_extra);
+    }
+    return ok;
+}
+
 /*
  * Per table, parents first: the tables loaded directly go first, on up to --jobs lanes
  * at once (directload.h): with --defer-indexes (or indexes an earlier run left
@@ -296,7 +383,7 @@ static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *too
  * place.  The other tables follow one by one in config order.
  */
 static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
-                       tablediff_result *results)
+                       tablediff_result *results, bool *catch_up, bool *left_out)
 {
     const wb_config *cfg = &s->cfg;
     tablediff_options o = {.write = !a->dry_run,
@@ -320,15 +407,22 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
         if (!s->selected[i])
             continue;
         bool deferred = false, resumed = false;
+        /* In catch-up mode keyless tables are diffed after it (any_keyless). */
+        bool may_direct = catch_up == NULL || cfg->tables[i].nkey > 0;
+        if (a->defer_indexes && !may_direct)
+            log_info("%s: indexes kept (not deferred): a keyless table of a re-run is diffed "
+                     "after the stream's catch-up",
+                     cfg->tables[i].source);
         ok = deferidx_begin(s->target_write[0], cfg->state_schema, &cfg->tables[i],
-                            a->defer_indexes && parents_direct(s, i, load, true), &deferred,
-                            &resumed);
+                            a->defer_indexes && may_direct && parents_direct(s, i, load, true),
+                            &deferred, &resumed);
         /* A resumed load may hold rows whose parent rows did not make it (a kill between
          * the two commits): it waits for its parents (DL_RESUMED), or its diff would take
          * those rows for orphans and copy them a second time. */
         load[i] = resumed ? DL_RESUMED : deferred ? DL_DEFERRED : DL_NONE;
         bool empty = false;
-        if (ok && load[i] == DL_NONE && with_indexes && parents_direct(s, i, load, false) &&
+        if (ok && load[i] == DL_NONE && may_direct && with_indexes &&
+            parents_direct(s, i, load, false) &&
             (ok = target_empty(s->target_write[0], &cfg->tables[i], &empty)) && empty) {
             log_info("%s: no row in the target yet: its rows go straight in with COPY, "
                      "indexes, constraints and foreign keys in place",
@@ -341,17 +435,15 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
         ok = directload_run(s, h, &o, a->jobs, load, results);
     if (took_lock) /* the upserts below do not need the stream stopped */
         ok = state_stream_unlock(s->target_write[0], cfg->slot) && ok;
-    for (size_t i = 0; ok && i < cfg->ntables; i++) {
-        if (!s->selected[i] || load[i] != DL_NONE)
-            continue;
-        const table_config *t = &cfg->tables[i];
-        o.estimate = bf_session_estimate(s->source, t);
-        log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
-        ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
-                           a->writers, &o, &results[i]);
-        if (ok)
-            tablediff_log_result(t, &results[i], a->delete_extra);
+    /* Keyed tables first; keyless ones after the catch-up (any_keyless), which needs every
+     * index the stream writes through: after the rebuild of what earlier runs deferred. */
+    ok = ok && diff_tables(s, a, &o, load, false, results);
+    if (ok && catch_up != NULL) {
+        ok = a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&
+                            deferidx_rebuild_foreign_keys(s->target_write[0], cfg->state_schema));
+        *catch_up = ok && catch_up_stream(s, h, left_out);
     }
+    ok = ok && diff_tables(s, a, &o, load, true, results);
     free(load);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
     return ok &&
@@ -395,7 +487,23 @@ int backfill_main(const char *config_path, int argc, char **argv)
     handoff h;
     int64_t run_id = 0;
     tablediff_result *results = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *results);
-    bool ok = handoff_begin(&s.cfg, s.source, !a.dry_run, &h);
+    bool *left_out = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *left_out);
+    /* Keyless tables (see any_keyless): the stream lock, held until the run ends. */
+    bool locked = false, caught_up = true;
+    bool ok = a.dry_run || !any_keyless(&s) ||
+              state_try_stream_lock(s.target_write[0], s.cfg.slot, &locked);
+    ok = ok && handoff_begin(&s.cfg, s.source, !a.dry_run, locked, &h);
+    if (ok && locked && !h.slot_existed) /* the first run: the snapshot is the slot's own */
+        ok = state_stream_unlock(s.target_write[0], s.cfg.slot);
+    bool need_catch_up = false;
+    if (ok && !a.dry_run && h.slot_existed && any_keyless(&s)) {
+        if (!locked)
+            leave_out_keyless(&s, left_out,
+                              "a walbridge stream of this slot is running on the target",
+                              "Stop the stream, run backfill for them (--tables), then start "
+                              "the stream again.");
+        need_catch_up = locked;
+    }
     if (ok && !a.dry_run && !handoff_share_snapshot(&h, s.source, s.source_fetch)) {
         PQfinish(s.source_fetch); /* rows then travel with the diff */
         s.source_fetch = NULL;
@@ -403,9 +511,10 @@ int backfill_main(const char *config_path, int argc, char **argv)
     if (ok && !a.dry_run)
         ok = record_handoff(&s, &h, &run_id);
     if (ok)
-        ok = run_tables(&s, &a, &h, results);
+        ok = run_tables(&s, &a, &h, results, need_catch_up ? &caught_up : NULL, left_out);
     if (ok)
-        print_summary(&s, results, &a);
+        print_summary(&s, results, &a, left_out);
+    free(left_out);
     if (!a.dry_run && run_id > 0)
         bfstate_run_finish(s.target_write[0], s.cfg.state_schema, run_id, ok ? "done" : "failed");
     if (ok)
@@ -414,10 +523,12 @@ int backfill_main(const char *config_path, int argc, char **argv)
         tablediff_result_free(&results[i]);
     free(results);
     handoff_close(&h);
-    if (ok)
+    if (ok && !caught_up)
+        log_error("backfill finished without the keyless tables named above (exit 3)");
+    else if (ok)
         log_info("backfill finished%s", a.dry_run ? " (dry run: nothing written)" : "");
     else
         log_error("backfill failed; rerun with --resume to continue from the checkpoints");
     bf_session_close(&s);
-    return ok ? EXIT_OK : EXIT_RUNTIME;
+    return ok && caught_up ? EXIT_OK : EXIT_RUNTIME;
 }

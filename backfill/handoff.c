@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/pgconn.h"
@@ -85,7 +86,7 @@ static void cancel_request(PGconn *conn)
 }
 
 /* Waits for the CREATE_REPLICATION_SLOT result, bounded by the timeout. */
-static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *repl,
+static PGresult *wait_for_slot(const wb_config *cfg, const char *slot, PGconn *source, PGconn *repl,
                                const char *attempt_ts)
 {
     struct timespec t0;
@@ -94,7 +95,7 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
     bool reported = false;
     for (;;) {
         if (!PQconsumeInput(repl)) {
-            log_error("creating slot \"%s\" failed: %s", cfg->slot, PQerrorMessage(repl));
+            log_error("creating slot \"%s\" failed: %s", slot, PQerrorMessage(repl));
             return NULL;
         }
         if (!PQisBusy(repl))
@@ -102,19 +103,19 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
         double waited = seconds_since(&t0);
         if (waited >= cfg->backfill.slot_create_timeout_s) {
             if (!reported)
-                report_waiters(source, attempt_ts, cfg->slot, waited);
+                report_waiters(source, attempt_ts, slot, waited);
             cancel_request(repl);
             log_full(LOG_ERROR,
                      "CREATE_REPLICATION_SLOT waits until every transaction running when it "
                      "started has finished.",
                      "Finish or cancel the transactions named above, or raise "
                      "backfill.slot_create_timeout_s.",
-                     "creating slot \"%s\" timed out after %d s", cfg->slot,
+                     "creating slot \"%s\" timed out after %d s", slot,
                      cfg->backfill.slot_create_timeout_s);
             return NULL;
         }
         if (waited >= next_report) {
-            report_waiters(source, attempt_ts, cfg->slot, waited);
+            report_waiters(source, attempt_ts, slot, waited);
             reported = true;
             next_report = waited + 5.0;
         }
@@ -123,7 +124,12 @@ static PGresult *wait_for_slot(const wb_config *cfg, PGconn *source, PGconn *rep
     }
 }
 
-static bool create_slot(const wb_config *cfg, PGconn *source, handoff *h)
+/*
+ * CREATE_REPLICATION_SLOT slot [TEMPORARY] LOGICAL wal2json (SNAPSHOT 'export') on a
+ * new replication connection kept in h->repl; h->consistent_lsn and h->snapshot.
+ */
+static bool create_slot(const wb_config *cfg, PGconn *source, const char *slot, bool temporary,
+                        handoff *h)
 {
     char err[512];
     h->repl = pgconn_open(cfg->source_dsn, PGCONN_REPLICATION, "source (replication)", 3, err,
@@ -141,28 +147,30 @@ static bool create_slot(const wb_config *cfg, PGconn *source, handoff *h)
     strbuf cmd;
     strbuf_init(&cmd);
     strbuf_append(&cmd, "CREATE_REPLICATION_SLOT ");
-    pgconn_append_ident(&cmd, cfg->slot);
-    strbuf_append(&cmd, " LOGICAL wal2json (SNAPSHOT 'export')");
-    log_info("creating replication slot \"%s\" (wal2json) with an exported snapshot", cfg->slot);
+    pgconn_append_ident(&cmd, slot);
+    strbuf_append(&cmd, temporary ? " TEMPORARY LOGICAL wal2json (SNAPSHOT 'export')"
+                                  : " LOGICAL wal2json (SNAPSHOT 'export')");
+    log_info("creating %sreplication slot \"%s\" (wal2json) with an exported snapshot",
+             temporary ? "temporary " : "", slot);
     bool sent = PQsendQuery(h->repl, cmd.data) == 1;
     strbuf_free(&cmd);
     if (!sent) {
-        log_error("creating slot \"%s\" failed: %s", cfg->slot, PQerrorMessage(h->repl));
+        log_error("creating slot \"%s\" failed: %s", slot, PQerrorMessage(h->repl));
         return false;
     }
-    PGresult *res = wait_for_slot(cfg, source, h->repl, attempt_ts);
+    PGresult *res = wait_for_slot(cfg, slot, source, h->repl, attempt_ts);
     if (res == NULL)
         return false;
     bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) >= 3;
     if (!ok) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        log_error("creating slot \"%s\" failed: %s (SQLSTATE %s)", cfg->slot,
-                  PQresultErrorMessage(res), state != NULL ? state : "none");
+        log_error("creating slot \"%s\" failed: %s (SQLSTATE %s)", slot, PQresultErrorMessage(res),
+                  state != NULL ? state : "none");
     } else if (!lsn_parse(PQgetvalue(res, 0, 1), &h->consistent_lsn) ||
                !pgconn_snapshot_name_ok(PQgetvalue(res, 0, 2))) {
         log_error("creating slot \"%s\": unexpected answer (consistent point \"%s\", snapshot "
                   "\"%s\")",
-                  cfg->slot, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+                  slot, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
         ok = false;
     } else {
         snprintf(h->snapshot, sizeof h->snapshot, "%s", PQgetvalue(res, 0, 2));
@@ -172,38 +180,51 @@ static bool create_slot(const wb_config *cfg, PGconn *source, handoff *h)
         PQclear(res);
     if (!ok)
         return false;
-    h->slot_created = true;
     char lsn[LSN_TEXT_MAX];
-    log_info("created slot \"%s\": consistent point %s, snapshot %s", cfg->slot,
+    log_info("created slot \"%s\": consistent point %s, snapshot %s", slot,
              lsn_format(h->consistent_lsn, lsn), h->snapshot);
     return true;
 }
 
-bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, handoff *h)
+bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, bool exact, handoff *h)
 {
     memset(h, 0, sizeof *h);
     bool exists = false;
     if (!slot_lookup(source, cfg->slot, &exists))
         return false;
     h->slot_existed = exists;
-    if (exists)
+    if (exists && exact) {
+        /* A temporary slot: dropped when its connection closes, so never left behind. */
+        char name[64];
+        snprintf(name, sizeof name, "%.40s_backfill_%ld", cfg->slot, (long)getpid());
+        log_info("slot \"%s\" exists already: this is a re-run; its snapshot comes from a "
+                 "temporary slot, whose consistent point the stream is brought to first",
+                 cfg->slot);
+        if (!create_slot(cfg, source, name, true, h))
+            return false;
+        h->snapshot_lsn = true;
+    } else if (exists) {
         log_info("slot \"%s\" exists already: this is a re-run on a fresh snapshot; rows the "
                  "stream applied are not overwritten (missing rows are inserted only)",
                  cfg->slot);
-    else if (!create)
+    } else if (!create) {
         log_info("slot \"%s\" does not exist; not creating it (dry run)", cfg->slot);
-    else if (!create_slot(cfg, source, h))
+    } else if (!create_slot(cfg, source, cfg->slot, false, h)) {
         return false;
+    } else {
+        h->slot_created = true;
+        h->snapshot_lsn = true;
+    }
 
     /* The slot's snapshot name is server-generated; pgconn checks it is hex and dashes. */
-    if (h->slot_created)
+    if (h->snapshot_lsn)
         return pgconn_snapshot_import(source, h->snapshot);
     return pgconn_exec(source, "source: BEGIN", PGCONN_SNAPSHOT_BEGIN);
 }
 
 bool handoff_share_snapshot(const handoff *h, PGconn *source, PGconn *other)
 {
-    if (h->slot_created) /* the replication connection still holds the exported snapshot */
+    if (h->snapshot_lsn) /* the replication connection still holds the exported snapshot */
         return pgconn_snapshot_import(other, h->snapshot);
     char *name = pgconn_snapshot_export(source, "rows are read on one connection");
     if (name == NULL)

@@ -14,7 +14,11 @@
  * for are logged (pid, start, query) from pg_stat_activity.
  *
  * When the slot exists (a re-run, or --dry-run which never creates it), the
- * source transaction is a fresh REPEATABLE READ snapshot.
+ * source transaction is a fresh REPEATABLE READ snapshot; with exact, it is the
+ * exported snapshot of a TEMPORARY slot instead ("<slot>_backfill_<pid>", gone
+ * when the replication connection closes), whose consistent point tells which
+ * transactions the snapshot holds: backfill brings the stream exactly there
+ * before it diffs (keyless tables need it, see backfill_cmd.c).
  *
  * Ownership: the handoff owns the replication connection; handoff_close
  * closes it.  The source connection is borrowed.
@@ -32,8 +36,10 @@ typedef struct handoff {
     PGconn *repl;          /* replication connection holding the snapshot, or NULL */
     bool slot_existed;     /* the slot was there before this run */
     bool slot_created;     /* this run created it */
-    wb_lsn consistent_lsn; /* slot_created: where the stream must start */
-    char snapshot[64];     /* slot_created: the exported snapshot's name */
+    bool snapshot_lsn;     /* the run reads a slot's exported snapshot: consistent_lsn is
+                              exactly its position (this run's slot, or a temporary one) */
+    wb_lsn consistent_lsn; /* snapshot_lsn: the slot's consistent point */
+    char snapshot[64];     /* snapshot_lsn: the exported snapshot's name */
 } handoff;
 
 /*
@@ -41,7 +47,7 @@ typedef struct handoff {
  * the source transaction on the right snapshot.  Returns false after logging
  * (slot of another plugin, timeout, connection failure).
  */
-bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, handoff *h);
+bool handoff_begin(const wb_config *cfg, PGconn *source, bool create, bool exact, handoff *h);
 void handoff_close(handoff *h);
 
 /*

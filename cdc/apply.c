@@ -440,12 +440,6 @@ static void salvage_before_failure(applier *a)
     a->stats.batches_committed++;
 }
 
-/* The commit position of a B or C message: its end ("nextlsn"), else its "lsn". */
-static wb_lsn commit_position(const w2j_change *c)
-{
-    return c->nextlsn != LSN_INVALID ? c->nextlsn : c->lsn;
-}
-
 static bool on_begin(applier *a, const w2j_change *c, bool *retryable)
 {
     if (a->in_source) {
@@ -453,7 +447,7 @@ static bool on_begin(applier *a, const w2j_change *c, bool *retryable)
     }
     a->in_source = true;
     a->xid = c->xid;
-    a->commit_lsn = commit_position(c);
+    a->commit_lsn = w2j_commit_position(c);
     wb_lsn done = a->durable_lsn;
     if (a->batch_open && a->batch_end_lsn > done)
         done = a->batch_end_lsn;
@@ -480,7 +474,7 @@ static bool on_commit(applier *a, const w2j_change *c, wb_lsn data_start, bool *
         a->skipping = false;
         return true;
     }
-    wb_lsn commit = commit_position(c);
+    wb_lsn commit = w2j_commit_position(c);
     if (commit == LSN_INVALID)
         commit = a->commit_lsn != LSN_INVALID ? a->commit_lsn : data_start;
     if (!apply_batch_flush(a, retryable) || !flush_truncates(a, commit, retryable))

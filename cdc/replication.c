@@ -311,8 +311,11 @@ static stream_stop_reason stream_on_keepalive(stream_ctl *ctl, const char *buf, 
     if (k.wal_end > ctl->server_wal_end)
         ctl->server_wal_end = k.wal_end;
     /* Nothing pending: every change before walEnd that we care about is durable. */
-    if (stream_nothing_pending(ctl) && k.wal_end > ctl->idle_lsn)
-        ctl->idle_lsn = k.wal_end;
+    wb_lsn idle = k.wal_end;
+    if (ctl->until_exact && idle > ctl->until_lsn)
+        idle = ctl->until_lsn; /* nothing after the snapshot counts as applied */
+    if (stream_nothing_pending(ctl) && idle > ctl->idle_lsn)
+        ctl->idle_lsn = idle;
     ctl->last_keepalive_ms = stream_now_ms();
     if (ctl->metrics != NULL) {
         metrics_set_source_current(ctl->metrics, k.wal_end);
@@ -374,6 +377,11 @@ static stream_stop_reason stream_on_xlogdata(stream_ctl *ctl, const char *buf, s
                  "stream stopped at LSN %s: cannot parse wal2json message: %s (applied LSN %s)",
                  lsn_format(w.data_start, at), err, lsn_format(applier_durable_lsn(ctl->app), dur));
         return STREAM_STOP_FATAL;
+    }
+    if (ctl->until_exact && c.action == W2J_BEGIN && w2j_commit_position(&c) > ctl->until_lsn) {
+        /* The first transaction past the snapshot: stop before it (commit order). */
+        w2j_change_free(&c);
+        return STREAM_STOP_UNTIL;
     }
     bool transactional = !(c.action == W2J_MESSAGE && !c.transactional);
     if (!applier_feed(ctl->app, &c, w.data_start, &retryable)) {

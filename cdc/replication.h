@@ -65,6 +65,13 @@ typedef struct stream_ctl {
     const volatile sig_atomic_t *hup_flag;  /* unused by the loop; log_reopen handles SIGHUP */
     wb_lsn start_lsn;                       /* start when nothing is applied yet (slot position) */
     wb_lsn until_lsn;                       /* LSN_INVALID: run until stopped */
+    /*
+     * until_lsn is a snapshot's consistent point (backfill's catch-up): apply every
+     * source transaction that committed at or before it and none after, and never
+     * record an applied LSN past it, so the target holds exactly the snapshot's
+     * state of what the stream carries.
+     */
+    bool until_exact;
 
     /* Private loop state. */
     PGconn *repl;               /* replication connection (owned) */

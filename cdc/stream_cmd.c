@@ -424,7 +424,9 @@ typedef struct stream_run {
     stream_metrics metrics;
     bool metrics_ready;
     metrics_server *server;
-    bool stopped; /* SIGTERM/SIGINT during setup (stream lock wait, slot creation) */
+    bool stopped;     /* SIGTERM/SIGINT during setup (stream lock wait, slot creation) */
+    bool lock_held;   /* backfill's catch-up: its own session holds the stream lock */
+    bool until_exact; /* stop at the until LSN exactly (replication.h, until_exact) */
 } stream_run;
 
 static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *start, wb_lsn *until)
@@ -437,7 +439,7 @@ static int stream_prepare(stream_run *run, const stream_args *args, wb_lsn *star
     if (source == NULL)
         return EXIT_RUNTIME;
     int rc = EXIT_RUNTIME;
-    if (!stream_lock_target(run->target, &run->cfg, &run->stopped)) {
+    if (!run->lock_held && !stream_lock_target(run->target, &run->cfg, &run->stopped)) {
         if (run->stopped)
             rc = EXIT_OK;
         goto done;
@@ -510,7 +512,8 @@ static bool stream_reopen_target(stream_run *run)
         PQfinish(run->target);
     run->target = pgconn_open(run->cfg.target_dsn, PGCONN_TARGET, "target", 1, err, sizeof err);
     bool stopped;
-    if (run->target == NULL || !stream_lock_target(run->target, &run->cfg, &stopped))
+    if (run->target == NULL ||
+        (!run->lock_held && !stream_lock_target(run->target, &run->cfg, &stopped)))
         return false; /* when stopped, the loop sees the stop flag next */
     run->app = applier_new(&run->cfg, &run->cat, run->target);
     return run->app != NULL;
@@ -528,6 +531,7 @@ static int stream_loop(stream_run *run, wb_lsn start, wb_lsn until)
     ctl.metrics = run->metrics_ready ? &run->metrics : NULL;
     ctl.start_lsn = start;
     ctl.until_lsn = until;
+    ctl.until_exact = run->until_exact;
     for (;;) {
         if (stream_stop_requested)
             break;
@@ -584,6 +588,51 @@ static int stream_loop(stream_run *run, wb_lsn start, wb_lsn until)
     return rc;
 }
 
+/* Frees what stream_prepare and stream_loop left in run (not run->cfg). */
+static void stream_run_free(stream_run *run)
+{
+    metrics_server_stop(run->server);
+    if (run->metrics_ready)
+        metrics_free(&run->metrics);
+    if (run->app != NULL)
+        applier_free(run->app);
+    if (run->target != NULL)
+        PQfinish(run->target);
+    if (run->cat_loaded)
+        catalog_free(&run->cat);
+}
+
+int stream_catch_up(const wb_config *cfg, wb_lsn until, wb_lsn *applied)
+{
+    stream_args args = {.until_lsn = until};
+    stream_run run;
+    memset(&run, 0, sizeof run);
+    run.cfg = *cfg; /* a shallow copy: borrowed, never freed here */
+    if (run.cfg.stream.reconnect_max_attempts <= 0 || run.cfg.stream.reconnect_max_attempts > 5)
+        run.cfg.stream.reconnect_max_attempts = 5; /* backfill waits: do not retry forever */
+    run.lock_held = true;
+    run.until_exact = true;
+    wb_lsn start = LSN_INVALID, stop = LSN_INVALID;
+    *applied = LSN_INVALID;
+    int rc = stream_prepare(&run, &args, &start, &stop);
+    if (rc == EXIT_OK && start > until) {
+        char s1[LSN_TEXT_MAX], s2[LSN_TEXT_MAX];
+        log_error("the stream's applied LSN %s is past the snapshot's consistent point %s",
+                  lsn_format(start, s1), lsn_format(until, s2));
+        rc = EXIT_RUNTIME;
+    }
+    if (rc == EXIT_OK && !run.stopped)
+        rc = stream_loop(&run, start, stop);
+    bool found = false;
+    if (rc == EXIT_OK && (run.target == NULL ||
+                          !state_get_applied_lsn(run.target, run.cfg.state_schema, run.cfg.slot,
+                                                 applied, &found, NULL) ||
+                          !found))
+        rc = EXIT_RUNTIME;
+    stream_run_free(&run);
+    return rc;
+}
+
 int stream_main(const char *config_path, int argc, char **argv)
 {
     stream_args args;
@@ -602,15 +651,7 @@ int stream_main(const char *config_path, int argc, char **argv)
         rc = stream_start_metrics(&run, args.metrics_listen);
     if (rc == EXIT_OK && !run.stopped)
         rc = stream_loop(&run, start, until);
-    metrics_server_stop(run.server);
-    if (run.metrics_ready)
-        metrics_free(&run.metrics);
-    if (run.app != NULL)
-        applier_free(run.app);
-    if (run.target != NULL)
-        PQfinish(run.target);
-    if (run.cat_loaded)
-        catalog_free(&run.cat);
+    stream_run_free(&run);
     log_info("walbridge stream exiting with status %d", rc);
     log_close();
     config_free(&run.cfg);

@@ -40,6 +40,11 @@ void w2j_change_init(w2j_change *c)
     c->nextlsn = LSN_INVALID;
 }
 
+wb_lsn w2j_commit_position(const w2j_change *c)
+{
+    return c->nextlsn != LSN_INVALID ? c->nextlsn : c->lsn;
+}
+
 void w2j_change_free(w2j_change *c)
 {
     free(c->arena);

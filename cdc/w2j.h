@@ -37,11 +37,11 @@ typedef struct w2j_value {
 
 typedef struct w2j_change {
     w2j_action action;
-    uint32_t xid;       /* include-xids; 0 when absent */
-    wb_lsn lsn;         /* "lsn" (include-lsn), LSN_INVALID when absent */
-    wb_lsn nextlsn;     /* "nextlsn" on B/C, LSN_INVALID when absent */
-    char *timestamp;    /* "timestamp" when present (include-timestamp) */
-    char *schema;       /* I/U/D/T/M(transactional prefix n/a): relation */
+    uint32_t xid;    /* include-xids; 0 when absent */
+    wb_lsn lsn;      /* "lsn" (include-lsn), LSN_INVALID when absent */
+    wb_lsn nextlsn;  /* "nextlsn" on B/C, LSN_INVALID when absent */
+    char *timestamp; /* "timestamp" when present (include-timestamp) */
+    char *schema;    /* I/U/D/T/M(transactional prefix n/a): relation */
     char *table;
     w2j_value *columns; /* I, U: new values present in the message (unchanged TOAST absent) */
     size_t ncolumns;
@@ -55,6 +55,11 @@ typedef struct w2j_change {
 
 void w2j_change_init(w2j_change *c);
 void w2j_change_free(w2j_change *c);
+/*
+ * The commit position of a B or C message: its end ("nextlsn"), else its "lsn".
+ * A transaction is applied once the stream's applied LSN reaches this.
+ */
+wb_lsn w2j_commit_position(const w2j_change *c);
 /*
  * Parses one message (len bytes, not necessarily NUL-terminated).  On failure
  * returns false with a reason in err (e.g. "truncated JSON at byte 812",

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "common/config.h"
+#include "common/lsn.h"
 
 struct option; /* <getopt.h> */
 
@@ -71,6 +72,15 @@ int check_main(const char *config_path, int argc, char **argv);
 int backfill_main(const char *config_path, int argc, char **argv);
 int verify_main(const char *config_path, int argc, char **argv);
 int stream_main(const char *config_path, int argc, char **argv);
+/*
+ * backfill's catch-up (cdc/stream_cmd.c): applies the slot's changes from the
+ * target's applied LSN up to until exactly, every source transaction that
+ * committed at or before it and none after, on its own target session; the
+ * caller holds the stream lock on another session of this process.  *applied:
+ * the applied LSN recorded in the target afterwards (at most until).  Returns
+ * an exit code (0: done).
+ */
+int stream_catch_up(const wb_config *cfg, wb_lsn until, wb_lsn *applied);
 int health_main(const char *config_path, int argc, char **argv);
 
 #endif

@@ -105,9 +105,13 @@ wb_contains "c: says why empty tables are upserted" "$WB_ERR" \
     'a walbridge stream of slot "wb_c" is running: tables that are empty in the target are upserted like the others'
 wb_eq "c: no table loaded directly" 0 "$(grep -c 'straight in with COPY' <<<"$WB_ERR" || true)"
 wb_check "c: the stream still runs" kill -0 "$stream_pid"
+wb_contains "c: the keyless audit_log is left out while the stream runs" "$WB_ERR" \
+    "keyless table(s) public.audit_log left out of this run"
 kill -TERM "$stream_pid"
 wb_bg_wait "$stream_pid" 30
 wb_eq "c: the stream stops on SIGTERM (exit 0)" 0 "$WB_RC"
+wb_run -c "$cfg" backfill --tables audit_log
+wb_eq "c: with the stream stopped, audit_log is backfilled (exit 0)" 0 "$WB_RC"
 equal_everywhere c
 
 # ------------------------------------------------------------------ d. a row written meanwhile

@@ -33,7 +33,9 @@ bf_writer_during "the writer holds its lock on patients" source patients "ACCESS
      ($high, 1, 'written during backfill (high)')" "$writer_out"
 writer=$BF_WRITER_PID
 
-wb_run -c "$cfg" backfill
+# Without audit_log: a re-run with a keyless table reads a temporary slot's snapshot,
+# whose creation would wait for the writer's transaction.
+wb_run -c "$cfg" backfill --tables offices,profiles,doctors,patients,orders,order_tags
 wait "$writer" || true
 wb_eq "backfill exits 0" 0 "$WB_RC"
 wb_check "backfill waited for the lock after taking its snapshot (in the lanes' planning or copy)" \
