@@ -4,8 +4,9 @@
 # against a target that holds exactly the snapshot's transactions: backfill holds the
 # stream lock, reads a temporary slot's snapshot and first applies the slot's changes
 # up to that slot's consistent point, none after.  Then the stream carries on from
-# there and no row is applied twice.  With a stream running, or when the catch-up
-# cannot apply a change, the keyless tables are left out of the run, saying why.
+# there and no row is applied twice, even after a kill -9 during the catch-up.  With a
+# stream running, or when the catch-up cannot apply a change, the keyless tables are
+# left out of the run, saying why.
 #
 # One source cluster; each scenario uses its own database on the target cluster and
 # its own slot (TARGET_DSN is switched, so wb_psql target and the bf_* helpers follow).
@@ -165,5 +166,47 @@ wb_psql target -c "ALTER TABLE audit_log DROP CONSTRAINT no_poison"
 wb_run -c "$cfg" stream --until-caught-up
 wb_eq "d: once the target takes the change, the stream carries on (exit 0)" 0 "$WB_RC"
 equal_everywhere d
+
+# ------------------------------------------------------------------ e. kill -9 during the catch-up
+# The stream is 600 audit rows behind and the target takes each slowly (a trigger
+# sleeps 5 ms a row), so the kill lands while backfill applies them.  The temporary
+# slot goes with backfill's connection, the stream lock with its session; the catch-up
+# committed whole source transactions with their applied LSN, so a new run (or the
+# stream) goes on from there and nothing is applied twice.
+new_target e wb_e
+wb_run -c "$cfg" backfill
+wb_eq "e: the first run (exit 0)" 0 "$WB_RC"
+wb_psql target <<'SQL'
+CREATE FUNCTION slow_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.005); RETURN NEW; END $$;
+CREATE TRIGGER slow_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION slow_audit();
+ALTER TABLE audit_log ENABLE ALWAYS TRIGGER slow_audit;
+SQL
+wb_psql source -c "DO \$\$ BEGIN FOR i IN 1..600 LOOP
+    INSERT INTO audit_log (happened_at, actor, action) VALUES ('2024-07-01+00', 'tag-e', 'twin'); COMMIT;
+END LOOP; END \$\$"
+wb_run_bg -c "$cfg" backfill
+bf_pid=$WB_BG_PID
+catching_up() { grep -q "applying the stream's changes up to the snapshot" "$WB_BG_ERR"; }
+wb_wait_for "e: backfill is applying the stream's changes" 60 catching_up || true
+sleep 1
+some_applied() { [[ $(wb_psql target -c "SELECT count(*) FROM audit_log WHERE actor = 'tag-e'") -gt 0 ]]; }
+wb_wait_for "e: some of them are applied" 30 some_applied || true
+applied_at_kill=$(wb_psql target -c "SELECT count(*) FROM audit_log WHERE actor = 'tag-e'")
+kill -KILL "$bf_pid"
+wb_bg_wait "$bf_pid" 10
+wb_check "e: the kill landed mid catch-up (some of the 600 rows applied, not all)" \
+    test "$applied_at_kill" -gt 0 -a "$applied_at_kill" -lt 600
+no_temp_slot() { [[ $(temp_slots wb_e) == 0 ]]; }
+wb_wait_for "e: the temporary slot is gone with backfill's connection" 30 no_temp_slot
+wb_psql target -c "ALTER TABLE audit_log DISABLE TRIGGER slow_audit"
+wb_run -c "$cfg" backfill
+wb_eq "e: a new run exits 0" 0 "$WB_RC"
+wb_eq "e: it copies none of the audit rows (its catch-up applied the rest)" 0 "$(copied audit_log)"
+wb_eq "e: each of the 600 rows is in the target once" 600 \
+    "$(wb_psql target -c "SELECT count(*) FROM audit_log WHERE actor = 'tag-e'")"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "e: the stream carries on (exit 0)" 0 "$WB_RC"
+equal_everywhere e
 
 wb_finish
