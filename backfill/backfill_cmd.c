@@ -376,6 +376,40 @@ static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options
 }
 
 /*
+ * A resumed --defer-indexes load copies missing rows only (no unique index stops a stale
+ * row's second copy then), so with --include-stale those tables are diffed again once
+ * their indexes are back: the rows an earlier run's snapshot left stale are rewritten.
+ */
+static bool fix_resumed_stale(bf_session *s, const backfill_args *a, const tablediff_options *o,
+                              const dl_load *load, tablediff_result *results)
+{
+    tablediff_options again = *o;
+    again.resume = false; /* the whole table, not after its checkpoint */
+    bool ok = true;
+    for (size_t i = 0; ok && i < s->cfg.ntables; i++) {
+        if (!s->selected[i] || load[i] != DL_RESUMED || !a->include_stale)
+            continue;
+        const table_config *t = &s->cfg.tables[i];
+        log_info("%s: its resumed load copied missing rows only: diffing it again for stale rows",
+                 t->source);
+        tablediff_result r;
+        memset(&r, 0, sizeof r);
+        again.estimate = bf_session_estimate(s->source, t);
+        ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
+                           a->writers, &again, &r);
+        if (ok) {
+            tablediff_log_result(t, &r, a->delete_extra);
+            results[i].counts.stale = r.counts.stale;
+            results[i].stale_fixed += r.stale_fixed;
+            results[i].copied += r.copied;
+            results[i].seconds += r.seconds;
+        }
+        tablediff_result_free(&r);
+    }
+    return ok;
+}
+
+/*
  * Per table, parents first: the tables loaded directly go first, on up to --jobs lanes
  * at once (directload.h): with --defer-indexes (or indexes an earlier run left
  * deferred) without their indexes, constraints and foreign keys, built again after;
@@ -432,7 +466,8 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
         ndirect += load[i] != DL_NONE ? 1 : 0;
     }
     if (ok && ndirect > 0)
-        ok = directload_run(s, h, &o, a->jobs, load, results);
+        ok = directload_run(s, h, &o, a->jobs, load, results) &&
+             fix_resumed_stale(s, a, &o, load, results);
     if (took_lock) /* the upserts below do not need the stream stopped */
         ok = state_stream_unlock(s->target_write[0], cfg->slot) && ok;
     /* Keyed tables first; keyless ones after the catch-up (any_keyless), which needs every

@@ -388,20 +388,17 @@ bool directload_run(bf_session *s, const handoff *h, const tablediff_options *o,
     pthread_mutex_init(&r.lock, NULL);
     strbuf_init(&r.ready);
     r.tables = wb_xcalloc(ntables > 0 ? ntables : 1, sizeof *r.tables);
-    size_t ndirect = 0, ndeferred = 0, npieces = 0;
+    size_t ndirect = 0, npieces = 0;
     for (size_t i = 0; i < ntables; i++) {
         ndirect += load[i] != DL_NONE ? 1 : 0;
-        ndeferred += load[i] == DL_DEFERRED || load[i] == DL_RESUMED ? 1 : 0;
         r.tables[i].load = load[i];
         r.ordered = r.ordered || after_parents(load[i]);
     }
     r.o.direct = true;
     r.o.source_fetch = NULL;
     /* A stale row would be COPYed in as a second row: no unique index is there to stop
-     * it.  Only a resumed load can meet one (rows of an earlier run's snapshot). */
-    if (o->include_stale && ndeferred > 0)
-        log_info("tables copied straight in are not checked for stale rows in this run; run "
-                 "backfill --include-stale again once it finished");
+     * it.  Only a resumed load can meet one (rows of an earlier run's snapshot): the
+     * caller diffs those tables again for stale rows once their indexes are back. */
     r.o.include_stale = false;
     r.o.keys_only = true;
     r.o.progress = o->progress && (ndirect == 1 || jobs == 1);

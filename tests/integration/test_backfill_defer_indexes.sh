@@ -230,10 +230,19 @@ SQL
 orphaned=$(wb_psql target -c "SELECT count(*) FROM order_tags ot WHERE NOT EXISTS
     (SELECT 1 FROM orders o WHERE o.id = ot.order_id)")
 wb_check "b: order_tags rows wait for their orders rows ($orphaned)" test "$orphaned" -gt 0
-wb_run -c "$cfg" backfill --resume
-wb_eq "b: --resume after removing the duplicate exits 0" 0 "$WB_RC"
+# A copied order the source changed after the killed run's snapshot: stale now.
+stale_key=$(wb_psql target -c "SELECT max(legacy_id) FROM orders")
+wb_psql source -c "UPDATE orders SET status = 'changed after the kill' WHERE id = $stale_key"
+wb_run -c "$cfg" backfill --resume --include-stale
+wb_eq "b: --resume --include-stale after removing the duplicate exits 0" 0 "$WB_RC"
 wb_contains "b: --resume loads on without orders' indexes" "$WB_ERR" \
     "public.orders: its indexes are still deferred by an earlier run"
+wb_contains "b: then diffs orders again for stale rows, its indexes back" "$WB_ERR" \
+    "public.orders: its resumed load copied missing rows only: diffing it again for stale rows"
+wb_eq "b: the summary counts it as a stale row fixed" 1 \
+    "$(awk '$1 == "public.orders" { print $5 }' <<<"$WB_OUT")"
+wb_eq "b: the stale order is rewritten from the source" "changed after the kill" \
+    "$(wb_psql target -c "SELECT status FROM orders WHERE legacy_id = $stale_key")"
 wb_eq "b: walbridge.deferred_ddl is empty" 0 "$(deferred_count)"
 wb_check "b: schema dump equals the one taken before" same_schema "$WB_TMP/schema_b.sql"
 wb_eq "b: 8 foreign keys, all validated" "8|true" "$(fk_state)"
