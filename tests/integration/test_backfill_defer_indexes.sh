@@ -135,14 +135,17 @@ wb_run -c "$cfg" backfill --defer-indexes --tables offices
 wb_eq "e: once it stopped, --defer-indexes runs again (exit 0)" 0 "$WB_RC"
 
 # ------------------------------------------------------------------ b. kill -9 mid-copy
+# slow_orders_copy: each orders row takes a millisecond more (a trigger that fires
+# even under session_replication_role = replica), so what a case does while orders
+# is being copied lands mid-copy: without it the copy sometimes ended first.
+slow_orders_copy() {
+    wb_psql target -c "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql
+            AS \$\$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END \$\$" \
+        -c "CREATE TRIGGER orders_slow BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()" \
+        -c "ALTER TABLE orders ENABLE ALWAYS TRIGGER orders_slow"
+}
 new_target b wb_b
-# Each orders row takes a millisecond more (a trigger that fires even under
-# session_replication_role = replica), so the kill below lands while orders is
-# being copied: without it the copy sometimes ended first.
-wb_psql target -c "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql
-        AS \$\$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END \$\$" \
-    -c "CREATE TRIGGER orders_slow BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow_insert()" \
-    -c "ALTER TABLE orders ENABLE ALWAYS TRIGGER orders_slow"
+slow_orders_copy
 schema_dump >"$WB_TMP/schema_b.sql"
 wb_run_bg -c "$cfg" backfill --defer-indexes --batch-rows 2
 pid=$WB_BG_PID
@@ -263,6 +266,7 @@ wb_eq "b: verify exits 0" 0 "$WB_RC"
 # A duplicate legacy_id lands in orders while the same run copies it without its
 # indexes: the run copies on, re-adding orders_legacy_id_key fails, backfill stops.
 new_target f wb_f
+slow_orders_copy
 wb_run_bg -c "$cfg" backfill --defer-indexes --batch-rows 2
 pid=$WB_BG_PID
 bg_err=$WB_BG_ERR
