@@ -40,11 +40,10 @@ void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const
     }
     strbuf_init(&bw->line);
     strbuf_init(&bw->insert_sql);
-    strbuf_init(&bw->fix_sql);
     strbuf_init(&bw->delete_sql);
     strbuf_init(&bw->orphan_sql);
     bw->update_stale = update_stale;
-    tablesql_stage_insert(lay, index, update_stale, false, &bw->insert_sql);
+    tablesql_stage_insert(lay, index, update_stale, false, NULL, &bw->insert_sql);
     tablesql_extra_delete(lay, index, &bw->delete_sql);
     bw->rows_copied = rows_copied;
 }
@@ -57,7 +56,7 @@ void bw_free(batch_writer *bw)
     }
     strbuf_free(&bw->line);
     strbuf_free(&bw->insert_sql);
-    strbuf_free(&bw->fix_sql);
+    free(bw->moved);
     strbuf_free(&bw->delete_sql);
     strbuf_free(&bw->orphan_sql);
 }
@@ -77,11 +76,10 @@ static bool query_bool(PGconn *conn, const char *what, const char *sql, const ch
 
 /*
  * *moved: <state_schema>.moved_keys (created by the stream) records a key change of
- * this UUID-mapped table, so a moved row may hold the UUIDv5 of a key now reused.
+ * UUID-mapped table t, so a moved row may hold the UUIDv5 of a key now reused.
  */
-static bool read_moved_keys(batch_writer *bw, PGconn *conn, bool *moved)
+static bool read_moved_keys(batch_writer *bw, PGconn *conn, const table_config *t, bool *moved)
 {
-    const table_config *t = bw->lay->table;
     *moved = false;
     if (t->kind != TABLE_UUID_MAPPED)
         return true;
@@ -104,6 +102,26 @@ static bool read_moved_keys(batch_writer *bw, PGconn *conn, bool *moved)
     return ok;
 }
 
+/* bw->moved for the table and its parents; bw->pends. */
+static bool read_moved_parents(batch_writer *bw, PGconn *conn)
+{
+    const table_layout *lay = bw->lay;
+    const wb_config *cfg = lay->cfg;
+    bw->moved = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *bw->moved);
+    int self = (int)(lay->table - cfg->tables);
+    bool ok = read_moved_keys(bw, conn, lay->table, &bw->moved[self]);
+    for (size_t i = 0; ok && i < lay->ncols; i++) {
+        int p = lay->cols[i].parent;
+        if (p >= 0 && p != self)
+            ok = read_moved_keys(bw, conn, &cfg->tables[p], &bw->moved[p]);
+    }
+    bw->pending =
+        (tablesql_pending){.moved = bw->moved, .state_schema = bw->state_schema, .slot = bw->slot};
+    for (size_t i = 0; ok && i < lay->ncols; i++)
+        bw->pends = bw->pends || tablesql_pends(lay, &bw->pending, i);
+    return ok;
+}
+
 bool bw_prepare(batch_writer *bw, bool extras)
 {
     strbuf sql;
@@ -120,16 +138,22 @@ bool bw_prepare(batch_writer *bw, bool extras)
         }
     }
     strbuf_free(&sql);
-    bool moved = false;
-    if (ok && !read_moved_keys(bw, bw->w[0].conn, &moved))
+    if (!ok || (bw->moved == NULL && !read_moved_parents(bw, bw->w[0].conn)))
         return false;
-    if (moved) {
+    bool moved = bw->moved[bw->lay->table - bw->lay->cfg->tables];
+    if (moved)
         log_info("%s: key changes were applied (moved_keys): a new row whose UUIDv5 is held by "
                  "a moved row gets a random UUID",
                  bw->lay->table->source);
+    if (bw->pends)
+        log_info("%s: references a table with key changes (moved_keys): a reference to a "
+                 "parent row not in the target yet whose UUIDv5 a moved row holds is written "
+                 "NULL and re-pointed once the parent is there (%s.pending_refs)",
+                 bw->lay->table->source, bw->state_schema);
+    if (moved || bw->pends) {
         strbuf_reset(&bw->insert_sql);
-        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, true, &bw->insert_sql);
-        tablesql_stage_fix_self_refs(bw->lay, bw->index, &bw->fix_sql);
+        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, moved, &bw->pending,
+                              &bw->insert_sql);
     }
     strbuf_reset(&bw->orphan_sql);
     if (extras)
@@ -162,6 +186,9 @@ static bool drain(PGconn *conn, const char *table, const char *what, uint64_t *a
         if (st == PGRES_COMMAND_OK) {
             if (affected != NULL)
                 *affected += strtoull(PQcmdTuples(res), NULL, 10);
+        } else if (st == PGRES_TUPLES_OK) { /* SELECT count(*) FROM ins: rows written */
+            if (affected != NULL && PQntuples(res) == 1)
+                *affected += strtoull(PQgetvalue(res, 0, 0), NULL, 10);
         } else {
             const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             log_error("%s: %s failed: %s (SQLSTATE %s)", table, what, PQresultErrorMessage(res),
@@ -359,9 +386,6 @@ static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
         c->sent = false;
         if (!drain(c->conn, table, "insert of staged rows", &affected))
             return false;
-        /* Earlier batches are committed now: their rows are visible. */
-        if (bw->fix_sql.len > 0 && !pgconn_exec(c->conn, table, bw->fix_sql.data))
-            return false;
     }
     if (!ensure_txn(c) || !delete_extras(bw, c, &deleted))
         return false;
@@ -430,7 +454,50 @@ bool bw_finish(batch_writer *bw, const char *ckpt_key)
         if (bw->w[i].queued)
             ok = finish_batch(bw, &bw->w[i], i == last);
     }
+    /* Every batch is committed: the parents staged in any of them are visible now. */
+    ok = ok && (!bw->pends || bw_fix_pending(bw->w[0].conn, bw->lay, &bw->pending));
     add_wait(bw, &t0);
+    return ok;
+}
+
+bool bw_fix_pending(PGconn *conn, const table_layout *lay, const tablesql_pending *pending)
+{
+    const char *table = lay->table->source;
+    const char *params[2] = {pending->slot, table};
+    strbuf sql;
+    strbuf_init(&sql);
+    bool ok = true;
+    for (size_t i = 0; ok && i < lay->ncols; i++) {
+        if (!tablesql_pends(lay, pending, i))
+            continue;
+        strbuf_reset(&sql);
+        tablesql_pending_fix(lay, pending, i, &sql);
+        PGresult *res = pgconn_query(conn, table, sql.data, 2, params, NULL);
+        ok = res != NULL;
+        if (ok && strtoull(PQcmdTuples(res), NULL, 10) > 0)
+            log_info("%s: %s pending reference(s) re-pointed or cleared (%s)", table,
+                     PQcmdTuples(res), lay->cols[i].target);
+        PQclear(res);
+    }
+    strbuf_reset(&sql);
+    strbuf_append(&sql, "SELECT count(*), string_agg(row_key || ' -> ' || parent_key, ', ' ORDER "
+                        "BY recorded_at, row_key) FILTER (WHERE n <= 5) FROM (SELECT *, "
+                        "row_number() OVER (ORDER BY recorded_at, row_key) AS n FROM ");
+    pgconn_append_qualified(&sql, pending->state_schema, "pending_refs");
+    strbuf_append(&sql, " WHERE slot = $1 AND table_name = $2) x");
+    PGresult *res = ok ? pgconn_query(conn, table, sql.data, 2, params, NULL) : NULL;
+    ok = res != NULL;
+    if (ok && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+        log_full(LOG_WARN,
+                 "A moved row holds the UUIDv5 of each parent key: the reference stays NULL "
+                 "rather than name the moved row.",
+                 "Backfill the parent table; any backfill run that includes this table then "
+                 "re-points them.",
+                 "%s: %s row(s) reference a parent row that is not in the target yet (a key "
+                 "reused after a key change), written NULL and kept in %s.pending_refs: %s",
+                 table, PQgetvalue(res, 0, 0), pending->state_schema, PQgetvalue(res, 0, 1));
+    PQclear(res);
+    strbuf_free(&sql);
     return ok;
 }
 

@@ -62,12 +62,14 @@ typedef struct batch_writer {
      * no_checkpoint: batches commit without the checkpoint (a piece of a table). */
     bool direct;
     bool no_checkpoint;
-    strbuf insert_sql;   /* INSERT ... SELECT from the stage */
-    strbuf fix_sql;      /* guarded self-referencing table: re-points references after it */
-    strbuf delete_sql;   /* DELETE of the staged extra keys */
-    strbuf orphan_sql;   /* DELETE of orphans ("" when they are not deleted) */
-    uint64_t orphans;    /* orphans found by the diff: the last batch deletes them */
-    int64_t rows_copied; /* checkpoint's rows_copied: earlier runs + committed batches */
+    strbuf insert_sql;        /* INSERT ... SELECT from the stage */
+    bool *moved;              /* per wb_config table: a parent with a recorded key change */
+    tablesql_pending pending; /* references that may wait for a reused key's parent */
+    bool pends;               /* some column of the table does (tablesql_pends) */
+    strbuf delete_sql;        /* DELETE of the staged extra keys */
+    strbuf orphan_sql;        /* DELETE of orphans ("" when they are not deleted) */
+    uint64_t orphans;         /* orphans found by the diff: the last batch deletes them */
+    int64_t rows_copied;      /* checkpoint's rows_copied: earlier runs + committed batches */
     uint64_t copied, stale_fixed, extra_deleted; /* committed by this run */
     double wait_seconds;                         /* time spent waiting for the target */
 } batch_writer;
@@ -75,6 +77,13 @@ typedef struct batch_writer {
 void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const *conns, int nconns,
              const char *state_schema, const char *slot, bool update_stale, int64_t rows_copied);
 void bw_free(batch_writer *bw);
+/*
+ * Re-points the references of lay's table recorded in pending_refs whose parent row is
+ * in the target now, drops the records whose row is gone or holds a reference again,
+ * and warns about those still waiting (tablesql.h, tablesql_pending).  Autocommit on
+ * conn.  bw_finish runs it for a table that has such references.
+ */
+bool bw_fix_pending(PGconn *conn, const table_layout *lay, const tablesql_pending *pending);
 
 /*
  * Creates the TEMP staging tables on every connection (idempotent).  For a

@@ -631,10 +631,64 @@ static void append_target_columns(const table_layout *lay, strbuf *out)
     strbuf_append_char(out, ')');
 }
 
+bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, size_t i)
+{
+    const layout_column *c = &lay->cols[i];
+    return pending != NULL && pending->moved != NULL && lay->table->kind == TABLE_UUID_MAPPED &&
+           c->parent >= 0 && !c->is_key && pending->moved[c->parent];
+}
+
+/* A string literal: E'...' with quotes and backslashes doubled. */
+static void append_literal(strbuf *out, const char *text)
+{
+    strbuf_append(out, "E'");
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\'' || *p == '\\')
+            strbuf_append_char(out, *p);
+        strbuf_append_char(out, *p);
+    }
+    strbuf_append_char(out, '\'');
+}
+
+/* "EXISTS (SELECT 1 FROM Parent x WHERE x.tk = s.wb_r<i>)": the parent's UUIDv5 is held. */
+static void append_v5_held(const table_layout *lay, size_t i, strbuf *out)
+{
+    const table_config *p = &lay->cfg->tables[lay->cols[i].parent];
+    strbuf_append(out, "EXISTS (SELECT 1 FROM ");
+    pgconn_append_qualified(out, p->target_schema, p->target_name);
+    strbuf_append(out, " x WHERE x.");
+    pgconn_append_ident(out, p->target_key);
+    strbuf_appendf(out, " = s.wb_r%zu)", i);
+}
+
+/* The pend CTE's SELECT for column i: staged rows written with a NULL reference. */
+static void append_pending_select(const table_layout *lay, const tablesql_pending *pending,
+                                  int index, size_t i, strbuf *out)
+{
+    int k = lay->key_col[0];
+    strbuf_append(out, "SELECT ");
+    append_literal(out, pending->slot);
+    strbuf_append(out, ", ");
+    append_literal(out, lay->table->source);
+    strbuf_appendf(out, ", s.c%d::text, ", k);
+    append_literal(out, lay->cols[i].target);
+    strbuf_appendf(out, ", s.c%zu::text FROM ins JOIN pg_temp.wb_stage_%d s ON s.c%d = ins.", i,
+                   index, k);
+    pgconn_append_ident(out, lay->table->legacy_key);
+    strbuf_append(out, " WHERE ins.");
+    pgconn_append_ident(out, lay->cols[i].target);
+    strbuf_appendf(out, " IS NULL AND s.c%zu IS NOT NULL", i);
+}
+
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
-                           strbuf *out)
+                           const tablesql_pending *pending, strbuf *out)
 {
     const table_config *t = lay->table;
+    size_t npend = 0;
+    for (size_t i = 0; i < lay->ncols; i++)
+        npend += tablesql_pends(lay, pending, i) ? 1 : 0;
+    if (npend > 0)
+        strbuf_append(out, "WITH ins AS (");
     strbuf_append(out, "INSERT INTO ");
     append_target_columns(lay, out);
     strbuf_append(out, " SELECT ");
@@ -650,7 +704,13 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
         if (lay->cols[i].parent >= 0) {
             strbuf_appendf(out, "COALESCE(p%zu.", i);
             pgconn_append_ident(out, lay->cfg->tables[lay->cols[i].parent].target_key);
-            strbuf_appendf(out, ", s.wb_r%zu)", i);
+            if (tablesql_pends(lay, pending, i)) {
+                strbuf_append(out, ", CASE WHEN ");
+                append_v5_held(lay, i, out);
+                strbuf_appendf(out, " THEN NULL ELSE s.wb_r%zu END)", i);
+            } else {
+                strbuf_appendf(out, ", s.wb_r%zu)", i);
+            }
         } else {
             strbuf_appendf(out, "s.c%zu", i);
         }
@@ -664,6 +724,29 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
         append_conflict_target(lay, out);
         append_conflict_action(lay, update, out);
     }
+    if (npend == 0)
+        return;
+    strbuf_append(out, " RETURNING ");
+    pgconn_append_ident(out, t->legacy_key);
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (tablesql_pends(lay, pending, i)) {
+            strbuf_append(out, ", ");
+            pgconn_append_ident(out, lay->cols[i].target);
+        }
+    }
+    strbuf_append(out, "), pend AS (INSERT INTO ");
+    pgconn_append_qualified(out, pending->state_schema, "pending_refs");
+    strbuf_append(out, " (slot, table_name, row_key, ref_column, parent_key) ");
+    size_t n = 0;
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (!tablesql_pends(lay, pending, i))
+            continue;
+        strbuf_append(out, n++ > 0 ? " UNION ALL " : "");
+        append_pending_select(lay, pending, index, i, out);
+    }
+    strbuf_append(out, " ON CONFLICT (slot, table_name, row_key, ref_column) DO UPDATE SET "
+                       "parent_key = EXCLUDED.parent_key, recorded_at = now()) "
+                       "SELECT count(*) FROM ins");
 }
 
 void tablesql_direct_copy(const table_layout *lay, strbuf *out)
@@ -673,64 +756,48 @@ void tablesql_direct_copy(const table_layout *lay, strbuf *out)
     strbuf_append(out, " FROM STDIN");
 }
 
-/* True when layout column i references the table itself (profiles.referred_by). */
-static bool is_self_reference(const table_layout *lay, size_t i)
-{
-    return lay->cols[i].parent >= 0 && &lay->cfg->tables[lay->cols[i].parent] == lay->table;
-}
-
-/* "(p<i>.tk <> s.wb_r<i> AND c.ref = s.wb_r<i>)": the reference fell back to a taken UUIDv5. */
-static void append_fallback_taken(const table_layout *lay, size_t i, strbuf *out)
-{
-    strbuf_appendf(out, "(p%zu.", i);
-    pgconn_append_ident(out, lay->table->target_key);
-    strbuf_appendf(out, " <> s.wb_r%zu AND c.", i);
-    pgconn_append_ident(out, lay->cols[i].target);
-    strbuf_appendf(out, " = s.wb_r%zu)", i);
-}
-
-bool tablesql_stage_fix_self_refs(const table_layout *lay, int index, strbuf *out)
+void tablesql_pending_fix(const table_layout *lay, const tablesql_pending *pending, size_t i,
+                          strbuf *out)
 {
     const table_config *t = lay->table;
-    size_t nself = 0;
-    for (size_t i = 0; i < lay->ncols; i++)
-        nself += is_self_reference(lay, i) ? 1 : 0;
-    if (t->kind != TABLE_UUID_MAPPED || nself == 0)
-        return false;
-    strbuf_append(out, "UPDATE ");
+    const layout_column *c = &lay->cols[i];
+    const layout_column *key = &lay->cols[lay->key_col[0]];
+    const table_config *p = &lay->cfg->tables[c->parent];
+    /* f's rows of this table and column */
+    strbuf where;
+    strbuf_init(&where);
+    strbuf_append(&where, "f.slot = $1 AND f.table_name = $2 AND f.ref_column = ");
+    append_literal(&where, c->target);
+
+    strbuf_append(out, "WITH fixed AS (UPDATE ");
     pgconn_append_qualified(out, t->target_schema, t->target_name);
     strbuf_append(out, " c SET ");
-    size_t n = 0;
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (!is_self_reference(lay, i))
-            continue;
-        strbuf_append(out, n++ > 0 ? ", " : "");
-        pgconn_append_ident(out, lay->cols[i].target);
-        strbuf_append(out, " = CASE WHEN ");
-        append_fallback_taken(lay, i, out);
-        strbuf_appendf(out, " THEN p%zu.", i);
-        pgconn_append_ident(out, t->target_key);
-        strbuf_append(out, " ELSE c.");
-        pgconn_append_ident(out, lay->cols[i].target);
-        strbuf_append(out, " END");
-    }
-    strbuf_appendf(out, " FROM pg_temp.wb_stage_%d s", index);
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (is_self_reference(lay, i))
-            append_parent_join(lay, i, true, out);
-    }
-    strbuf_append(out, " WHERE c.");
+    pgconn_append_ident(out, c->target);
+    strbuf_append(out, " = p.");
+    pgconn_append_ident(out, p->target_key);
+    strbuf_append(out, " FROM ");
+    pgconn_append_qualified(out, pending->state_schema, "pending_refs");
+    strbuf_append(out, " f JOIN ");
+    pgconn_append_qualified(out, p->target_schema, p->target_name);
+    strbuf_append(out, " p ON p.");
+    pgconn_append_ident(out, p->legacy_key);
+    strbuf_appendf(out, " = f.parent_key::%s WHERE %s AND c.", c->source_type, where.data);
     pgconn_append_ident(out, t->legacy_key);
-    strbuf_appendf(out, " = s.c%d AND (", lay->key_col[0]);
-    n = 0;
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (!is_self_reference(lay, i))
-            continue;
-        strbuf_append(out, n++ > 0 ? " OR " : "");
-        append_fallback_taken(lay, i, out);
-    }
-    strbuf_append_char(out, ')');
-    return true;
+    strbuf_appendf(out, " = f.row_key::%s AND c.", key->target_type);
+    pgconn_append_ident(out, c->target);
+    strbuf_append(out, " IS NULL RETURNING f.row_key) DELETE FROM ");
+    pgconn_append_qualified(out, pending->state_schema, "pending_refs");
+    strbuf_appendf(out,
+                   " f WHERE %s AND (f.row_key IN (SELECT row_key FROM fixed) OR NOT EXISTS "
+                   "(SELECT 1 FROM ",
+                   where.data);
+    pgconn_append_qualified(out, t->target_schema, t->target_name);
+    strbuf_append(out, " c WHERE c.");
+    pgconn_append_ident(out, t->legacy_key);
+    strbuf_appendf(out, " = f.row_key::%s AND c.", key->target_type);
+    pgconn_append_ident(out, c->target);
+    strbuf_append(out, " IS NULL))");
+    strbuf_free(&where);
 }
 
 /* ---------------------------------------------------------------- extras */

@@ -169,13 +169,48 @@ void tablesql_stage_copy(int index, strbuf *out);
 /* Number of COPY fields of a staged row: ncols + v5 id (UUID-mapped) + one per reference. */
 size_t tablesql_stage_width(const table_layout *lay);
 /*
+ * References to a parent table with a recorded key change (<state_schema>.moved_keys):
+ * a moved row may hold the UUIDv5 of a legacy key the source now uses for a new row.
+ * When such a parent row is not in the target yet (staged in a later batch, or its
+ * table not in the run), its UUIDv5 would name the moved row: a UUID-mapped child's
+ * non-key reference is then written NULL and the row recorded in
+ * <state_schema>.pending_refs (slot, table_name, row_key, ref_column, parent_key, all
+ * text), to be re-pointed once the parent is there (tablesql_pending_fix).
+ */
+typedef struct tablesql_pending {
+    const bool *moved; /* per wb_config table: moved_keys records a key change of it */
+    const char *state_schema;
+    const char *slot;
+} tablesql_pending;
+
+/* True when layout column i is such a reference (pending may be NULL: none is). */
+bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, size_t i);
+
+/*
  * INSERT INTO target SELECT ... FROM the stage; ON CONFLICT DO NOTHING or (update) DO UPDATE.
  * guarded (a UUID-mapped table with a recorded key change, <state_schema>.moved_keys): a
  * new row whose UUIDv5 is held by a moved row gets a random UUID, as the stream does
- * (apply_sql_new_row_uuid).
+ * (apply_sql_new_row_uuid).  With a column that pends (tablesql_pends), the reference
+ * falls back to the parent's UUIDv5 only while no row holds it, else NULL, and the
+ * statement is
+ *   WITH ins AS (INSERT ... RETURNING lk, refs), pend AS (INSERT INTO pending_refs
+ *   SELECT ... FROM ins JOIN stage WHERE the reference is NULL but not on the source
+ *   ON CONFLICT ... DO UPDATE) SELECT count(*) FROM ins
+ * (a one-row result with the rows written).
  */
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
-                           strbuf *out);
+                           const tablesql_pending *pending, strbuf *out);
+
+/*
+ * For column i (tablesql_pends), with $1 the slot and $2 the table's source name:
+ *   WITH fixed AS (UPDATE T c SET ref = p.tk FROM pending_refs f JOIN Parent p ON
+ *   p.lk = f.parent_key::type WHERE f.slot = $1 AND f.table_name = $2 AND
+ *   f.ref_column = 'ref' AND c.lk = f.row_key::type AND c.ref IS NULL RETURNING
+ *   f.row_key) DELETE FROM pending_refs f ... (the re-pointed rows, and those whose row
+ *   is gone or holds a reference again)
+ */
+void tablesql_pending_fix(const table_layout *lay, const tablesql_pending *pending, size_t i,
+                          strbuf *out);
 
 /*
  * Direct load (backfill --defer-indexes, a table that was empty): COPY T (target_key,
@@ -184,21 +219,6 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
  * the same way, so every parent row has its UUIDv5).
  */
 void tablesql_direct_copy(const table_layout *lay, strbuf *out);
-
-/*
- * For a guarded table that references itself (profiles.referred_by), run after the
- * INSERT in the same transaction, once the batches before it are committed: a staged
- * row whose parent was staged in the same or the previous batch referenced the
- * parent's UUIDv5 (the parent was not visible yet); when the parent got a random UUID
- * instead (guarded), the reference is re-pointed to the row that holds the parent's
- * legacy key now (a parent staged in a later batch is not: verify shows the row as
- * differing and backfill --include-stale rewrites it):
- *   UPDATE T c SET ref = CASE WHEN (p.tk <> s.wb_r AND c.ref = s.wb_r) THEN p.tk
- *   ELSE c.ref END FROM stage s LEFT JOIN T p ON p.lk = s.c<ref> WHERE c.lk = s.c<key>
- *   AND (...)
- * False (nothing appended) when the table is not UUID-mapped or has no self-reference.
- */
-bool tablesql_stage_fix_self_refs(const table_layout *lay, int index, strbuf *out);
 
 /* CREATE TEMP TABLE for extra keys in source form (name: wb_extra_<index>). */
 void tablesql_extra_create(const table_layout *lay, int index, strbuf *out);

@@ -73,6 +73,16 @@ static const char *const state_migrations[] = {
     " saved_at timestamptz NOT NULL DEFAULT now());",
     /* 3: the COMMENT statements of the deferred objects, run once they are built again */
     "ALTER TABLE @S@.deferred_ddl ADD COLUMN IF NOT EXISTS comment_ddl text;",
+    /* 4: references backfill wrote NULL because the parent's UUIDv5 is held by a moved
+     * row and the parent row (a reused key) was not in the target yet */
+    "CREATE TABLE IF NOT EXISTS @S@.pending_refs ("
+    " slot text NOT NULL,"
+    " table_name text NOT NULL,"
+    " row_key text NOT NULL,"
+    " ref_column text NOT NULL,"
+    " parent_key text NOT NULL,"
+    " recorded_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (slot, table_name, row_key, ref_column));",
 };
 
 #define STATE_VERSION ((int)(sizeof state_migrations / sizeof state_migrations[0]))

@@ -241,13 +241,13 @@ Test(tablesql, stage_insert_remaps_and_never_touches_existing_ids)
     HAS("CREATE TEMP TABLE IF NOT EXISTS wb_stage_3 (c0 bigint, c1 integer, c2 text, "
         "c3 numeric(20,4), c4 text, wb_id uuid, wb_r1 uuid) ON COMMIT DELETE ROWS");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, false, false, &sql);
+    tablesql_stage_insert(&lay, 3, false, false, NULL, &sql);
     HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
         "\"total\", \"we\"\"ird\") SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", s.wb_r1), s.c2, "
         "s.c3, s.c4 FROM pg_temp.wb_stage_3 s LEFT JOIN \"public\".\"patients\" p1 ON "
         "p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO NOTHING");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, false, &sql);
+    tablesql_stage_insert(&lay, 3, true, false, NULL, &sql);
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET \"patient_id\" = EXCLUDED.\"patient_id\", "
         "\"notes\" = EXCLUDED.\"notes\"");
     HAS_NOT("\"id\" = EXCLUDED");
@@ -290,7 +290,7 @@ Test(tablesql, composite_identity_key_with_reference)
                                "\"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
                                "((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT NULL)))");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 0, true, false, &sql);
+    tablesql_stage_insert(&lay, 0, true, false, NULL, &sql);
     HAS("SELECT COALESCE(p0.\"id\", s.wb_r0), s.c1, s.c2");
     HAS("ON CONFLICT (\"order_id\", \"tag\") DO UPDATE SET \"added_at\" = EXCLUDED.\"added_at\"");
     strbuf_reset(&sql);
@@ -344,7 +344,7 @@ Test(tablesql, guarded_stage_insert_gives_a_taken_uuidv5_a_random_uuid)
     table_layout lay;
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
-    tablesql_stage_insert(&lay, 3, false, true, &sql);
+    tablesql_stage_insert(&lay, 3, false, true, NULL, &sql);
     HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
         "\"total\", \"we\"\"ird\") SELECT CASE WHEN EXISTS (SELECT 1 FROM \"app\".\"orders\" "
         "WHERE \"id\" = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END, s.c0, "
@@ -353,39 +353,73 @@ Test(tablesql, guarded_stage_insert_gives_a_taken_uuidv5_a_random_uuid)
     HAS("LEFT JOIN \"public\".\"patients\" p1 ON p1.\"old_id\" = s.c1 ON CONFLICT "
         "(\"legacy_id\") DO NOTHING");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, true, &sql);
+    tablesql_stage_insert(&lay, 3, true, true, NULL, &sql);
     HAS("THEN gen_random_uuid() ELSE s.wb_id END");
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET");
     HAS_NOT("\"id\" = EXCLUDED");
     table_layout_free(&lay);
     strbuf_reset(&sql);
-    cr_assert_not(tablesql_stage_fix_self_refs(&lay, 3, &sql), "no self-reference");
-    cr_assert_eq(sql.len, 0);
-    table_layout_free(&lay);
     p = tags_plan();
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
-    tablesql_stage_insert(&lay, 0, false, true, &sql);
+    tablesql_stage_insert(&lay, 0, false, true, NULL, &sql);
     HAS_NOT("gen_random_uuid()"); /* identity-mapped: no UUID of its own */
     table_layout_free(&lay);
 }
 
-Test(tablesql, guarded_self_references_are_re_pointed_after_the_insert)
+Test(tablesql, references_to_a_moved_parent_wait_in_pending_refs)
 {
-    /* public.patients references itself (referrer) */
-    column_plan cols[2] = {col("id", "old_id", "integer", "integer", COLROLE_KEY),
-                           col("referrer", "referrer", "integer", "uuid", COLROLE_REFERENCE)};
-    int key[1] = {0};
-    table_plan p = {table("patients"), 0, cols, 2, key, 1, 'd', true, true};
+    table_plan p = orders_plan();
     table_layout lay;
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
-    cr_assert(tablesql_stage_fix_self_refs(&lay, 1, &sql));
+    /* Config order is parents first: index the flags by the tables' positions. */
+    size_t orders_at = (size_t)(table("orders") - cfg.tables);
+    size_t patients_at = (size_t)(table("patients") - cfg.tables);
+    bool moved[4] = {false, false, false, false};
+    moved[patients_at] = true; /* patients had a key change */
+    tablesql_pending pending = {moved, "walbridge", "wb's"};
+    cr_assert(tablesql_pends(&lay, &pending, 1), "patient_id references a moved table");
+    cr_assert_not(tablesql_pends(&lay, &pending, 2), "not a reference");
+    cr_assert_not(tablesql_pends(&lay, NULL, 1));
+    tablesql_stage_insert(&lay, 3, false, false, &pending, &sql);
     cr_assert_str_eq(
-        sql.data, "UPDATE \"public\".\"patients\" c SET \"referrer\" = CASE WHEN (p1.\"uid\" <> "
-                  "s.wb_r1 AND c.\"referrer\" = s.wb_r1) THEN p1.\"uid\" ELSE c.\"referrer\" END "
-                  "FROM pg_temp.wb_stage_1 s LEFT JOIN \"public\".\"patients\" p1 ON "
-                  "p1.\"old_id\" = s.c1 WHERE c.\"old_id\" = s.c0 AND ((p1.\"uid\" <> s.wb_r1 AND "
-                  "c.\"referrer\" = s.wb_r1))");
+        sql.data,
+        "WITH ins AS (INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", "
+        "\"notes\", \"total\", \"we\"\"ird\") SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", CASE "
+        "WHEN EXISTS (SELECT 1 FROM \"public\".\"patients\" x WHERE x.\"uid\" = s.wb_r1) THEN "
+        "NULL ELSE s.wb_r1 END), s.c2, s.c3, s.c4 FROM pg_temp.wb_stage_3 s LEFT JOIN "
+        "\"public\".\"patients\" p1 ON p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO "
+        "NOTHING RETURNING \"legacy_id\", \"patient_id\"), pend AS (INSERT INTO "
+        "\"walbridge\".\"pending_refs\" (slot, table_name, row_key, ref_column, parent_key) "
+        "SELECT E'wb''s', E'public.orders', s.c0::text, E'patient_id', s.c1::text FROM ins JOIN "
+        "pg_temp.wb_stage_3 s ON s.c0 = ins.\"legacy_id\" WHERE ins.\"patient_id\" IS NULL AND "
+        "s.c1 IS NOT NULL ON CONFLICT (slot, table_name, row_key, ref_column) DO UPDATE SET "
+        "parent_key = EXCLUDED.parent_key, recorded_at = now()) SELECT count(*) FROM ins");
+    strbuf_reset(&sql);
+    tablesql_pending_fix(&lay, &pending, 1, &sql);
+    cr_assert_str_eq(
+        sql.data,
+        "WITH fixed AS (UPDATE \"app\".\"orders\" c SET \"patient_id\" = p.\"uid\" FROM "
+        "\"walbridge\".\"pending_refs\" f JOIN \"public\".\"patients\" p ON p.\"old_id\" = "
+        "f.parent_key::integer WHERE f.slot = $1 AND f.table_name = $2 AND f.ref_column = "
+        "E'patient_id' AND c.\"legacy_id\" = f.row_key::bigint AND c.\"patient_id\" IS NULL "
+        "RETURNING f.row_key) DELETE FROM \"walbridge\".\"pending_refs\" f WHERE f.slot = $1 "
+        "AND f.table_name = $2 AND f.ref_column = E'patient_id' AND (f.row_key IN (SELECT "
+        "row_key FROM fixed) OR NOT EXISTS (SELECT 1 FROM \"app\".\"orders\" c WHERE "
+        "c.\"legacy_id\" = f.row_key::bigint AND c.\"patient_id\" IS NULL))");
+    /* Only the parents' key changes count: orders' own is not one of a parent. */
+    bool own[4] = {false, false, false, false};
+    own[orders_at] = true;
+    tablesql_pending self_only = {own, "walbridge", "wb"};
+    cr_assert_not(tablesql_pends(&lay, &self_only, 1));
+    table_layout_free(&lay);
+    /* An identity-mapped child keeps the fallback: its reference is part of its key. */
+    p = tags_plan();
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    bool orders_moved[4] = {false, false, false, false};
+    orders_moved[orders_at] = true;
+    tablesql_pending tags_pending = {orders_moved, "walbridge", "wb"};
+    cr_assert_not(tablesql_pends(&lay, &tags_pending, 0));
     table_layout_free(&lay);
 }
 
@@ -408,7 +442,7 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 6, true, false, &sql);
+    tablesql_stage_insert(&lay, 6, true, false, NULL, &sql);
     HAS_NOT("ON CONFLICT");
     strbuf_reset(&sql);
     tablesql_extra_delete(&lay, 6, &sql);
