@@ -378,10 +378,21 @@ static stream_stop_reason stream_on_xlogdata(stream_ctl *ctl, const char *buf, s
                  lsn_format(w.data_start, at), err, lsn_format(applier_durable_lsn(ctl->app), dur));
         return STREAM_STOP_FATAL;
     }
-    if (ctl->until_exact && c.action == W2J_BEGIN && w2j_commit_position(&c) > ctl->until_lsn) {
-        /* The first transaction past the snapshot: stop before it (commit order). */
-        w2j_change_free(&c);
-        return STREAM_STOP_UNTIL;
+    if (ctl->until_exact && c.action == W2J_BEGIN) {
+        wb_lsn commit = w2j_commit_position(&c);
+        if (commit == LSN_INVALID) {
+            /* Neither applying it nor stopping before it is known to be right. */
+            stream_log_fatal(&c, w.data_start, applier_durable_lsn(ctl->app),
+                             "a BEGIN without its commit position (nextlsn): the catch-up "
+                             "cannot tell whether the transaction is in the snapshot");
+            w2j_change_free(&c);
+            return STREAM_STOP_FATAL;
+        }
+        if (commit > ctl->until_lsn) {
+            /* The first transaction past the snapshot: stop before it (commit order). */
+            w2j_change_free(&c);
+            return STREAM_STOP_UNTIL;
+        }
     }
     bool transactional = !(c.action == W2J_MESSAGE && !c.transactional);
     if (!applier_feed(ctl->app, &c, w.data_start, &retryable)) {
