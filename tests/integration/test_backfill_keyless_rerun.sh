@@ -86,7 +86,7 @@ wb_eq "b: the first run (exit 0)" 0 "$WB_RC"
 behind_writes tag-b
 wb_psql source >"$WB_TMP/b_writer.out" 2>&1 <<'SQL' &
 DO $$ BEGIN
-    FOR i IN 1..300 LOOP
+    FOR i IN 1..500 LOOP
         INSERT INTO audit_log (happened_at, actor, action) VALUES ('2024-06-01+00', 'tag-b-loop', 'same');
         IF i % 10 = 0 THEN
             DELETE FROM audit_log WHERE ctid = (SELECT ctid FROM audit_log WHERE actor = 'tag-b-loop' LIMIT 1);
