@@ -215,6 +215,41 @@ static bool read_deferred(PGconn *conn, const wb_config *cfg, const char *const 
     return ok;
 }
 
+/*
+ * Counts, per table, the rows whose reference backfill wrote NULL to wait for a parent
+ * on a reused key (<state_schema>.pending_refs of the slot, when it exists).
+ */
+static bool read_pending(PGconn *conn, const wb_config *cfg, side_table *tables)
+{
+    strbuf name, sql;
+    strbuf_init(&name);
+    strbuf_init(&sql);
+    pgconn_append_qualified(&name, cfg->state_schema, "pending_refs");
+    const char *p1[1] = {name.data};
+    PGresult *res = pgconn_query(conn, "target: looking for pending references",
+                                 "SELECT to_regclass($1) IS NOT NULL", 1, p1, NULL);
+    bool ok = res != NULL;
+    bool exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (exists) {
+        strbuf_appendf(&sql, "SELECT table_name, count(*) FROM %s WHERE slot = $1 GROUP BY 1",
+                       name.data);
+        const char *p2[1] = {cfg->slot};
+        res = pgconn_query(conn, "target: reading pending references", sql.data, 1, p2, NULL);
+        ok = res != NULL;
+        for (int r = 0; ok && r < PQntuples(res); r++) {
+            for (size_t i = 0; i < cfg->ntables; i++) {
+                if (strcmp(cfg->tables[i].source, PQgetvalue(res, r, 0)) == 0)
+                    tables[i].pending = strtol(PQgetvalue(res, r, 1), NULL, 10);
+            }
+        }
+        PQclear(res);
+    }
+    strbuf_free(&name);
+    strbuf_free(&sql);
+    return ok;
+}
+
 static bool read_side(PGconn *conn, const char *side, const wb_config *cfg, bool source,
                       side_table *tables)
 {
@@ -238,7 +273,7 @@ static bool read_side(PGconn *conn, const char *side, const wb_config *cfg, bool
             fill_uniques(res, tables, cfg->ntables);
         PQclear(res);
         if (ok && !source)
-            ok = read_deferred(conn, cfg, params, tables);
+            ok = read_deferred(conn, cfg, params, tables) && read_pending(conn, cfg, tables);
     }
     strbuf_free(&schemas);
     strbuf_free(&names);

@@ -47,6 +47,8 @@ typedef struct side_table {
     size_t nuniques;
     bool deferred; /* target: backfill --defer-indexes dropped its indexes and has not
                     * built them again yet (<state_schema>.deferred_ddl) */
+    long pending;  /* target: rows whose reference waits for a reused key's parent
+                    * (<state_schema>.pending_refs of this slot) */
 } side_table;
 
 /* Appends a problem (message from fmt) to cat->problems; table and hint are copied. */

@@ -511,6 +511,14 @@ static void plan_table(rule_ctx *x)
     for (size_t i = 0; i < x->src->ncols; i++)
         plan_column(x, &x->src->cols[i], &plan->columns[i]);
     check_unfed_target_columns(x);
+    if (x->dst->pending > 0)
+        catalog_add_problem(x->cat, CATALOG_WARNING, t->source,
+                            "Backfill the parent table; any backfill run that includes this "
+                            "table then re-points them.",
+                            "%s: %ld row(s) of %s reference a parent row not in the target yet "
+                            "(a key reused after a key change): their reference is NULL until "
+                            "backfill re-points it (%s.pending_refs)",
+                            t->source, x->dst->pending, t->target, x->cfg->state_schema);
     if (x->src->relkind == 'p')
         catalog_add_problem(
             x->cat, CATALOG_ERROR, t->source, "Configure each partition as its own table.",

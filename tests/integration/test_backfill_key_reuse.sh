@@ -138,6 +138,9 @@ wb_eq "the order does not reference the moved doctor: its reference is NULL" "t"
     "$(tgt "SELECT doctor_id IS NULL FROM orders WHERE legacy_id = 990100")"
 wb_eq "the moved doctor has no order" 0 "$(tgt "SELECT count(*) FROM orders WHERE doctor_id = '$moved3100'")"
 wb_eq "one reference waits" 1 "$(pending_count)"
+wb_run -c "$cfg" check
+wb_contains "check reports the waiting reference" "$WB_OUT$WB_ERR" \
+    "public.orders: 1 row(s) of public.orders reference a parent row not in the target yet (a key reused after a key change): their reference is NULL until backfill re-points it (walbridge.pending_refs)"
 wb_run -c "$cfg" backfill --tables doctors,orders
 wb_eq "backfill of doctors and orders exits 0" 0 "$WB_RC"
 wb_eq "the order now references the new doctor 3100" "L-new" \
