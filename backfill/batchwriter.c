@@ -340,7 +340,13 @@ static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
         return drain(c->conn, table, "COPY into the table", &c->copied_direct);
     if (!drain(c->conn, table, "COPY into the staging table", NULL))
         return false;
-    if (!PQsendQuery(c->conn, bw->insert_sql.data)) {
+    const char **params = wb_xcalloc(bw->lay->ncols + 2, sizeof *params);
+    int nparams = tablesql_pending_params(bw->lay, &bw->pending, params);
+    int sent = nparams > 0 ? PQsendQueryParams(c->conn, bw->insert_sql.data, nparams, NULL, params,
+                                               NULL, NULL, 0)
+                           : PQsendQuery(c->conn, bw->insert_sql.data);
+    free(params);
+    if (!sent) {
         log_error("%s: sending the insert failed: %s", table, PQerrorMessage(c->conn));
         return false;
     }
@@ -463,7 +469,7 @@ bool bw_finish(batch_writer *bw, const char *ckpt_key)
 bool bw_fix_pending(PGconn *conn, const table_layout *lay, const tablesql_pending *pending)
 {
     const char *table = lay->table->source;
-    const char *params[2] = {pending->slot, table};
+    const char *params[3] = {pending->slot, table, NULL};
     strbuf sql;
     strbuf_init(&sql);
     bool ok = true;
@@ -472,7 +478,8 @@ bool bw_fix_pending(PGconn *conn, const table_layout *lay, const tablesql_pendin
             continue;
         strbuf_reset(&sql);
         tablesql_pending_fix(lay, pending, i, &sql);
-        PGresult *res = pgconn_query(conn, table, sql.data, 2, params, NULL);
+        params[2] = lay->cols[i].target;
+        PGresult *res = pgconn_query(conn, table, sql.data, 3, params, NULL);
         ok = res != NULL;
         if (ok && strtoull(PQcmdTuples(res), NULL, 10) > 0)
             log_info("%s: %s pending reference(s) re-pointed or cleared (%s)", table,

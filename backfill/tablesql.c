@@ -638,18 +638,6 @@ bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, si
            c->parent >= 0 && !c->is_key && pending->moved[c->parent];
 }
 
-/* A string literal: E'...' with quotes and backslashes doubled. */
-static void append_literal(strbuf *out, const char *text)
-{
-    strbuf_append(out, "E'");
-    for (const char *p = text; *p != '\0'; p++) {
-        if (*p == '\'' || *p == '\\')
-            strbuf_append_char(out, *p);
-        strbuf_append_char(out, *p);
-    }
-    strbuf_append_char(out, '\'');
-}
-
 /* "EXISTS (SELECT 1 FROM Parent x WHERE x.tk = s.wb_r<i>)": the parent's UUIDv5 is held. */
 static void append_v5_held(const table_layout *lay, size_t i, strbuf *out)
 {
@@ -661,23 +649,37 @@ static void append_v5_held(const table_layout *lay, size_t i, strbuf *out)
     strbuf_appendf(out, " = s.wb_r%zu)", i);
 }
 
-/* The pend CTE's SELECT for column i: staged rows written with a NULL reference. */
-static void append_pending_select(const table_layout *lay, const tablesql_pending *pending,
-                                  int index, size_t i, strbuf *out)
+/*
+ * The pend CTE's SELECT for column i, the param-th parameter naming it: staged rows
+ * written with a NULL reference.
+ */
+static void append_pending_select(const table_layout *lay, int index, size_t i, int param,
+                                  strbuf *out)
 {
     int k = lay->key_col[0];
-    strbuf_append(out, "SELECT ");
-    append_literal(out, pending->slot);
-    strbuf_append(out, ", ");
-    append_literal(out, lay->table->source);
-    strbuf_appendf(out, ", s.c%d::text, ", k);
-    append_literal(out, lay->cols[i].target);
-    strbuf_appendf(out, ", s.c%zu::text FROM ins JOIN pg_temp.wb_stage_%d s ON s.c%d = ins.", i,
-                   index, k);
+    strbuf_appendf(out,
+                   "SELECT $1, $2, s.c%d::text, $%d, s.c%zu::text FROM ins JOIN "
+                   "pg_temp.wb_stage_%d s ON s.c%d = ins.",
+                   k, param, i, index, k);
     pgconn_append_ident(out, lay->table->legacy_key);
     strbuf_append(out, " WHERE ins.");
     pgconn_append_ident(out, lay->cols[i].target);
     strbuf_appendf(out, " IS NULL AND s.c%zu IS NOT NULL", i);
+}
+
+int tablesql_pending_params(const table_layout *lay, const tablesql_pending *pending,
+                            const char **params)
+{
+    int n = 2;
+    for (size_t i = 0; i < lay->ncols; i++) {
+        if (tablesql_pends(lay, pending, i))
+            params[n++] = lay->cols[i].target;
+    }
+    if (n == 2)
+        return 0;
+    params[0] = pending->slot;
+    params[1] = lay->table->source;
+    return n;
 }
 
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
@@ -737,12 +739,12 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
     strbuf_append(out, "), pend AS (INSERT INTO ");
     pgconn_append_qualified(out, pending->state_schema, "pending_refs");
     strbuf_append(out, " (slot, table_name, row_key, ref_column, parent_key) ");
-    size_t n = 0;
+    int param = 3;
     for (size_t i = 0; i < lay->ncols; i++) {
         if (!tablesql_pends(lay, pending, i))
             continue;
-        strbuf_append(out, n++ > 0 ? " UNION ALL " : "");
-        append_pending_select(lay, pending, index, i, out);
+        strbuf_append(out, param > 3 ? " UNION ALL " : "");
+        append_pending_select(lay, index, i, param++, out);
     }
     strbuf_append(out, " ON CONFLICT (slot, table_name, row_key, ref_column) DO UPDATE SET "
                        "parent_key = EXCLUDED.parent_key, recorded_at = now()) "
@@ -764,10 +766,7 @@ void tablesql_pending_fix(const table_layout *lay, const tablesql_pending *pendi
     const layout_column *key = &lay->cols[lay->key_col[0]];
     const table_config *p = &lay->cfg->tables[c->parent];
     /* f's rows of this table and column */
-    strbuf where;
-    strbuf_init(&where);
-    strbuf_append(&where, "f.slot = $1 AND f.table_name = $2 AND f.ref_column = ");
-    append_literal(&where, c->target);
+    const char *where = "f.slot = $1 AND f.table_name = $2 AND f.ref_column = $3";
 
     strbuf_append(out, "WITH fixed AS (UPDATE ");
     pgconn_append_qualified(out, t->target_schema, t->target_name);
@@ -781,7 +780,7 @@ void tablesql_pending_fix(const table_layout *lay, const tablesql_pending *pendi
     pgconn_append_qualified(out, p->target_schema, p->target_name);
     strbuf_append(out, " p ON p.");
     pgconn_append_ident(out, p->legacy_key);
-    strbuf_appendf(out, " = f.parent_key::%s WHERE %s AND c.", c->source_type, where.data);
+    strbuf_appendf(out, " = f.parent_key::%s WHERE %s AND c.", c->source_type, where);
     pgconn_append_ident(out, t->legacy_key);
     strbuf_appendf(out, " = f.row_key::%s AND c.", key->target_type);
     pgconn_append_ident(out, c->target);
@@ -790,14 +789,13 @@ void tablesql_pending_fix(const table_layout *lay, const tablesql_pending *pendi
     strbuf_appendf(out,
                    " f WHERE %s AND (f.row_key IN (SELECT row_key FROM fixed) OR NOT EXISTS "
                    "(SELECT 1 FROM ",
-                   where.data);
+                   where);
     pgconn_append_qualified(out, t->target_schema, t->target_name);
     strbuf_append(out, " c WHERE c.");
     pgconn_append_ident(out, t->legacy_key);
     strbuf_appendf(out, " = f.row_key::%s AND c.", key->target_type);
     pgconn_append_ident(out, c->target);
     strbuf_append(out, " IS NULL))");
-    strbuf_free(&where);
 }
 
 /* ---------------------------------------------------------------- extras */

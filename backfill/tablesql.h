@@ -196,16 +196,26 @@ bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, si
  *   WITH ins AS (INSERT ... RETURNING lk, refs), pend AS (INSERT INTO pending_refs
  *   SELECT ... FROM ins JOIN stage WHERE the reference is NULL but not on the source
  *   ON CONFLICT ... DO UPDATE) SELECT count(*) FROM ins
- * (a one-row result with the rows written).
+ * (a one-row result with the rows written): $1 is the slot, $2 the table's source
+ * name, $3.. the target names of the columns that pend, in column order
+ * (tablesql_pending_params).
  */
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
                            const tablesql_pending *pending, strbuf *out);
 
 /*
- * For column i (tablesql_pends), with $1 the slot and $2 the table's source name:
+ * The parameters of the insert above into params (room for 2 + lay->ncols): returns
+ * their count (0: the insert takes none).  Borrowed strings.
+ */
+int tablesql_pending_params(const table_layout *lay, const tablesql_pending *pending,
+                            const char **params);
+
+/*
+ * For column i (tablesql_pends), with $1 the slot, $2 the table's source name and $3
+ * the column's target name:
  *   WITH fixed AS (UPDATE T c SET ref = p.tk FROM pending_refs f JOIN Parent p ON
  *   p.lk = f.parent_key::type WHERE f.slot = $1 AND f.table_name = $2 AND
- *   f.ref_column = 'ref' AND c.lk = f.row_key::type AND c.ref IS NULL RETURNING
+ *   f.ref_column = $3 AND c.lk = f.row_key::type AND c.ref IS NULL RETURNING
  *   f.row_key) DELETE FROM pending_refs f ... (the re-pointed rows, and those whose row
  *   is gone or holds a reference again)
  */

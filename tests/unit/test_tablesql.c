@@ -391,20 +391,26 @@ Test(tablesql, references_to_a_moved_parent_wait_in_pending_refs)
         "\"public\".\"patients\" p1 ON p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO "
         "NOTHING RETURNING \"legacy_id\", \"patient_id\"), pend AS (INSERT INTO "
         "\"walbridge\".\"pending_refs\" (slot, table_name, row_key, ref_column, parent_key) "
-        "SELECT E'wb''s', E'public.orders', s.c0::text, E'patient_id', s.c1::text FROM ins JOIN "
+        "SELECT $1, $2, s.c0::text, $3, s.c1::text FROM ins JOIN "
         "pg_temp.wb_stage_3 s ON s.c0 = ins.\"legacy_id\" WHERE ins.\"patient_id\" IS NULL AND "
         "s.c1 IS NOT NULL ON CONFLICT (slot, table_name, row_key, ref_column) DO UPDATE SET "
         "parent_key = EXCLUDED.parent_key, recorded_at = now()) SELECT count(*) FROM ins");
+    const char *params[2 + 5];
+    cr_assert_eq(tablesql_pending_params(&lay, &pending, params), 3);
+    cr_assert_str_eq(params[0], "wb's");
+    cr_assert_str_eq(params[1], "public.orders");
+    cr_assert_str_eq(params[2], "patient_id");
+    cr_assert_eq(tablesql_pending_params(&lay, NULL, params), 0, "nothing pends: no parameters");
     strbuf_reset(&sql);
     tablesql_pending_fix(&lay, &pending, 1, &sql);
     cr_assert_str_eq(
         sql.data,
         "WITH fixed AS (UPDATE \"app\".\"orders\" c SET \"patient_id\" = p.\"uid\" FROM "
         "\"walbridge\".\"pending_refs\" f JOIN \"public\".\"patients\" p ON p.\"old_id\" = "
-        "f.parent_key::integer WHERE f.slot = $1 AND f.table_name = $2 AND f.ref_column = "
-        "E'patient_id' AND c.\"legacy_id\" = f.row_key::bigint AND c.\"patient_id\" IS NULL "
+        "f.parent_key::integer WHERE f.slot = $1 AND f.table_name = $2 AND f.ref_column = $3 "
+        "AND c.\"legacy_id\" = f.row_key::bigint AND c.\"patient_id\" IS NULL "
         "RETURNING f.row_key) DELETE FROM \"walbridge\".\"pending_refs\" f WHERE f.slot = $1 "
-        "AND f.table_name = $2 AND f.ref_column = E'patient_id' AND (f.row_key IN (SELECT "
+        "AND f.table_name = $2 AND f.ref_column = $3 AND (f.row_key IN (SELECT "
         "row_key FROM fixed) OR NOT EXISTS (SELECT 1 FROM \"app\".\"orders\" c WHERE "
         "c.\"legacy_id\" = f.row_key::bigint AND c.\"patient_id\" IS NULL))");
     /* Only the parents' key changes count: orders' own is not one of a parent. */
