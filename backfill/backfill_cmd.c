@@ -356,6 +356,19 @@ static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *too
     return true;
 }
 
+/* Diffs (and with o->write, copies) table i into *r, logging what it did. */
+static bool diff_table(bf_session *s, const backfill_args *a, tablediff_options *o, size_t i,
+                       tablediff_result *r)
+{
+    const table_config *t = &s->cfg.tables[i];
+    o->estimate = bf_session_estimate(s->source, t);
+    bool ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
+                            a->writers, o, r);
+    if (ok)
+        tablediff_log_result(t, r, a->delete_extra);
+    return ok;
+}
+
 /* Diffs (and copies) the selected tables not loaded directly, keyless ones or the others. */
 static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options *o,
                         const dl_load *load, bool keyless, tablediff_result *results)
@@ -365,12 +378,8 @@ static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options
         const table_config *t = &s->cfg.tables[i];
         if (!s->selected[i] || load[i] != DL_NONE || (t->nkey == 0) != keyless)
             continue;
-        o->estimate = bf_session_estimate(s->source, t);
         log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
-        ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
-                           a->writers, o, &results[i]);
-        if (ok)
-            tablediff_log_result(t, &results[i], a->delete_extra);
+        ok = diff_table(s, a, o, i, &results[i]);
     }
     return ok;
 }
@@ -394,11 +403,8 @@ static bool fix_resumed_stale(bf_session *s, const backfill_args *a, const table
                  t->source);
         tablediff_result r;
         memset(&r, 0, sizeof r);
-        again.estimate = bf_session_estimate(s->source, t);
-        ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
-                           a->writers, &again, &r);
+        ok = diff_table(s, a, &again, i, &r);
         if (ok) {
-            tablediff_log_result(t, &r, a->delete_extra);
             results[i].counts.stale = r.counts.stale;
             results[i].stale_fixed += r.stale_fixed;
             results[i].copied += r.copied;
@@ -407,6 +413,13 @@ static bool fix_resumed_stale(bf_session *s, const backfill_args *a, const table
         tablediff_result_free(&r);
     }
     return ok;
+}
+
+/* Builds again what earlier runs deferred and this one did not load (--tables, a kill). */
+static bool rebuild_leftovers(bf_session *s, const backfill_args *a)
+{
+    return a->dry_run || (deferidx_rebuild(s->target_write[0], s->cfg.state_schema) &&
+                          deferidx_rebuild_foreign_keys(s->target_write[0], s->cfg.state_schema));
 }
 
 /*
@@ -474,16 +487,13 @@ static bool run_tables(bf_session *s, const backfill_args *a, const handoff *h,
      * index the stream writes through: after the rebuild of what earlier runs deferred. */
     ok = ok && diff_tables(s, a, &o, load, false, results);
     if (ok && catch_up != NULL) {
-        ok = a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&
-                            deferidx_rebuild_foreign_keys(s->target_write[0], cfg->state_schema));
+        ok = rebuild_leftovers(s, a);
         *catch_up = ok && catch_up_stream(s, h, left_out);
     }
     ok = ok && diff_tables(s, a, &o, load, true, results);
     free(load);
     /* Definitions of tables this run did not copy (an earlier run's, --tables). */
-    return ok &&
-           (a->dry_run || (deferidx_rebuild(s->target_write[0], cfg->state_schema) &&
-                           deferidx_rebuild_foreign_keys(s->target_write[0], cfg->state_schema)));
+    return ok && rebuild_leftovers(s, a);
 }
 
 int backfill_main(const char *config_path, int argc, char **argv)

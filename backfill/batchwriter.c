@@ -22,6 +22,7 @@
 #include "common/copytext.h"
 #include "common/log.h"
 #include "common/pgconn.h"
+#include "common/state.h"
 #include "common/uuidmap.h"
 
 void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const *conns, int nconns,
@@ -57,6 +58,7 @@ void bw_free(batch_writer *bw)
     strbuf_free(&bw->line);
     strbuf_free(&bw->insert_sql);
     free(bw->moved);
+    free(bw->insert_params);
     strbuf_free(&bw->delete_sql);
     strbuf_free(&bw->orphan_sql);
 }
@@ -75,8 +77,9 @@ static bool query_bool(PGconn *conn, const char *what, const char *sql, const ch
 }
 
 /*
- * *moved: <state_schema>.moved_keys (created by the stream) records a key change of
- * UUID-mapped table t, so a moved row may hold the UUIDv5 of a key now reused.
+ * *moved: <state_schema>.moved_keys (created by the stream, which the caller found
+ * there) records a key change of UUID-mapped table t, so a moved row may hold the
+ * UUIDv5 of a key now reused.
  */
 static bool read_moved_keys(batch_writer *bw, PGconn *conn, const table_config *t, bool *moved)
 {
@@ -86,39 +89,39 @@ static bool read_moved_keys(batch_writer *bw, PGconn *conn, const table_config *
     strbuf name, sql;
     strbuf_init(&name);
     strbuf_init(&sql);
-    pgconn_append_qualified(&name, bw->state_schema, "moved_keys");
-    bool exists = false;
-    bool ok = query_bool(conn, t->source, "SELECT to_regclass($1) IS NOT NULL", name.data, &exists);
-    if (ok && exists) {
-        strbuf_reset(&name);
-        pgconn_append_qualified(&name, t->target_schema, t->target_name);
-        strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
-        pgconn_append_qualified(&sql, bw->state_schema, "moved_keys");
-        strbuf_append(&sql, " WHERE table_oid = to_regclass($1))");
-        ok = query_bool(conn, t->source, sql.data, name.data, moved);
-    }
+    pgconn_append_qualified(&name, t->target_schema, t->target_name);
+    strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
+    pgconn_append_qualified(&sql, bw->state_schema, "moved_keys");
+    strbuf_append(&sql, " WHERE table_oid = to_regclass($1))");
+    bool ok = query_bool(conn, t->source, sql.data, name.data, moved);
     strbuf_free(&name);
     strbuf_free(&sql);
     return ok;
 }
 
-/* bw->moved for the table and its parents; bw->pends. */
+/*
+ * bw->moved for the table and its parents, and the insert's parameters when some
+ * reference may wait for a reused key's parent (tablesql_pending_params).
+ */
 static bool read_moved_parents(batch_writer *bw, PGconn *conn)
 {
     const table_layout *lay = bw->lay;
     const wb_config *cfg = lay->cfg;
     bw->moved = wb_xcalloc(cfg->ntables > 0 ? cfg->ntables : 1, sizeof *bw->moved);
+    bool exists = false;
+    if (!state_table_exists(conn, bw->state_schema, "moved_keys", &exists))
+        return false;
     int self = (int)(lay->table - cfg->tables);
-    bool ok = read_moved_keys(bw, conn, lay->table, &bw->moved[self]);
-    for (size_t i = 0; ok && i < lay->ncols; i++) {
+    bool ok = !exists || read_moved_keys(bw, conn, lay->table, &bw->moved[self]);
+    for (size_t i = 0; ok && exists && i < lay->ncols; i++) {
         int p = lay->cols[i].parent;
         if (p >= 0 && p != self)
             ok = read_moved_keys(bw, conn, &cfg->tables[p], &bw->moved[p]);
     }
     bw->pending =
         (tablesql_pending){.moved = bw->moved, .state_schema = bw->state_schema, .slot = bw->slot};
-    for (size_t i = 0; ok && i < lay->ncols; i++)
-        bw->pends = bw->pends || tablesql_pends(lay, &bw->pending, i);
+    bw->insert_params = wb_xcalloc(lay->ncols + 2, sizeof *bw->insert_params);
+    bw->ninsert_params = tablesql_pending_params(lay, &bw->pending, bw->insert_params);
     return ok;
 }
 
@@ -145,12 +148,12 @@ bool bw_prepare(batch_writer *bw, bool extras)
         log_info("%s: key changes were applied (moved_keys): a new row whose UUIDv5 is held by "
                  "a moved row gets a random UUID",
                  bw->lay->table->source);
-    if (bw->pends)
+    if (bw->ninsert_params > 0)
         log_info("%s: references a table with key changes (moved_keys): a reference to a "
                  "parent row not in the target yet whose UUIDv5 a moved row holds is written "
                  "NULL and re-pointed once the parent is there (%s.pending_refs)",
                  bw->lay->table->source, bw->state_schema);
-    if (moved || bw->pends) {
+    if (moved || bw->ninsert_params > 0) {
         strbuf_reset(&bw->insert_sql);
         tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, moved, &bw->pending,
                               &bw->insert_sql);
@@ -340,12 +343,10 @@ static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
         return drain(c->conn, table, "COPY into the table", &c->copied_direct);
     if (!drain(c->conn, table, "COPY into the staging table", NULL))
         return false;
-    const char **params = wb_xcalloc(bw->lay->ncols + 2, sizeof *params);
-    int nparams = tablesql_pending_params(bw->lay, &bw->pending, params);
-    int sent = nparams > 0 ? PQsendQueryParams(c->conn, bw->insert_sql.data, nparams, NULL, params,
-                                               NULL, NULL, 0)
-                           : PQsendQuery(c->conn, bw->insert_sql.data);
-    free(params);
+    int sent = bw->ninsert_params > 0
+                   ? PQsendQueryParams(c->conn, bw->insert_sql.data, bw->ninsert_params, NULL,
+                                       bw->insert_params, NULL, NULL, 0)
+                   : PQsendQuery(c->conn, bw->insert_sql.data);
     if (!sent) {
         log_error("%s: sending the insert failed: %s", table, PQerrorMessage(c->conn));
         return false;
@@ -461,7 +462,7 @@ bool bw_finish(batch_writer *bw, const char *ckpt_key)
             ok = finish_batch(bw, &bw->w[i], i == last);
     }
     /* Every batch is committed: the parents staged in any of them are visible now. */
-    ok = ok && (!bw->pends || bw_fix_pending(bw->w[0].conn, bw->lay, &bw->pending));
+    ok = ok && (bw->ninsert_params == 0 || bw_fix_pending(bw->w[0].conn, bw->lay, &bw->pending));
     add_wait(bw, &t0);
     return ok;
 }

@@ -419,21 +419,10 @@ static void gather_target(const wb_config *cfg, health_facts *f)
         return;
     }
     f->target_connected = true;
-    strbuf rel;
-    strbuf_init(&rel);
-    pgconn_append_qualified(&rel, cfg->state_schema, "stream_progress");
-    const char *params[1] = {rel.data};
-    PGresult *res = NULL;
-    if (pgconn_exec(conn, "target: statement_timeout", HEALTH_STATEMENT_TIMEOUT))
-        res = pgconn_query(conn, "target: looking up the state schema",
-                           "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, params, NULL);
-    strbuf_free(&rel);
-    if (res != NULL) {
-        f->state_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        PQclear(res);
+    if (pgconn_exec(conn, "target: statement_timeout", HEALTH_STATEMENT_TIMEOUT) &&
+        state_table_exists(conn, cfg->state_schema, "stream_progress", &f->state_exists))
         f->target_ok = state_get_applied_lsn(conn, cfg->state_schema, cfg->slot, &f->applied_lsn,
                                              &f->applied_found, &f->applied_age_s);
-    }
     if (!f->target_ok)
         conn_error(conn, "reading the applied LSN", f->target_error, sizeof f->target_error);
     PQfinish(conn);

@@ -617,8 +617,11 @@ int stream_catch_up(const wb_config *cfg, wb_lsn until, wb_lsn *applied)
     int rc = stream_prepare(&run, &args, &start, &stop);
     if (rc == EXIT_OK && start > until) {
         char s1[LSN_TEXT_MAX], s2[LSN_TEXT_MAX];
-        log_error("the stream's applied LSN %s is past the snapshot's consistent point %s",
-                  lsn_format(start, s1), lsn_format(until, s2));
+        log_full(LOG_ERROR, NULL,
+                 "A stream applied past the snapshot meanwhile; run backfill again, it takes "
+                 "a new snapshot.",
+                 "the stream's applied LSN %s is past the snapshot's consistent point %s",
+                 lsn_format(start, s1), lsn_format(until, s2));
         rc = EXIT_RUNTIME;
     }
     if (rc == EXIT_OK && !run.stopped)

@@ -22,6 +22,7 @@
 #include "common/catalog_internal.h"
 #include "common/log.h"
 #include "common/pgconn.h"
+#include "common/state.h"
 #include "common/strbuf.h"
 
 static const char *const columns_sql =
@@ -185,33 +186,28 @@ static void fill_uniques(const PGresult *res, side_table *tables, size_t ntables
 static bool read_deferred(PGconn *conn, const wb_config *cfg, const char *const *params,
                           side_table *tables)
 {
-    strbuf name, sql;
-    strbuf_init(&name);
+    bool exists = false;
+    if (!state_table_exists(conn, cfg->state_schema, "deferred_ddl", &exists))
+        return false;
+    if (!exists)
+        return true;
+    strbuf sql;
     strbuf_init(&sql);
-    pgconn_append_qualified(&name, cfg->state_schema, "deferred_ddl");
-    const char *p1[1] = {name.data};
-    PGresult *res = pgconn_query(conn, "target: looking for deferred indexes",
-                                 "SELECT to_regclass($1) IS NOT NULL", 1, p1, NULL);
-    bool ok = res != NULL;
-    bool exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (exists) {
-        strbuf_appendf(&sql,
-                       "SELECT q.ord::int FROM unnest($1::text[], $2::text[]) WITH ORDINALITY "
-                       "AS q(nsp, rel, ord) WHERE format('%%I.%%I', q.nsp, q.rel) IN "
-                       "(SELECT table_name FROM %s WHERE kind <> 'foreign key')",
-                       name.data);
-        res = pgconn_query(conn, "target: reading deferred indexes", sql.data, 2, params, NULL);
-        ok = res != NULL;
-        for (int r = 0; ok && r < PQntuples(res); r++) {
-            long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
-            if (ord >= 1 && (size_t)ord <= cfg->ntables)
-                tables[ord - 1].deferred = true;
-        }
-        PQclear(res);
-    }
-    strbuf_free(&name);
+    strbuf_append(&sql, "SELECT q.ord::int FROM unnest($1::text[], $2::text[]) WITH ORDINALITY "
+                        "AS q(nsp, rel, ord) WHERE format('%I.%I', q.nsp, q.rel) IN "
+                        "(SELECT table_name FROM ");
+    pgconn_append_qualified(&sql, cfg->state_schema, "deferred_ddl");
+    strbuf_append(&sql, " WHERE kind <> 'foreign key')");
+    PGresult *res =
+        pgconn_query(conn, "target: reading deferred indexes", sql.data, 2, params, NULL);
     strbuf_free(&sql);
+    bool ok = res != NULL;
+    for (int r = 0; ok && r < PQntuples(res); r++) {
+        long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= cfg->ntables)
+            tables[ord - 1].deferred = true;
+    }
+    PQclear(res);
     return ok;
 }
 
@@ -221,32 +217,28 @@ static bool read_deferred(PGconn *conn, const wb_config *cfg, const char *const 
  */
 static bool read_pending(PGconn *conn, const wb_config *cfg, side_table *tables)
 {
-    strbuf name, sql;
-    strbuf_init(&name);
+    bool exists = false;
+    if (!state_table_exists(conn, cfg->state_schema, "pending_refs", &exists))
+        return false;
+    if (!exists)
+        return true;
+    strbuf sql;
     strbuf_init(&sql);
-    pgconn_append_qualified(&name, cfg->state_schema, "pending_refs");
-    const char *p1[1] = {name.data};
-    PGresult *res = pgconn_query(conn, "target: looking for pending references",
-                                 "SELECT to_regclass($1) IS NOT NULL", 1, p1, NULL);
-    bool ok = res != NULL;
-    bool exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (exists) {
-        strbuf_appendf(&sql, "SELECT table_name, count(*) FROM %s WHERE slot = $1 GROUP BY 1",
-                       name.data);
-        const char *p2[1] = {cfg->slot};
-        res = pgconn_query(conn, "target: reading pending references", sql.data, 1, p2, NULL);
-        ok = res != NULL;
-        for (int r = 0; ok && r < PQntuples(res); r++) {
-            for (size_t i = 0; i < cfg->ntables; i++) {
-                if (strcmp(cfg->tables[i].source, PQgetvalue(res, r, 0)) == 0)
-                    tables[i].pending = strtol(PQgetvalue(res, r, 1), NULL, 10);
-            }
-        }
-        PQclear(res);
-    }
-    strbuf_free(&name);
+    strbuf_append(&sql, "SELECT table_name, count(*) FROM ");
+    pgconn_append_qualified(&sql, cfg->state_schema, "pending_refs");
+    strbuf_append(&sql, " WHERE slot = $1 GROUP BY 1");
+    const char *params[1] = {cfg->slot};
+    PGresult *res =
+        pgconn_query(conn, "target: reading pending references", sql.data, 1, params, NULL);
     strbuf_free(&sql);
+    bool ok = res != NULL;
+    for (int r = 0; ok && r < PQntuples(res); r++) {
+        for (size_t i = 0; i < cfg->ntables; i++) {
+            if (strcmp(cfg->tables[i].source, PQgetvalue(res, r, 0)) == 0)
+                tables[i].pending = strtol(PQgetvalue(res, r, 1), NULL, 10);
+        }
+    }
+    PQclear(res);
     return ok;
 }
 

@@ -221,6 +221,23 @@ bool state_ensure(PGconn *target, const char *schema)
     return ok;
 }
 
+bool state_table_exists(PGconn *target, const char *schema, const char *table, bool *exists)
+{
+    strbuf rel;
+    strbuf_init(&rel);
+    pgconn_append_qualified(&rel, schema, table);
+    const char *params[1] = {rel.data};
+    char what[128];
+    snprintf(what, sizeof what, "state: looking up %s", table);
+    PGresult *res = pgconn_query(target, what, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1,
+                                 params, NULL);
+    strbuf_free(&rel);
+    bool ok = res != NULL;
+    *exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return ok;
+}
+
 bool state_get_applied_lsn(PGconn *target, const char *schema, const char *slot, wb_lsn *lsn,
                            bool *found, double *age_s)
 {
@@ -230,18 +247,9 @@ bool state_get_applied_lsn(PGconn *target, const char *schema, const char *slot,
         *age_s = -1;
 
     /* A target where walbridge never ran has no table: that is "not found". */
-    strbuf rel;
-    strbuf_init(&rel);
-    pgconn_append_qualified(&rel, schema, "stream_progress");
-    const char *rel_params[1] = {rel.data};
-    PGresult *res =
-        pgconn_query(target, "state: looking up stream_progress",
-                     "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, rel_params, NULL);
-    strbuf_free(&rel);
-    if (res == NULL)
+    bool table_exists = false;
+    if (!state_table_exists(target, schema, "stream_progress", &table_exists))
         return false;
-    bool table_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
     if (!table_exists)
         return true;
 
@@ -253,7 +261,7 @@ bool state_get_applied_lsn(PGconn *target, const char *schema, const char *slot,
                        " FROM @S@.stream_progress WHERE slot = $1",
                        schema);
     const char *params[1] = {slot};
-    res = pgconn_query(target, "state: reading applied LSN", sql.data, 1, params, NULL);
+    PGresult *res = pgconn_query(target, "state: reading applied LSN", sql.data, 1, params, NULL);
     strbuf_free(&sql);
     if (res == NULL)
         return false;

@@ -31,6 +31,12 @@
 bool state_ensure(PGconn *target, const char *schema);
 
 /*
+ * *exists: schema.table is there (to_regclass).  A state table may be missing on a
+ * target where walbridge never ran, or one older than the migration that adds it.
+ */
+bool state_table_exists(PGconn *target, const char *schema, const char *table, bool *exists);
+
+/*
  * Reads the applied LSN for slot.  *found is false when no row exists.
  * *age_s (optional) receives seconds since applied_at (-1 when unknown).
  */
