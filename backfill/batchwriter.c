@@ -44,7 +44,7 @@ void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const
     strbuf_init(&bw->delete_sql);
     strbuf_init(&bw->orphan_sql);
     bw->update_stale = update_stale;
-    tablesql_stage_insert(lay, index, update_stale, false, NULL, &bw->insert_sql);
+    tablesql_stage_insert(lay, index, update_stale, NULL, state_schema, &bw->insert_sql);
     tablesql_extra_delete(lay, index, &bw->delete_sql);
     bw->rows_copied = rows_copied;
 }
@@ -58,7 +58,6 @@ void bw_free(batch_writer *bw)
     strbuf_free(&bw->line);
     strbuf_free(&bw->insert_sql);
     free(bw->moved);
-    free(bw->insert_params);
     strbuf_free(&bw->delete_sql);
     strbuf_free(&bw->orphan_sql);
 }
@@ -100,8 +99,8 @@ static bool read_moved_keys(batch_writer *bw, PGconn *conn, const table_config *
 }
 
 /*
- * bw->moved for the table and its parents, and the insert's parameters when some
- * reference may wait for a reused key's parent (tablesql_pending_params).
+ * bw->moved for the table and its parents, and whether earlier versions may have left
+ * references of it waiting in pending_refs (tablesql_pends).
  */
 static bool read_moved_parents(batch_writer *bw, PGconn *conn)
 {
@@ -120,8 +119,8 @@ static bool read_moved_parents(batch_writer *bw, PGconn *conn)
     }
     bw->pending =
         (tablesql_pending){.moved = bw->moved, .state_schema = bw->state_schema, .slot = bw->slot};
-    bw->insert_params = wb_xcalloc(lay->ncols + 2, sizeof *bw->insert_params);
-    bw->ninsert_params = tablesql_pending_params(lay, &bw->pending, bw->insert_params);
+    for (size_t i = 0; i < lay->ncols; i++)
+        bw->fix_pending = bw->fix_pending || tablesql_pends(lay, &bw->pending, i);
     return ok;
 }
 
@@ -143,19 +142,21 @@ bool bw_prepare(batch_writer *bw, bool extras)
     strbuf_free(&sql);
     if (!ok || (bw->moved == NULL && !read_moved_parents(bw, bw->w[0].conn)))
         return false;
-    bool moved = bw->moved[bw->lay->table - bw->lay->cfg->tables];
-    if (moved)
-        log_info("%s: key changes were applied (moved_keys): a new row whose UUIDv5 is held by "
-                 "a moved row gets a random UUID",
+    const wb_config *cfg = bw->lay->cfg;
+    bool any = false;
+    for (size_t i = 0; i < cfg->ntables; i++)
+        any = any || bw->moved[i];
+    if (bw->moved[bw->lay->table - cfg->tables])
+        log_info("%s: key changes were applied (moved_keys): a new row whose UUIDv5 a moved "
+                 "row holds gets the next UUID of its chain",
                  bw->lay->table->source);
-    if (bw->ninsert_params > 0)
+    else if (any)
         log_info("%s: references a table with key changes (moved_keys): a reference to a "
-                 "parent row not in the target yet whose UUIDv5 a moved row holds is written "
-                 "NULL and re-pointed once the parent is there (%s.pending_refs)",
-                 bw->lay->table->source, bw->state_schema);
-    if (moved || bw->ninsert_params > 0) {
+                 "parent row not in the target yet takes the UUID that row will get",
+                 bw->lay->table->source);
+    if (any) {
         strbuf_reset(&bw->insert_sql);
-        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, moved, &bw->pending,
+        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, bw->moved, bw->state_schema,
                               &bw->insert_sql);
     }
     strbuf_reset(&bw->orphan_sql);
@@ -343,11 +344,7 @@ static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
         return drain(c->conn, table, "COPY into the table", &c->copied_direct);
     if (!drain(c->conn, table, "COPY into the staging table", NULL))
         return false;
-    int sent = bw->ninsert_params > 0
-                   ? PQsendQueryParams(c->conn, bw->insert_sql.data, bw->ninsert_params, NULL,
-                                       bw->insert_params, NULL, NULL, 0)
-                   : PQsendQuery(c->conn, bw->insert_sql.data);
-    if (!sent) {
+    if (!PQsendQuery(c->conn, bw->insert_sql.data)) {
         log_error("%s: sending the insert failed: %s", table, PQerrorMessage(c->conn));
         return false;
     }
@@ -462,7 +459,7 @@ bool bw_finish(batch_writer *bw, const char *ckpt_key)
             ok = finish_batch(bw, &bw->w[i], i == last);
     }
     /* Every batch is committed: the parents staged in any of them are visible now. */
-    ok = ok && (bw->ninsert_params == 0 || bw_fix_pending(bw->w[0].conn, bw->lay, &bw->pending));
+    ok = ok && (!bw->fix_pending || bw_fix_pending(bw->w[0].conn, bw->lay, &bw->pending));
     add_wait(bw, &t0);
     return ok;
 }
@@ -497,8 +494,8 @@ bool bw_fix_pending(PGconn *conn, const table_layout *lay, const tablesql_pendin
     ok = res != NULL;
     if (ok && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
         log_full(LOG_WARN,
-                 "A moved row holds the UUIDv5 of each parent key: the reference stays NULL "
-                 "rather than name the moved row.",
+                 "Recorded by an earlier walbridge: a moved row holds the UUIDv5 of each "
+                 "parent key, so the reference stays NULL rather than name the moved row.",
                  "Backfill the parent table; any backfill run that includes this table then "
                  "re-points them.",
                  "%s: %s row(s) reference a parent row that is not in the target yet (a key "

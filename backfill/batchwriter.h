@@ -62,15 +62,14 @@ typedef struct batch_writer {
      * no_checkpoint: batches commit without the checkpoint (a piece of a table). */
     bool direct;
     bool no_checkpoint;
-    strbuf insert_sql;          /* INSERT ... SELECT from the stage */
-    bool *moved;                /* per wb_config table: a parent with a recorded key change */
-    tablesql_pending pending;   /* references that may wait for a reused key's parent */
-    const char **insert_params; /* the insert's parameters (borrowed strings) */
-    int ninsert_params;         /* 0: none, no reference of the table pends */
-    strbuf delete_sql;          /* DELETE of the staged extra keys */
-    strbuf orphan_sql;          /* DELETE of orphans ("" when they are not deleted) */
-    uint64_t orphans;           /* orphans found by the diff: the last batch deletes them */
-    int64_t rows_copied;        /* checkpoint's rows_copied: earlier runs + committed batches */
+    strbuf insert_sql;        /* INSERT ... SELECT from the stage */
+    bool *moved;              /* per wb_config table: a parent with a recorded key change */
+    tablesql_pending pending; /* pending_refs records an earlier version may have left */
+    bool fix_pending;         /* some column may have such records: bw_finish fixes them */
+    strbuf delete_sql;        /* DELETE of the staged extra keys */
+    strbuf orphan_sql;        /* DELETE of orphans ("" when they are not deleted) */
+    uint64_t orphans;         /* orphans found by the diff: the last batch deletes them */
+    int64_t rows_copied;      /* checkpoint's rows_copied: earlier runs + committed batches */
     uint64_t copied, stale_fixed, extra_deleted; /* committed by this run */
     double wait_seconds;                         /* time spent waiting for the target */
 } batch_writer;

@@ -638,64 +638,16 @@ bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, si
            c->parent >= 0 && !c->is_key && pending->moved[c->parent];
 }
 
-/* "EXISTS (SELECT 1 FROM Parent x WHERE x.tk = s.wb_r<i>)": the parent's UUIDv5 is held. */
-static void append_v5_held(const table_layout *lay, size_t i, strbuf *out)
-{
-    const table_config *p = &lay->cfg->tables[lay->cols[i].parent];
-    strbuf_append(out, "EXISTS (SELECT 1 FROM ");
-    pgconn_append_qualified(out, p->target_schema, p->target_name);
-    strbuf_append(out, " x WHERE x.");
-    pgconn_append_ident(out, p->target_key);
-    strbuf_appendf(out, " = s.wb_r%zu)", i);
-}
-
-/*
- * The pend CTE's SELECT for column i, the param-th parameter naming it: staged rows
- * written with a NULL reference.
- */
-static void append_pending_select(const table_layout *lay, int index, size_t i, int param,
-                                  strbuf *out)
-{
-    int k = lay->key_col[0];
-    strbuf_appendf(out,
-                   "SELECT $1, $2, s.c%d::text, $%d, s.c%zu::text FROM ins JOIN "
-                   "pg_temp.wb_stage_%d s ON s.c%d = ins.",
-                   k, param, i, index, k);
-    pgconn_append_ident(out, lay->table->legacy_key);
-    strbuf_append(out, " WHERE ins.");
-    pgconn_append_ident(out, lay->cols[i].target);
-    strbuf_appendf(out, " IS NULL AND s.c%zu IS NOT NULL", i);
-}
-
-int tablesql_pending_params(const table_layout *lay, const tablesql_pending *pending,
-                            const char **params)
-{
-    int n = 2;
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (tablesql_pends(lay, pending, i))
-            params[n++] = lay->cols[i].target;
-    }
-    if (n == 2)
-        return 0;
-    params[0] = pending->slot;
-    params[1] = lay->table->source;
-    return n;
-}
-
-void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
-                           const tablesql_pending *pending, strbuf *out)
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, const bool *moved,
+                           const char *state_schema, strbuf *out)
 {
     const table_config *t = lay->table;
-    size_t npend = 0;
-    for (size_t i = 0; i < lay->ncols; i++)
-        npend += tablesql_pends(lay, pending, i) ? 1 : 0;
-    if (npend > 0)
-        strbuf_append(out, "WITH ins AS (");
+    const table_config *tables = lay->cfg->tables;
     strbuf_append(out, "INSERT INTO ");
     append_target_columns(lay, out);
     strbuf_append(out, " SELECT ");
-    if (t->kind == TABLE_UUID_MAPPED && guarded) {
-        apply_sql_new_row_uuid(t, "s.wb_id", out);
+    if (t->kind == TABLE_UUID_MAPPED && moved != NULL && moved[t - tables]) {
+        apply_sql_key_uuid(t, state_schema, "s.wb_id", out);
         strbuf_append(out, ", ");
     } else if (t->kind == TABLE_UUID_MAPPED) {
         strbuf_append(out, "s.wb_id, ");
@@ -703,19 +655,21 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
     for (size_t i = 0; i < lay->ncols; i++) {
         if (i > 0)
             strbuf_append(out, ", ");
-        if (lay->cols[i].parent >= 0) {
-            strbuf_appendf(out, "COALESCE(p%zu.", i);
-            pgconn_append_ident(out, lay->cfg->tables[lay->cols[i].parent].target_key);
-            if (tablesql_pends(lay, pending, i)) {
-                strbuf_append(out, ", CASE WHEN ");
-                append_v5_held(lay, i, out);
-                strbuf_appendf(out, " THEN NULL ELSE s.wb_r%zu END)", i);
-            } else {
-                strbuf_appendf(out, ", s.wb_r%zu)", i);
-            }
-        } else {
+        int parent = lay->cols[i].parent;
+        if (parent < 0) {
             strbuf_appendf(out, "s.c%zu", i);
+            continue;
         }
+        strbuf_appendf(out, "COALESCE(p%zu.", i);
+        pgconn_append_ident(out, tables[parent].target_key);
+        strbuf_append(out, ", ");
+        char v5[32];
+        snprintf(v5, sizeof v5, "s.wb_r%zu", i);
+        if (moved != NULL && moved[parent])
+            apply_sql_key_uuid(&tables[parent], state_schema, v5, out);
+        else
+            strbuf_append(out, v5);
+        strbuf_append_char(out, ')');
     }
     strbuf_appendf(out, " FROM pg_temp.wb_stage_%d s", index);
     for (size_t i = 0; i < lay->ncols; i++) {
@@ -726,29 +680,6 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool
         append_conflict_target(lay, out);
         append_conflict_action(lay, update, out);
     }
-    if (npend == 0)
-        return;
-    strbuf_append(out, " RETURNING ");
-    pgconn_append_ident(out, t->legacy_key);
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (tablesql_pends(lay, pending, i)) {
-            strbuf_append(out, ", ");
-            pgconn_append_ident(out, lay->cols[i].target);
-        }
-    }
-    strbuf_append(out, "), pend AS (INSERT INTO ");
-    pgconn_append_qualified(out, pending->state_schema, "pending_refs");
-    strbuf_append(out, " (slot, table_name, row_key, ref_column, parent_key) ");
-    int param = 3;
-    for (size_t i = 0; i < lay->ncols; i++) {
-        if (!tablesql_pends(lay, pending, i))
-            continue;
-        strbuf_append(out, param > 3 ? " UNION ALL " : "");
-        append_pending_select(lay, index, i, param++, out);
-    }
-    strbuf_append(out, " ON CONFLICT (slot, table_name, row_key, ref_column) DO UPDATE SET "
-                       "parent_key = EXCLUDED.parent_key, recorded_at = now()) "
-                       "SELECT count(*) FROM ins");
 }
 
 void tablesql_direct_copy(const table_layout *lay, strbuf *out)

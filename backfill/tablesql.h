@@ -171,11 +171,12 @@ size_t tablesql_stage_width(const table_layout *lay);
 /*
  * References to a parent table with a recorded key change (<state_schema>.moved_keys):
  * a moved row may hold the UUIDv5 of a legacy key the source now uses for a new row.
- * When such a parent row is not in the target yet (staged in a later batch, or its
- * table not in the run), its UUIDv5 would name the moved row: a UUID-mapped child's
- * non-key reference is then written NULL and the row recorded in
+ * A reference whose parent row is not in the target yet (staged in a later batch, or
+ * its table not in the run) then falls back to the UUID that parent row will get
+ * (apply_sql_key_uuid), not to UUIDv5.  Versions of walbridge before that wrote such
+ * a reference of a UUID-mapped child NULL and recorded the row in
  * <state_schema>.pending_refs (slot, table_name, row_key, ref_column, parent_key, all
- * text), to be re-pointed once the parent is there (tablesql_pending_fix).
+ * text); tablesql_pending_fix re-points what they left.
  */
 typedef struct tablesql_pending {
     const bool *moved; /* per wb_config table: moved_keys records a key change of it */
@@ -183,32 +184,18 @@ typedef struct tablesql_pending {
     const char *slot;
 } tablesql_pending;
 
-/* True when layout column i is such a reference (pending may be NULL: none is). */
+/* True when layout column i may have such a record (pending may be NULL: none is). */
 bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, size_t i);
 
 /*
  * INSERT INTO target SELECT ... FROM the stage; ON CONFLICT DO NOTHING or (update) DO UPDATE.
- * guarded (a UUID-mapped table with a recorded key change, <state_schema>.moved_keys): a
- * new row whose UUIDv5 is held by a moved row gets a random UUID, as the stream does
- * (apply_sql_new_row_uuid).  With a column that pends (tablesql_pends), the reference
- * falls back to the parent's UUIDv5 only while no row holds it, else NULL, and the
- * statement is
- *   WITH ins AS (INSERT ... RETURNING lk, refs), pend AS (INSERT INTO pending_refs
- *   SELECT ... FROM ins JOIN stage WHERE the reference is NULL but not on the source
- *   ON CONFLICT ... DO UPDATE) SELECT count(*) FROM ins
- * (a one-row result with the rows written): $1 is the slot, $2 the table's source
- * name, $3.. the target names of the columns that pend, in column order
- * (tablesql_pending_params).
+ * moved (per wb_config table, or NULL: none): tables with a recorded key change.  A new
+ * row of such a table whose UUIDv5 a moved row holds (or held) gets the next UUID of its
+ * chain, as the stream does; a reference to such a parent not in the target falls back
+ * to the same chain (apply_sql_key_uuid, state_schema names moved_keys).
  */
-void tablesql_stage_insert(const table_layout *lay, int index, bool update, bool guarded,
-                           const tablesql_pending *pending, strbuf *out);
-
-/*
- * The parameters of the insert above into params (room for 2 + lay->ncols): returns
- * their count (0: the insert takes none).  Borrowed strings.
- */
-int tablesql_pending_params(const table_layout *lay, const tablesql_pending *pending,
-                            const char **params);
+void tablesql_stage_insert(const table_layout *lay, int index, bool update, const bool *moved,
+                           const char *state_schema, strbuf *out);
 
 /*
  * For column i (tablesql_pends), with $1 the slot, $2 the table's source name and $3

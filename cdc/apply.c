@@ -21,8 +21,12 @@
  *
  * Key reuse: a moved row keeps its UUID (often UUIDv5 of its old key); key
  * changes are recorded in <state_schema>.moved_keys, and upserts of a table
- * with a recorded move use UPSERT_GUARDED: a new row whose UUIDv5 is held
- * gets gen_random_uuid(), recorded as a uuid_taken conflict.
+ * with a recorded move use UPSERT_GUARDED: a new row whose UUIDv5 is held (or
+ * was, by a moved row since deleted) gets the next UUID of apply_sql_key_uuid's
+ * chain, recorded as a uuid_taken conflict.  A reference to such a table whose
+ * parent row is not there yet takes the same chain, so it names the row the
+ * parent's insert creates, not the moved row (statements are cached per set of
+ * moved parents, a->guarded).
  *
  * Throughput (apply_pipeline.c): each (table, statement kind, column set)
  * gets a prepared statement; changes are sent in libpq pipeline mode inside
@@ -657,6 +661,9 @@ static bool prepare_key_tables(applier *a)
     strbuf_reset(&sql);
     apply_sql_moved_keys_create(a->cfg->state_schema, &sql);
     ok = ok && pgconn_exec(a->conn, "apply: creating the moved-keys table", sql.data);
+    strbuf_reset(&sql);
+    apply_sql_moved_keys_index(a->cfg->state_schema, &sql);
+    ok = ok && pgconn_exec(a->conn, "apply: indexing the moved-keys table", sql.data);
     strbuf_reset(&sql);
     strbuf_append(&sql, "SELECT EXISTS (SELECT 1 FROM ");
     pgconn_append_qualified(&sql, a->cfg->state_schema, "moved_keys");

@@ -179,7 +179,8 @@ void apply_bulk_sql_copy(const table_plan *t, strbuf *out)
 }
 
 /* The value written for column i of staged row s (see apply_bulk.h). */
-static void append_value(const wb_config *cfg, const table_plan *t, size_t i, strbuf *out)
+static void append_value(const wb_config *cfg, const table_plan *t, size_t i, const bool *moved,
+                         strbuf *out)
 {
     if (!is_reference(cfg, t, i)) {
         strbuf_appendf(out, "s.c%zu", i);
@@ -189,10 +190,18 @@ static void append_value(const wb_config *cfg, const table_plan *t, size_t i, st
     strbuf_appendf(out, "COALESCE(p%zu.", i);
     pgconn_append_ident(out, p->target_key); /* New values name a live parent (apply_sql.h): no
                                                 deleted-keys lookup, as the row path. */
-    strbuf_appendf(out, ", s.r%zu)", i);
+    char v5[32];
+    snprintf(v5, sizeof v5, "s.r%zu", i);
+    strbuf_append(out, ", ");
+    if (moved != NULL && moved[t->columns[i].ref_parent])
+        apply_sql_key_uuid(p, cfg->state_schema, v5, out);
+    else
+        strbuf_append(out, v5);
+    strbuf_append_char(out, ')');
 }
 
-static void append_insert(const wb_config *cfg, const table_plan *t, bool guarded, strbuf *out)
+static void append_insert(const wb_config *cfg, const table_plan *t, bool guarded,
+                          const bool *moved, strbuf *out)
 {
     bool mapped = t->cfg->kind == TABLE_UUID_MAPPED;
     strbuf_append(out, "INSERT INTO ");
@@ -201,8 +210,8 @@ static void append_insert(const wb_config *cfg, const table_plan *t, bool guarde
     if (mapped && !guarded) {
         strbuf_append(out, "s.wb_id, ");
     } else if (mapped) {
-        /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
-        apply_sql_new_row_uuid(t->cfg, "s.wb_id", out);
+        /* UUIDv5 of the key, unless a row moved by a key change holds or held it. */
+        apply_sql_key_uuid(t->cfg, cfg->state_schema, "s.wb_id", out);
         strbuf_append(out, ", ");
     }
     bool any = false;
@@ -210,7 +219,7 @@ static void append_insert(const wb_config *cfg, const table_plan *t, bool guarde
         if (!apply_sql_column_travels(t, i))
             continue;
         strbuf_append(out, any ? ", " : "");
-        append_value(cfg, t, i, out);
+        append_value(cfg, t, i, moved, out);
         any = true;
     }
     strbuf_append(out, " FROM ");
@@ -265,14 +274,14 @@ static void append_conflict(const table_plan *t, bool guarded, strbuf *out)
 }
 
 void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
-                          strbuf *out)
+                          const bool *moved, strbuf *out)
 {
     guarded = guarded && !updates && t->cfg->kind == TABLE_UUID_MAPPED;
     strbuf_append(out, "WITH ins (wb_inserted");
     for (size_t k = 0; k < t->nkey_columns; k++)
         strbuf_appendf(out, ", wb_k%zu", k);
     strbuf_append(out, guarded ? ", wb_tk) AS (" : ") AS (");
-    append_insert(cfg, t, guarded, out);
+    append_insert(cfg, t, guarded, moved, out);
     append_conflict(t, guarded, out);
     if (updates)
         strbuf_append(out, "), bad AS (SELECT 'update_missing' AS kind, s.wb_key, s.wb_lsn FROM "
@@ -296,10 +305,10 @@ void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarde
                        " FROM bad ORDER BY wb_lsn");
 }
 
-void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, strbuf *out)
+void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, const bool *moved, strbuf *out)
 {
     strbuf_append(out, "SAVEPOINT wb_bulk; ");
-    append_insert(cfg, t, false, out);
+    append_insert(cfg, t, false, moved, out);
     strbuf_append(out, "; RELEASE SAVEPOINT wb_bulk");
 }
 
@@ -568,8 +577,8 @@ static void account_run(applier *a, const PGresult *res)
                  a->xid,
                  existing  ? "existing row updated"
                  : missing ? "row inserted"
-                           : "its UUIDv5 belongs to a row moved by a key change: inserted with a "
-                             "random UUID");
+                           : "its UUIDv5 belongs to a row moved by a key change: inserted with the "
+                             "next UUID of its chain (a UUIDv8 derived from it)");
     }
 }
 
@@ -598,10 +607,10 @@ static bool send_apply(applier *a, bool *retryable)
     b->optimistic = !b->updates && !b->guarded && !b->no_direct;
     int sent;
     if (b->optimistic) {
-        apply_bulk_sql_plain(a->cfg, t, &b->sql);
+        apply_bulk_sql_plain(a->cfg, t, a->guarded, &b->sql);
         sent = PQsendQuery(a->conn, b->sql.data);
     } else {
-        apply_bulk_sql_apply(a->cfg, t, b->guarded, b->updates, &b->sql);
+        apply_bulk_sql_apply(a->cfg, t, b->guarded, b->updates, a->guarded, &b->sql);
         const char *params[2] = {a->cfg->slot, t->cfg->source};
         sent = PQsendQueryParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0);
     }
@@ -638,7 +647,7 @@ static PGresult *read_plain(applier *a, bool *retryable)
         return NULL;
     const table_plan *t = &a->cat->tables[b->table];
     strbuf_reset(&b->sql);
-    apply_bulk_sql_apply(a->cfg, t, false, false, &b->sql);
+    apply_bulk_sql_apply(a->cfg, t, false, false, a->guarded, &b->sql);
     const char *params[2] = {a->cfg->slot, t->cfg->source};
     res = PQexecParams(a->conn, b->sql.data, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -11,9 +11,10 @@
  *
  *   WITH ins (wb_inserted, wb_k0.., wb_tk) AS (
  *       INSERT INTO T (tk, lk, cols) SELECT
- *           s.wb_id  (guarded tables: CASE WHEN EXISTS (SELECT 1 FROM T x
- *                     WHERE x.tk = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END),
- *           s.c0, COALESCE(p3.tk, s.r3), ...
+ *           s.wb_id  (guarded tables: apply_sql_key_uuid(s.wb_id), the first
+ *                     UUID of its chain no row holds and no key change took),
+ *           s.c0, COALESCE(p3.tk, s.r3), ...  (a parent table with a key change:
+ *                     COALESCE(p3.tk, apply_sql_key_uuid(s.r3)))
  *       FROM pg_temp.wb_bulk_<i> s LEFT JOIN parent p3 ON p3.lk = s.c3 ...
  *       ON CONFLICT (lk) DO UPDATE SET c = EXCLUDED.c ...
  *       RETURNING (xmax = 0), lk [, tk when guarded]),
@@ -24,7 +25,7 @@
  *
  * so a run has exactly the row path's effect: existing rows keep their UUID,
  * references resolve to the live parent (inserted earlier in the transaction or
- * not), else UUIDv5, as the row path's new values (apply_sql.h); NULL stays NULL;
+ * not), else UUIDv5 (or its chain), as the row path's new values (apply_sql.h); NULL stays NULL;
  * skipped and generated columns are never written; conflicts are counted, logged
  * and recorded the same way.  A run ends (and is applied) when another table or any
  * non-insert message arrives (COMMIT included), when a key repeats within the run
@@ -71,19 +72,22 @@ void apply_bulk_sql_direct(const table_plan *t, strbuf *out);
 void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
 /*
  * The set-based upsert above; $1 is the slot, $2 the table's source name.
- * Unless guarded (UPSERT_GUARDED in apply_sql.h: the table had a key change), * the target key is
+ * Unless guarded (UPSERT_GUARDED in apply_sql.h: the table had a key change), the target key is
  * plainly s.wb_id and no uuid_taken check is made.  With updates (a run of full-row updates that
  * keep their key: the row path's upsert too), the conflicts are the rows inserted: update_missing.
+ * moved (per wb_config table, or NULL): parents with a key change, whose references fall back to
+ * apply_sql_key_uuid.
  */
 void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
-                          strbuf *out);
+                          const bool *moved, strbuf *out);
 /*
  * "SAVEPOINT wb_bulk; INSERT INTO T (...) SELECT ... FROM staging; RELEASE
  * SAVEPOINT wb_bulk": an insert run tried as new rows first (no conflict
  * bookkeeping); on a unique violation the applier rolls back to the
  * savepoint and runs apply_bulk_sql_apply instead.
  */
-void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, strbuf *out);
+void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, const bool *moved,
+                          strbuf *out);
 /*
  * Appends one COPY text line (with its newline) for a row: values[i] is the
  * value of catalog column i (NULL when absent or SQL NULL), key the row's key

@@ -102,7 +102,8 @@ typedef struct stmt_entry {
     int table;
     apply_stmt_kind kind;
     uint64_t hash;
-    bool *present; /* 2 * ncolumns: new_present then old_present */
+    size_t moved_refs; /* references to tables with a key change when built (moved_refs()) */
+    bool *present;     /* 2 * ncolumns: new_present then old_present */
     size_t npresent;
     uint64_t serial; /* names the statement: wb_apply_<serial> */
     uint64_t last_used;

@@ -175,6 +175,21 @@ static stmt_entry *cache_slot(applier *a)
 }
 
 /*
+ * How many of t's reference columns name a table with a recorded key change: their
+ * fallback differs (apply_sql_key_uuid), and since a table never loses that mark,
+ * the count tells a statement built before a parent's first key change.
+ */
+static size_t moved_refs(const applier *a, const table_plan *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        int p = t->columns[i].ref_parent;
+        n += t->columns[i].role == COLROLE_REFERENCE && p >= 0 && a->guarded[p] ? 1 : 0;
+    }
+    return n;
+}
+
+/*
  * Finds or prepares the statement for (table, kind, nrows, present), where
  * present is new_present followed by old_present (2 * ncolumns).  Returns
  * NULL after logging when it cannot be built or sent.
@@ -185,11 +200,12 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nr
     const table_plan *t = &a->cat->tables[table];
     size_t n = 2 * t->ncolumns;
     uint64_t h = cache_hash(table, kind, flat, n) ^ ((uint64_t)nrows << 40);
+    size_t moved = moved_refs(a, t);
     a->tick++;
     for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
         stmt_entry *e = &a->cache[i];
         if (e->used && e->hash == h && e->table == table && e->kind == kind &&
-            e->stmt.nrows == nrows && e->npresent == n &&
+            e->stmt.nrows == nrows && e->npresent == n && e->moved_refs == moved &&
             memcmp(e->present, flat, n * sizeof *flat) == 0) {
             e->last_used = a->tick;
             return e;
@@ -197,8 +213,8 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nr
     }
     apply_stmt stmt;
     char err[256];
-    if (!apply_sql_build_rows(a->cfg, t, kind, flat, flat + t->ncolumns, nrows, &stmt, err,
-                              sizeof err)) {
+    if (!apply_sql_build_rows(a->cfg, t, kind, flat, flat + t->ncolumns, nrows, a->guarded, &stmt,
+                              err, sizeof err)) {
         char lt[LSN_TEXT_MAX];
         log_full(LOG_ERROR, NULL, "Nothing past the last applied LSN is confirmed.",
                  "apply: cannot apply change at LSN %s (xid %u, table %s): %s",
@@ -211,6 +227,7 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nr
     e->table = table;
     e->kind = kind;
     e->hash = h;
+    e->moved_refs = moved;
     e->npresent = n;
     e->present = wb_xmalloc(n * sizeof *e->present + 1);
     memcpy(e->present, flat, n * sizeof *flat);
@@ -343,8 +360,8 @@ static bool result_inserted(const PGresult *res)
 /*
  * After an upsert of a UUID-mapped table inserted row `row` of res (RETURNING
  * inserted, tk): when tk is not UUIDv5 of the key, UUIDv5 was taken by a row
- * moved there by a key change and the new row got a random UUID; recorded as
- * a uuid_taken conflict.
+ * moved there by a key change and the new row got the next UUID of the chain
+ * (apply_sql_key_uuid); recorded as a uuid_taken conflict.
  */
 static bool check_uuid_taken(applier *a, const pending *p, const PGresult *res, int row,
                              const char *key, wb_lsn lsn, bool *retryable)
@@ -359,7 +376,7 @@ static bool check_uuid_taken(applier *a, const pending *p, const PGresult *res, 
         return true;
     return record_conflict_row(a, p, key, lsn, "uuid_taken",
                                "its UUIDv5 belongs to a row moved by a key change: inserted with "
-                               "a random UUID",
+                               "the next UUID of its chain (a UUIDv8 derived from it)",
                                retryable);
 }
 

@@ -18,9 +18,10 @@ typedef struct sql_builder {
     apply_param *params;
     int nparams;
     int cap;
-    int nrows;        /* UPSERT / INSERT: rows in the VALUES list */
-    int param_offset; /* added to every $n while writing row r > 0 */
-    bool guarded;     /* UPSERT_GUARDED: UUIDv5 only when no row holds it yet */
+    int nrows;         /* UPSERT / INSERT: rows in the VALUES list */
+    int param_offset;  /* added to every $n while writing row r > 0 */
+    bool guarded;      /* UPSERT_GUARDED: UUIDv5 only when no row holds it yet */
+    const bool *moved; /* per wb_config table: key changes recorded (apply_sql_build_rows) */
 } sql_builder;
 
 bool apply_sql_column_travels(const table_plan *t, size_t column)
@@ -128,7 +129,13 @@ static void append_value(sql_builder *b, size_t column, bool old)
                            "(SELECT g.tk FROM %s g WHERE g.tbl = %d AND g.lk = $%d::text), ",
                            APPLY_GONE_TABLE, b->t->columns[column].ref_parent, raw);
         }
-        strbuf_appendf(b->sql, "$%d::uuid)", v5);
+        char v5_expr[32];
+        snprintf(v5_expr, sizeof v5_expr, "$%d::uuid", v5);
+        if (b->moved != NULL && b->moved[b->t->columns[column].ref_parent])
+            apply_sql_key_uuid(parent, b->cfg->state_schema, v5_expr, b->sql);
+        else
+            strbuf_append(b->sql, v5_expr);
+        strbuf_append_char(b->sql, ')');
         return;
     }
     const char *type = b->t->columns[column].source_type;
@@ -314,11 +321,11 @@ static bool append_insert_body(sql_builder *b, const bool *new_present, bool as_
         if (uuid_mapped && !b->guarded) {
             strbuf_appendf(b->sql, "$%d", param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
         } else if (uuid_mapped) {
-            /* UUIDv5 of the key, unless a row moved by a key change already holds it. */
+            /* UUIDv5 of the key, unless a row moved by a key change holds or held it. */
             char v5[32];
             snprintf(v5, sizeof v5, "$%d::uuid",
                      param_ref(b, b->t->key_columns[0], false, APARAM_V5_ROW));
-            apply_sql_new_row_uuid(b->t->cfg, v5, b->sql);
+            apply_sql_key_uuid(b->t->cfg, b->cfg->state_schema, v5, b->sql);
         }
         append_columns(b, new_present, ITEM_NEW_VALUE, ", ", uuid_mapped);
         if (!as_select)
@@ -496,12 +503,12 @@ bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind 
                      const bool *new_present, const bool *old_present, apply_stmt *out, char *err,
                      size_t errlen)
 {
-    return apply_sql_build_rows(cfg, t, kind, new_present, old_present, 1, out, err, errlen);
+    return apply_sql_build_rows(cfg, t, kind, new_present, old_present, 1, NULL, out, err, errlen);
 }
 
 bool apply_sql_build_rows(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
                           const bool *new_present, const bool *old_present, int nrows,
-                          apply_stmt *out, char *err, size_t errlen)
+                          const bool *moved, apply_stmt *out, char *err, size_t errlen)
 {
     if (nrows < 1 || (nrows > 1 && kind != APPLY_STMT_UPSERT && kind != APPLY_STMT_UPSERT_GUARDED &&
                       kind != APPLY_STMT_INSERT)) {
@@ -510,7 +517,7 @@ bool apply_sql_build_rows(const wb_config *cfg, const table_plan *t, apply_stmt_
     }
     strbuf sql;
     strbuf_init(&sql);
-    sql_builder b = {.cfg = cfg, .t = t, .sql = &sql, .nrows = nrows};
+    sql_builder b = {.cfg = cfg, .t = t, .sql = &sql, .nrows = nrows, .moved = moved};
     bool keyless = t->cfg->kind == TABLE_KEYLESS || t->nkey_columns == 0;
     bool ok = keyless ? build_keyless(&b, kind, new_present, old_present, err, errlen)
                       : build_keyed(&b, kind, new_present, old_present, err, errlen);
@@ -563,13 +570,29 @@ void apply_sql_moved_keys_create(const char *state_schema, strbuf *out)
                        " at timestamptz NOT NULL)");
 }
 
-void apply_sql_new_row_uuid(const table_config *t, const char *v5, strbuf *out)
+void apply_sql_moved_keys_index(const char *state_schema, strbuf *out)
 {
-    strbuf_append(out, "CASE WHEN EXISTS (SELECT 1 FROM ");
+    strbuf_append(out, "CREATE INDEX IF NOT EXISTS moved_keys_target_key ON ");
+    pgconn_append_qualified(out, state_schema, "moved_keys");
+    strbuf_append(out, " (target_key)");
+}
+
+void apply_sql_key_uuid(const table_config *t, const char *state_schema, const char *v5,
+                        strbuf *out)
+{
+    strbuf_appendf(out,
+                   "(WITH RECURSIVE wb_c(u, n) AS (SELECT (%s)::uuid, 0 UNION ALL SELECT "
+                   "overlay(overlay(md5('walbridge:' || wb_c.u::text) placing '8' from 13 for 1) "
+                   "placing '8' from 17 for 1)::uuid, wb_c.n + 1 FROM wb_c WHERE wb_c.n < %d AND "
+                   "(EXISTS (SELECT 1 FROM ",
+                   v5, APPLY_KEY_UUID_MAX);
     pgconn_append_qualified(out, t->target_schema, t->target_name);
-    strbuf_append(out, " WHERE ");
+    strbuf_append(out, " x WHERE x.");
     pgconn_append_ident(out, t->target_key);
-    strbuf_appendf(out, " = %s) THEN gen_random_uuid() ELSE %s END", v5, v5);
+    strbuf_append(out, " = wb_c.u) OR EXISTS (SELECT 1 FROM ");
+    pgconn_append_qualified(out, state_schema, "moved_keys");
+    strbuf_append(out, " m WHERE m.target_key = wb_c.u))) SELECT wb_c.u FROM wb_c ORDER BY wb_c.n "
+                       "DESC LIMIT 1)");
 }
 
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out)

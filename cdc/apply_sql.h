@@ -49,14 +49,17 @@
  * (a cascade: children arrive after their parent), else UUIDv5.  New values
  * (inserts, SET) name a live parent, and skip the second subquery: each costs
  * executor set-up per row even when not evaluated (halved multi-row inserts).
+ * When the parent table had a key change (moved_keys; `moved` of
+ * apply_sql_build_rows), UUIDv5 may name a moved row, so the last term is
+ * apply_sql_key_uuid's chain instead of $b::uuid: the UUID the parent row gets
+ * when it arrives (a child before its parent: deferred or no FK on the source).
  * A UUID-mapped UPSERT's target key is $v (UUIDv5).  UPSERT_GUARDED, used for
- * tables with a recorded key change (moved_keys), writes instead
- *   CASE WHEN EXISTS (SELECT 1 FROM T WHERE tk = $v::uuid) THEN gen_random_uuid()
- *   ELSE $v::uuid END
- * so a key reused after a key change (the moved row keeps UUIDv5 of its old key)
- * gets a random UUID, and returns tk as a second column, so the applier can
- * tell (inserted and tk != UUIDv5) and record a uuid_taken conflict.  The check
- * costs a subquery per row, which is why only guarded tables pay it.
+ * tables with a recorded key change (moved_keys), writes instead the chain
+ * apply_sql_key_uuid($v::uuid), so a key reused after a key change (the moved
+ * row keeps UUIDv5 of its old key) gets the chain's next UUID, and returns tk
+ * as a second column, so the applier can tell (inserted and tk != UUIDv5) and
+ * record a uuid_taken conflict.  The chain costs subqueries per row, which is
+ * why only guarded tables pay it.
  */
 #ifndef WALBRIDGE_APPLY_SQL_H
 #define WALBRIDGE_APPLY_SQL_H
@@ -121,10 +124,12 @@ bool apply_sql_build(const wb_config *cfg, const table_plan *t, apply_stmt_kind 
  * The same for nrows rows in one statement (UPSERT[_GUARDED] and INSERT only): VALUES
  * (row 1), (row 2), ...; RETURNING gives one row per input row, in order.
  * The rows must not share a key (ON CONFLICT cannot touch a row twice).
+ * moved (per wb_config table, or NULL for none): the tables with a recorded key
+ * change, whose references from t fall back to apply_sql_key_uuid.
  */
 bool apply_sql_build_rows(const wb_config *cfg, const table_plan *t, apply_stmt_kind kind,
                           const bool *new_present, const bool *old_present, int nrows,
-                          apply_stmt *out, char *err, size_t errlen);
+                          const bool *moved, apply_stmt *out, char *err, size_t errlen);
 void apply_stmt_free(apply_stmt *s);
 
 /* Appends "TRUNCATE a, b, c" for the given wb_config table indexes. */
@@ -135,14 +140,31 @@ void apply_sql_truncate(const wb_config *cfg, const int *tables, size_t ntables,
 void apply_sql_gone_table_create(strbuf *out);
 /* Appends the CREATE TABLE IF NOT EXISTS <state_schema>.moved_keys (key changes applied). */
 void apply_sql_moved_keys_create(const char *state_schema, strbuf *out);
-/*
- * Appends the target key a new row of UUID-mapped table t gets when a row moved by
- * a key change may hold its UUIDv5 (v5: an SQL expression of type uuid, e.g. "$3::uuid"):
- *   CASE WHEN EXISTS (SELECT 1 FROM T WHERE tk = v5) THEN gen_random_uuid() ELSE v5 END
- * T is not aliased, so v5 may name columns of an outer query (backfill: "s.wb_id").
- * Shared by the stream's UPSERT_GUARDED and backfill's insert from its staging table.
+/* Appends the CREATE INDEX IF NOT EXISTS on moved_keys (target_key) that apply_sql_key_uuid probes.
  */
-void apply_sql_new_row_uuid(const table_config *t, const char *v5, strbuf *out);
+void apply_sql_moved_keys_index(const char *state_schema, strbuf *out);
+/* How far apply_sql_key_uuid follows its chain: a key reused after as many key changes. */
+#define APPLY_KEY_UUID_MAX 100
+/*
+ * Appends the UUID that legacy key K of UUID-mapped table t has when no row holds
+ * K, for a table with recorded key changes (v5: an SQL expression of type uuid,
+ * UUIDv5 of K, e.g. "$3::uuid" or "s.wb_id"): the first of the chain
+ *   c0 = v5,  c(n+1) = md5('walbridge:' || cn) with version and variant nibbles '8'
+ * (a UUIDv8) that no row of T holds and no recorded key change took
+ * (<state_schema>.moved_keys.target_key):
+ *   (WITH RECURSIVE wb_c(u, n) AS (SELECT v5, 0 UNION ALL SELECT c(n+1), n + 1
+ *    FROM wb_c WHERE n < APPLY_KEY_UUID_MAX AND (EXISTS (T x: x.tk = u) OR
+ *    EXISTS (moved_keys m: m.target_key = u))) SELECT u ... ORDER BY n DESC LIMIT 1)
+ * A moved row keeps its UUID (maybe c0 of its old key), so a key reused after a
+ * key change gets the next UUID of the chain; and because a reference to K whose
+ * parent row is not in the target yet takes the same expression, it names the
+ * row that K's insert will create, not the moved one, whichever comes first.
+ * The moved_keys test keeps the chain stable after a moved row is deleted.  T is
+ * not aliased outside, so v5 may name columns of an outer query.  Shared by the
+ * stream (UPSERT_GUARDED, references to such parents) and backfill.
+ */
+void apply_sql_key_uuid(const table_config *t, const char *state_schema, const char *v5,
+                        strbuf *out);
 /* Appends the INSERT into <schema>.conflicts taking $1 slot, $2 lsn, $3 table, $4 kind, $5 key. */
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out);
 

@@ -4,11 +4,13 @@
 # and UUIDv5 of the old key for a row walbridge inserted); while the stream is not
 # running the source reuses both old keys for new patients and orders referencing
 # them.  backfill must copy the new rows (a new row whose UUIDv5 is held by the
-# moved row gets another UUID, as the stream does), the orders must reference the
-# new patients, verify must find nothing, and the stream must go on afterwards.
-# A reference to a reused key whose parent row is not in the target yet (staged in a
-# later batch, or its table not in the run) is written NULL, not as the moved row's
-# UUIDv5, and re-pointed once the parent is there; a NOT NULL one stops the run.
+# moved row gets the next UUID of its chain, as the stream does), the orders must
+# reference the new patients, verify must find nothing, and the stream must go on
+# afterwards.  A reference to a reused key whose parent row is not in the target yet
+# (staged in a later batch, or its table not in the run; NOT NULL or not) takes the
+# UUID the parent row gets when it arrives, never the moved row's UUIDv5, also when
+# the moved row is deleted in between.  References that an earlier walbridge left
+# NULL in <state_schema>.pending_refs are re-pointed, and check reports them.
 source "$WALBRIDGE_SOURCE_DIR/tests/harness/lib.sh"
 source "$WALBRIDGE_SOURCE_DIR/tests/integration/test_backfill_lib.bash"
 
@@ -17,6 +19,11 @@ cfg=$WB_TMP/walbridge.json
 wb_write_config "$cfg"
 wb_psql target -c 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp"'
 v5() { wb_psql target -c "SELECT uuid_generate_v5('$WB_UUID_NAMESPACE', '$1')"; }
+# The second UUID of a key's chain (apply_sql_key_uuid): a UUIDv8 from md5 of the first.
+chain1() {
+    wb_psql target -c "SELECT overlay(overlay(md5('walbridge:' || uuid_generate_v5('$WB_UUID_NAMESPACE', '$1')::text)
+                       placing '8' from 13 for 1) placing '8' from 17 for 1)::uuid"
+}
 tgt() { wb_psql target -c "$1"; }
 src() { wb_psql source -c "$1"; }
 # A key change in the source carries its orders along (as ON UPDATE CASCADE does).
@@ -54,14 +61,16 @@ src "INSERT INTO profiles (id, email, full_name, referred_by) VALUES (7001, 'n70
 wb_run -c "$cfg" backfill
 wb_eq "backfill with reused keys exits 0" 0 "$WB_RC"
 [[ $WB_RC == 0 ]] || echo "$WB_ERR" | tail -n 20
-wb_contains "backfill says why patients' new rows may get random UUIDs" "$WB_ERR" \
-    "public.patients: key changes were applied (moved_keys): a new row whose UUIDv5 is held by a moved row gets a random UUID"
+wb_contains "backfill says why patients' new rows may get other UUIDs" "$WB_ERR" \
+    "public.patients: key changes were applied (moved_keys): a new row whose UUIDv5 a moved row holds gets the next UUID of its chain"
 wb_eq "the new patients are copied" "new 4242|new five" \
     "$(tgt "SELECT string_agg(full_name, '|' ORDER BY full_name) FROM patients WHERE legacy_id IN (5, 4242)")"
 wb_eq "new patient 5 has a UUID of its own" 1 \
     "$(tgt "SELECT count(*) FROM patients WHERE legacy_id = 5 AND id NOT IN ('$uuid5', '$uuid4242')")"
-wb_eq "new patient 4242 does not take the moved row's UUIDv5" 1 \
-    "$(tgt "SELECT count(*) FROM patients WHERE legacy_id = 4242 AND id NOT IN ('$uuid5', '$uuid4242')")"
+wb_eq "new patient 4242 does not take the moved row's UUIDv5: the next of its chain" "$(chain1 public.patients:4242)" \
+    "$(tgt "SELECT id FROM patients WHERE legacy_id = 4242")"
+wb_eq "new patient 5 keeps UUIDv5 (the moved 5 has a migrated UUID)" "$(v5 public.patients:5)" \
+    "$(tgt "SELECT id FROM patients WHERE legacy_id = 5")"
 wb_eq "moved rows keep their UUIDs" "$uuid5 $uuid4242" \
     "$(tgt "SELECT string_agg(id::text, ' ' ORDER BY legacy_id) FROM patients WHERE legacy_id IN (900005, 904242)")"
 wb_eq "orders of the new patients reference them" "990005 5|new five 990006 4242|new 4242" \
@@ -116,12 +125,13 @@ src "INSERT INTO profiles (id, email, full_name, referred_by) VALUES (6990, 'n69
 # profiles only: no keyless table in the run, so no catch-up replays these inserts.
 wb_run -c "$cfg" backfill --tables profiles --batch-rows 1
 wb_eq "backfill of profiles one row per batch exits 0" 0 "$WB_RC"
-wb_contains "it says why a reference may wait" "$WB_ERR" \
-    "public.profiles: references a table with key changes (moved_keys)"
-wb_contains "and re-points the one that waited" "$WB_ERR" "public.profiles: 1 pending reference(s) re-pointed or cleared (referred_by)"
+wb_contains "it says how a reference to a parent not there yet is written" "$WB_ERR" \
+    "public.profiles: key changes were applied (moved_keys)"
+wb_eq "new profile 7100 has the second UUID of its chain" "$(chain1 public.profiles:7100)" \
+    "$(tgt "SELECT id FROM profiles WHERE legacy_id = 7100")"
 wb_eq "profile 6990 (staged before 7100) references the new 7100, not the moved row" "new 7100" \
     "$(tgt "SELECT r.full_name FROM profiles p JOIN profiles r ON r.id = p.referred_by WHERE p.legacy_id = 6990")"
-wb_eq "no reference waits" 0 "$(pending_count)"
+wb_eq "no reference waits in pending_refs" 0 "$(pending_count)"
 wb_check "profiles: equal through the mapping" bf_same_table profiles
 
 # ---- a reference to a reused key whose table is not in the run
@@ -132,35 +142,62 @@ src "INSERT INTO doctors (id, office_id, profile_id, license_no) VALUES (3100, 1
 src "INSERT INTO orders (id, patient_id, doctor_id, status) VALUES (990100, 1, 3100, 'of new doctor 3100')"
 wb_run -c "$cfg" backfill --tables orders
 wb_eq "backfill of orders without doctors exits 0" 0 "$WB_RC"
-wb_contains "it warns that the reference waits, naming the row and the parent key" "$WB_ERR" \
-    "public.orders: 1 row(s) reference a parent row that is not in the target yet (a key reused after a key change), written NULL and kept in walbridge.pending_refs: 990100 -> 3100"
-wb_eq "the order does not reference the moved doctor: its reference is NULL" "t" \
-    "$(tgt "SELECT doctor_id IS NULL FROM orders WHERE legacy_id = 990100")"
+wb_contains "it says how such a reference is written" "$WB_ERR" \
+    "public.orders: references a table with key changes (moved_keys): a reference to a parent row not in the target yet takes the UUID that row will get"
+wb_eq "the order names the UUID the new doctor 3100 will get, not the moved doctor" \
+    "$(chain1 public.doctors:3100)" "$(tgt "SELECT doctor_id FROM orders WHERE legacy_id = 990100")"
 wb_eq "the moved doctor has no order" 0 "$(tgt "SELECT count(*) FROM orders WHERE doctor_id = '$moved3100'")"
-wb_eq "one reference waits" 1 "$(pending_count)"
-wb_run -c "$cfg" check
-wb_contains "check reports the waiting reference" "$WB_OUT$WB_ERR" \
-    "public.orders: 1 row(s) of public.orders reference a parent row not in the target yet (a key reused after a key change): their reference is NULL until backfill re-points it (walbridge.pending_refs)"
 wb_run -c "$cfg" backfill --tables doctors,orders
 wb_eq "backfill of doctors and orders exits 0" 0 "$WB_RC"
-wb_eq "the order now references the new doctor 3100" "L-new" \
+wb_eq "the order references the new doctor 3100" "L-new" \
     "$(tgt "SELECT d.license_no FROM orders o JOIN doctors d ON d.id = o.doctor_id WHERE o.legacy_id = 990100")"
-wb_eq "no reference waits any more" 0 "$(pending_count)"
 
-# ---- a NOT NULL reference to a reused key whose table is not in the run: a clear stop
+# ---- the moved row is deleted between the child's copy and the parent's: the chain
+# skips UUIDs a recorded key change took, so the parent still gets the child's UUID
+stream_applies "INSERT INTO doctors (id, office_id, profile_id, license_no) VALUES (3200, 1, 1, 'L-first 3200')" \
+    "UPDATE doctors SET id = 903200 WHERE id = 3200"
+src "INSERT INTO doctors (id, office_id, profile_id, license_no) VALUES (3200, 1, 1, 'L-new 3200')"
+src "INSERT INTO orders (id, patient_id, doctor_id, status) VALUES (990300, 1, 3200, 'of new doctor 3200')"
+wb_run -c "$cfg" backfill --tables orders
+wb_eq "backfill of orders (doctor 3200 reused) exits 0" 0 "$WB_RC"
+src "DELETE FROM doctors WHERE id = 903200"
+tgt "DELETE FROM doctors WHERE legacy_id = 903200" >/dev/null
+wb_eq "the moved doctor's UUIDv5 is free again" 0 \
+    "$(tgt "SELECT count(*) FROM doctors WHERE id = '$(v5 public.doctors:3200)'")"
+wb_run -c "$cfg" backfill --tables doctors
+wb_eq "backfill of doctors exits 0" 0 "$WB_RC"
+wb_eq "the order references the new doctor 3200" "L-new 3200" \
+    "$(tgt "SELECT d.license_no FROM orders o JOIN doctors d ON d.id = o.doctor_id WHERE o.legacy_id = 990300")"
+
+# ---- a NOT NULL reference to a reused key whose table is not in the run
 stream_applies "INSERT INTO patients (id, office_id, full_name) VALUES (4300, 1, 'first 4300')" \
     "UPDATE patients SET id = 904300 WHERE id = 4300"
 src "INSERT INTO patients (id, office_id, full_name) VALUES (4300, 2, 'new 4300')"
 src "INSERT INTO orders (id, patient_id, status) VALUES (990200, 4300, 'of new 4300')"
 wb_run -c "$cfg" backfill --tables orders
-wb_eq "backfill of orders without patients stops (exit 3)" 3 "$WB_RC"
-wb_contains "the error names the column that cannot wait" "$WB_ERR" 'null value in column "patient_id"'
+wb_eq "backfill of orders without patients exits 0" 0 "$WB_RC"
 wb_eq "the order was not written against the moved patient" 0 \
-    "$(tgt "SELECT count(*) FROM orders WHERE legacy_id = 990200")"
-wb_run -c "$cfg" backfill --tables patients,orders
-wb_eq "with patients in the run it exits 0" 0 "$WB_RC"
+    "$(tgt "SELECT count(*) FROM orders o JOIN patients p ON p.id = o.patient_id WHERE o.legacy_id = 990200")"
+wb_run -c "$cfg" backfill --tables patients
+wb_eq "backfill of patients exits 0" 0 "$WB_RC"
 wb_eq "the order references the new patient 4300" "new 4300" \
     "$(tgt "SELECT p.full_name FROM orders o JOIN patients p ON p.id = o.patient_id WHERE o.legacy_id = 990200")"
+
+# ---- a reference an earlier walbridge left NULL in pending_refs is re-pointed
+tgt "UPDATE orders SET doctor_id = NULL WHERE legacy_id = 990100;
+     INSERT INTO walbridge.pending_refs (slot, table_name, row_key, ref_column, parent_key)
+     VALUES ('walbridge', 'public.orders', '990100', 'doctor_id', '3100')" >/dev/null
+wb_run -c "$cfg" check
+wb_contains "check reports the waiting reference" "$WB_OUT$WB_ERR" \
+    "public.orders: 1 row(s) of public.orders reference a parent row not in the target yet (a key reused after a key change): their reference is NULL until backfill re-points it (walbridge.pending_refs)"
+wb_run -c "$cfg" backfill --tables orders
+wb_eq "backfill of orders exits 0" 0 "$WB_RC"
+wb_contains "it re-points the recorded reference" "$WB_ERR" \
+    "public.orders: 1 pending reference(s) re-pointed or cleared (doctor_id)"
+wb_eq "the order references the new doctor 3100 again" "L-new" \
+    "$(tgt "SELECT d.license_no FROM orders o JOIN doctors d ON d.id = o.doctor_id WHERE o.legacy_id = 990100")"
+wb_eq "no reference waits any more" 0 "$(pending_count)"
+
 wb_run -c "$cfg" stream --until-caught-up
 wb_eq "the stream carries on (exit 0)" 0 "$WB_RC"
 for t in profiles doctors patients orders; do

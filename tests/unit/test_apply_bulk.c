@@ -168,7 +168,7 @@ Test(apply_bulk, upsert_joins_parents_and_records_conflicts)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &doctors, false, false, &sql);
+    apply_bulk_sql_apply(&cfg, &doctors, false, false, NULL, &sql);
     cr_expect_str_eq(
         sql.data,
         "WITH ins (wb_inserted, wb_k0) AS (INSERT INTO \"app\".\"doctors\" (\"id\", "
@@ -190,13 +190,17 @@ Test(apply_bulk, guarded_upsert_keeps_a_taken_uuid_free)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &offices, true, false, &sql);
+    apply_bulk_sql_apply(&cfg, &offices, true, false, NULL, &sql);
     cr_expect(strstr(sql.data, "WITH ins (wb_inserted, wb_k0, wb_tk) AS (") != NULL, "%s",
               sql.data);
-    cr_expect(strstr(sql.data, "SELECT CASE WHEN EXISTS (SELECT 1 FROM \"public\".\"offices\" "
-                               "WHERE \"id\" = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id "
-                               "END, s.c0, s.c1 FROM") != NULL,
-              "%s", sql.data);
+    strbuf chain;
+    strbuf_init(&chain);
+    strbuf_append(&chain, "SELECT ");
+    apply_sql_key_uuid(&cfg.tables[0], "walbridge", "s.wb_id", &chain);
+    strbuf_append(&chain, ", s.c0, s.c1 FROM");
+    cr_expect(strstr(sql.data, chain.data) != NULL, "%s\nwants %s", sql.data, chain.data);
+    cr_expect(strstr(sql.data, "gen_random_uuid") == NULL, "%s", sql.data);
+    strbuf_free(&chain);
     cr_expect(strstr(sql.data, "RETURNING (xmax = 0), \"legacy_id\", \"id\")") != NULL, "%s",
               sql.data);
     cr_expect(strstr(sql.data, "WHERE NOT i.wb_inserted OR i.wb_tk <> s.wb_id") != NULL, "%s",
@@ -204,11 +208,34 @@ Test(apply_bulk, guarded_upsert_keeps_a_taken_uuid_free)
     strbuf_free(&sql);
 }
 
+Test(apply_bulk, references_to_a_moved_parent_fall_back_to_its_key_uuid_chain)
+{
+    strbuf sql, want;
+    strbuf_init(&sql);
+    strbuf_init(&want);
+    bool moved[8] = {false};
+    moved[doctors.columns[1].ref_parent] = true; /* offices had a key change */
+    strbuf_append(&want, "COALESCE(p1.\"id\", ");
+    apply_sql_key_uuid(&cfg.tables[doctors.columns[1].ref_parent], "walbridge", "s.r1", &want);
+    strbuf_append(&want, "), s.c2, s.c3 FROM pg_temp.wb_bulk_1 s LEFT JOIN");
+    apply_bulk_sql_apply(&cfg, &doctors, false, false, moved, &sql);
+    cr_expect(strstr(sql.data, want.data) != NULL, "%s\nwants %s", sql.data, want.data);
+    strbuf_reset(&sql);
+    apply_bulk_sql_plain(&cfg, &doctors, moved, &sql);
+    cr_expect(strstr(sql.data, want.data) != NULL, "%s\nwants %s", sql.data, want.data);
+    strbuf_reset(&sql);
+    apply_bulk_sql_plain(&cfg, &doctors, NULL, &sql);
+    cr_expect(strstr(sql.data, "COALESCE(p1.\"id\", s.r1), s.c2") != NULL, "%s", sql.data);
+    strbuf_free(&sql);
+    strbuf_free(&want);
+}
+
 Test(apply_bulk, composite_key_matches_every_key_column)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &codes, true, false, &sql); /* guarded means nothing without UUIDs */
+    apply_bulk_sql_apply(&cfg, &codes, true, false, NULL,
+                         &sql); /* guarded means nothing without UUIDs */
     cr_expect(strstr(sql.data, "WITH ins (wb_inserted, wb_k0, wb_k1) AS (INSERT INTO "
                                "\"public\".\"codes\" (\"a\", \"b\", \"v\") SELECT s.c0, s.c1, "
                                "s.c2 FROM pg_temp.wb_bulk_3 s ON CONFLICT (\"a\", \"b\") DO "
@@ -224,7 +251,7 @@ Test(apply_bulk, full_row_updates_count_rows_inserted_as_update_missing)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_apply(&cfg, &offices, true, true, &sql); /* updates are never guarded */
+    apply_bulk_sql_apply(&cfg, &offices, true, true, NULL, &sql); /* updates are never guarded */
     cr_expect(strstr(sql.data, "SELECT s.wb_id, s.c0, s.c1 FROM") != NULL, "%s", sql.data);
     cr_expect(strstr(sql.data, "bad AS (SELECT 'update_missing' AS kind, s.wb_key, s.wb_lsn FROM "
                                "(SELECT * FROM ins WHERE wb_inserted) i JOIN pg_temp.wb_bulk_0 s "
@@ -237,7 +264,7 @@ Test(apply_bulk, insert_run_tried_as_plain_insert_in_a_savepoint)
 {
     strbuf sql;
     strbuf_init(&sql);
-    apply_bulk_sql_plain(&cfg, &offices, &sql);
+    apply_bulk_sql_plain(&cfg, &offices, NULL, &sql);
     cr_expect_str_eq(sql.data, "SAVEPOINT wb_bulk; INSERT INTO \"public\".\"offices\" (\"id\", "
                                "\"legacy_id\", \"name\") SELECT s.wb_id, s.c0, s.c1 FROM "
                                "pg_temp.wb_bulk_0 s; RELEASE SAVEPOINT wb_bulk");

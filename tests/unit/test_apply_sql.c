@@ -294,9 +294,9 @@ Test(apply_sql, multi_row_upsert_numbers_each_rows_parameters)
     bool np[3] = {true, true, true};
     apply_stmt s = {0};
     char err[256] = "";
-    cr_assert(
-        apply_sql_build_rows(&cfg, &tags, APPLY_STMT_UPSERT, np, NULL, 2, &s, err, sizeof err),
-        "%s", err);
+    cr_assert(apply_sql_build_rows(&cfg, &tags, APPLY_STMT_UPSERT, np, NULL, 2, NULL, &s, err,
+                                   sizeof err),
+              "%s", err);
     cr_expect_str_eq(s.sql, "INSERT INTO \"public\".\"office_tags\" (\"office_id\", \"label\", "
                             "\"note\") VALUES (" OFFICE_REF("1", "2") ", $3, $4), (" OFFICE_REF(
                                 "5", "6") ", $7, $8) ON CONFLICT (\"office_id\", \"label\") DO "
@@ -306,7 +306,7 @@ Test(apply_sql, multi_row_upsert_numbers_each_rows_parameters)
     cr_expect_eq(s.nrows, 2);
     apply_stmt_free(&s);
     cr_expect_not(
-        apply_sql_build_rows(&cfg, &tags, APPLY_STMT_DELETE, np, np, 2, &s, err, sizeof err));
+        apply_sql_build_rows(&cfg, &tags, APPLY_STMT_DELETE, np, np, 2, NULL, &s, err, sizeof err));
 }
 
 Test(apply_sql, delete_of_a_referenced_parent_remembers_its_uuid_for_cascaded_children)
@@ -360,26 +360,78 @@ Test(apply_sql, key_change_is_recorded_and_a_referenced_parent_remembers_the_old
     apply_stmt_free(&s);
 }
 
-Test(apply_sql, guarded_upsert_takes_a_random_uuid_when_its_uuidv5_is_held)
+/* apply_sql_key_uuid's chain for app.doctors (key "id") from UUIDv5 expression v5. */
+#define DOCTOR_CHAIN(v5)                                                                           \
+    "(WITH RECURSIVE wb_c(u, n) AS (SELECT (" v5 ")::uuid, 0 UNION ALL SELECT "                    \
+    "overlay(overlay(md5('walbridge:' || wb_c.u::text) placing '8' from 13 for 1) placing '8' "    \
+    "from 17 for 1)::uuid, wb_c.n + 1 FROM wb_c WHERE wb_c.n < 100 AND (EXISTS (SELECT 1 FROM "    \
+    "\"app\".\"doctors\" x WHERE x.\"id\" = wb_c.u) OR EXISTS (SELECT 1 FROM "                     \
+    "\"walbridge\".\"moved_keys\" m WHERE m.target_key = wb_c.u))) SELECT wb_c.u FROM wb_c "       \
+    "ORDER BY wb_c.n DESC LIMIT 1)"
+
+Test(apply_sql, guarded_upsert_takes_the_next_uuid_of_its_chain_when_its_uuidv5_is_taken)
 {
     bool np[6] = {true, false, true, false, false, false};
     apply_stmt s = {0};
     char err[256] = "";
-    cr_assert(apply_sql_build_rows(&cfg, &doctors, APPLY_STMT_UPSERT_GUARDED, np, NULL, 2, &s, err,
-                                   sizeof err),
+    cr_assert(apply_sql_build_rows(&cfg, &doctors, APPLY_STMT_UPSERT_GUARDED, np, NULL, 2, NULL, &s,
+                                   err, sizeof err),
               "%s", err);
-    cr_expect_str_eq(s.sql,
-                     "INSERT INTO \"app\".\"doctors\" (\"id\", \"legacy_id\", \"name\") "
-                     "VALUES (CASE WHEN EXISTS (SELECT 1 FROM \"app\".\"doctors\" WHERE \"id\" "
-                     "= $1::uuid) THEN gen_random_uuid() ELSE $1::uuid END, $2, $3), (CASE "
-                     "WHEN EXISTS (SELECT 1 FROM \"app\".\"doctors\" WHERE \"id\" = $4::uuid) "
-                     "THEN gen_random_uuid() ELSE $4::uuid END, $5, $6) ON CONFLICT "
-                     "(\"legacy_id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\" RETURNING "
-                     "(xmax = 0) AS inserted, \"id\"");
+    cr_expect_str_eq(s.sql, "INSERT INTO \"app\".\"doctors\" (\"id\", \"legacy_id\", \"name\") "
+                            "VALUES (" DOCTOR_CHAIN("$1::uuid") ", $2, $3), (" DOCTOR_CHAIN(
+                                "$4::uuid") ", $5, $6) ON CONFLICT (\"legacy_id\") DO UPDATE SET "
+                                            "\"name\" = EXCLUDED.\"name\" RETURNING (xmax = 0) "
+                                            "AS inserted, \"id\"");
     expect_param(&s, 1, 0, false, APARAM_V5_ROW);
     apply_stmt_free(&s);
     cr_expect_not(
         apply_sql_build(&cfg, &tags, APPLY_STMT_UPSERT_GUARDED, np, NULL, &s, err, sizeof err));
+}
+
+Test(apply_sql, references_to_a_moved_parent_fall_back_to_its_chain)
+{
+    /* offices had a key change: a new office_tags row whose office is not there yet
+     * names the UUID the office's insert will get, not UUIDv5 (a moved row may hold it). */
+    bool moved[8] = {false};
+    moved[0] = true;
+    bool np[3] = {true, true, true};
+    apply_stmt s = {0};
+    char err[256] = "";
+    cr_assert(apply_sql_build_rows(&cfg, &tags, APPLY_STMT_UPSERT, np, NULL, 1, moved, &s, err,
+                                   sizeof err),
+              "%s", err);
+    strbuf want;
+    strbuf_init(&want);
+    strbuf_append(&want,
+                  "INSERT INTO \"public\".\"office_tags\" (\"office_id\", \"label\", "
+                  "\"note\") VALUES (COALESCE((SELECT p.\"id\" FROM \"public\".\"offices\" p "
+                  "WHERE p.\"legacy_id\" = $1), ");
+    apply_sql_key_uuid(&cfg.tables[0], "walbridge", "$2::uuid", &want);
+    strbuf_append(&want, "), $3, $4)");
+    cr_expect(strncmp(s.sql, want.data, want.len) == 0, "%s\nwants %s", s.sql, want.data);
+    apply_stmt_free(&s);
+    /* An old row's reference: live parent, gone parent, then the chain. */
+    bool dnp[6] = {true, true, true, false, false, false};
+    bool dop[6] = {true, false, false, false, false, false};
+    cr_assert(apply_sql_build_rows(&cfg, &doctors, APPLY_STMT_KEY_UPDATE, dnp, dop, 1, moved, &s,
+                                   err, sizeof err),
+              "%s", err);
+    strbuf_reset(&want);
+    strbuf_append(&want, "\"office_id\" = COALESCE((SELECT p.\"id\" FROM \"public\".\"offices\" p "
+                         "WHERE p.\"legacy_id\" = $2), ");
+    apply_sql_key_uuid(&cfg.tables[0], "walbridge", "$3::uuid", &want);
+    cr_expect(strstr(s.sql, want.data) != NULL, "%s\nwants %s", s.sql, want.data);
+    apply_stmt_free(&s);
+    strbuf_free(&want);
+}
+
+Test(apply_sql, key_uuid_chain_skips_held_and_moved_uuids)
+{
+    strbuf sb;
+    strbuf_init(&sb);
+    apply_sql_key_uuid(&cfg.tables[index_of("public.doctors")], "walbridge", "s.wb_id", &sb);
+    cr_expect_str_eq(sb.data, DOCTOR_CHAIN("s.wb_id"));
+    strbuf_free(&sb);
 }
 
 Test(apply_sql, gone_keys_table_is_a_session_temp_table_emptied_at_commit)
@@ -394,5 +446,9 @@ Test(apply_sql, gone_keys_table_is_a_session_temp_table_emptied_at_commit)
     cr_expect_str_eq(sb.data, "CREATE TABLE IF NOT EXISTS \"wb state\".\"moved_keys\" (table_oid "
                               "oid NOT NULL, old_key text NOT NULL, target_key uuid NOT NULL, at "
                               "timestamptz NOT NULL)");
+    strbuf_reset(&sb);
+    apply_sql_moved_keys_index("wb state", &sb);
+    cr_expect_str_eq(sb.data, "CREATE INDEX IF NOT EXISTS moved_keys_target_key ON \"wb state\"."
+                              "\"moved_keys\" (target_key)");
     strbuf_free(&sb);
 }

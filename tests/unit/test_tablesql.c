@@ -241,13 +241,13 @@ Test(tablesql, stage_insert_remaps_and_never_touches_existing_ids)
     HAS("CREATE TEMP TABLE IF NOT EXISTS wb_stage_3 (c0 bigint, c1 integer, c2 text, "
         "c3 numeric(20,4), c4 text, wb_id uuid, wb_r1 uuid) ON COMMIT DELETE ROWS");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, false, false, NULL, &sql);
+    tablesql_stage_insert(&lay, 3, false, NULL, "walbridge", &sql);
     HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
         "\"total\", \"we\"\"ird\") SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", s.wb_r1), s.c2, "
         "s.c3, s.c4 FROM pg_temp.wb_stage_3 s LEFT JOIN \"public\".\"patients\" p1 ON "
         "p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO NOTHING");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, false, NULL, &sql);
+    tablesql_stage_insert(&lay, 3, true, NULL, "walbridge", &sql);
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET \"patient_id\" = EXCLUDED.\"patient_id\", "
         "\"notes\" = EXCLUDED.\"notes\"");
     HAS_NOT("\"id\" = EXCLUDED");
@@ -290,7 +290,7 @@ Test(tablesql, composite_identity_key_with_reference)
                                "\"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
                                "((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT NULL)))");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 0, true, false, NULL, &sql);
+    tablesql_stage_insert(&lay, 0, true, NULL, "walbridge", &sql);
     HAS("SELECT COALESCE(p0.\"id\", s.wb_r0), s.c1, s.c2");
     HAS("ON CONFLICT (\"order_id\", \"tag\") DO UPDATE SET \"added_at\" = EXCLUDED.\"added_at\"");
     strbuf_reset(&sql);
@@ -338,41 +338,84 @@ Test(tablesql, tables_without_orphans_have_no_orphan_delete)
     table_layout_free(&lay);
 }
 
-Test(tablesql, guarded_stage_insert_gives_a_taken_uuidv5_a_random_uuid)
+/* The chain apply_sql_key_uuid appends for table T (key column tk) and UUIDv5 expression v5. */
+static void append_chain(const char *table, const char *tk, const char *v5, strbuf *out)
+{
+    strbuf_appendf(out,
+                   "(WITH RECURSIVE wb_c(u, n) AS (SELECT (%s)::uuid, 0 UNION ALL SELECT "
+                   "overlay(overlay(md5('walbridge:' || wb_c.u::text) placing '8' from 13 for 1) "
+                   "placing '8' from 17 for 1)::uuid, wb_c.n + 1 FROM wb_c WHERE wb_c.n < 100 AND "
+                   "(EXISTS (SELECT 1 FROM %s x WHERE x.%s = wb_c.u) OR EXISTS (SELECT 1 FROM "
+                   "\"walbridge\".\"moved_keys\" m WHERE m.target_key = wb_c.u))) SELECT wb_c.u "
+                   "FROM wb_c ORDER BY wb_c.n DESC LIMIT 1)",
+                   v5, table, tk);
+}
+
+Test(tablesql, a_moved_table_and_references_to_it_take_the_key_uuid_chain)
 {
     table_plan p = orders_plan();
     table_layout lay;
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
-    tablesql_stage_insert(&lay, 3, false, true, NULL, &sql);
-    HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
-        "\"total\", \"we\"\"ird\") SELECT CASE WHEN EXISTS (SELECT 1 FROM \"app\".\"orders\" "
-        "WHERE \"id\" = s.wb_id) THEN gen_random_uuid() ELSE s.wb_id END, s.c0, "
-        "COALESCE(p1.\"uid\", s.wb_r1), s.c2");
-    /* The reference takes the row holding the parent's legacy key now. */
-    HAS("LEFT JOIN \"public\".\"patients\" p1 ON p1.\"old_id\" = s.c1 ON CONFLICT "
-        "(\"legacy_id\") DO NOTHING");
+    /* Config order is parents first: index the flags by the tables' positions. */
+    size_t orders_at = (size_t)(table("orders") - cfg.tables);
+    size_t patients_at = (size_t)(table("patients") - cfg.tables);
+    bool moved[4] = {false, false, false, false};
+    moved[orders_at] = true; /* orders had a key change: its new rows take the chain */
+    tablesql_stage_insert(&lay, 3, false, moved, "walbridge", &sql);
+    strbuf want;
+    strbuf_init(&want);
+    strbuf_append(&want, "INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", "
+                         "\"notes\", \"total\", \"we\"\"ird\") SELECT ");
+    append_chain("\"app\".\"orders\"", "\"id\"", "s.wb_id", &want);
+    /* The reference takes the row holding the parent's legacy key now; patients did not
+     * move, so its fallback stays the parent's UUIDv5. */
+    strbuf_append(&want, ", s.c0, COALESCE(p1.\"uid\", s.wb_r1), s.c2, s.c3, s.c4 FROM "
+                         "pg_temp.wb_stage_3 s LEFT JOIN \"public\".\"patients\" p1 ON "
+                         "p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO NOTHING");
+    cr_assert_str_eq(sql.data, want.data);
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, true, NULL, &sql);
-    HAS("THEN gen_random_uuid() ELSE s.wb_id END");
+    tablesql_stage_insert(&lay, 3, true, moved, "walbridge", &sql);
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET");
     HAS_NOT("\"id\" = EXCLUDED");
-    table_layout_free(&lay);
+    HAS_NOT("gen_random_uuid()");
+
+    /* patients moved: a reference whose parent row is missing takes the parent's chain. */
+    moved[orders_at] = false;
+    moved[patients_at] = true;
     strbuf_reset(&sql);
+    strbuf_reset(&want);
+    tablesql_stage_insert(&lay, 3, false, moved, "walbridge", &sql);
+    strbuf_append(&want, "SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", ");
+    append_chain("\"public\".\"patients\"", "\"uid\"", "s.wb_r1", &want);
+    strbuf_append(&want, "), s.c2, s.c3, s.c4 FROM");
+    HAS(want.data);
+    HAS_NOT("pending_refs");
+    table_layout_free(&lay);
+
+    /* An identity-mapped child whose key holds the reference: the same chain. */
     p = tags_plan();
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
-    tablesql_stage_insert(&lay, 0, false, true, NULL, &sql);
-    HAS_NOT("gen_random_uuid()"); /* identity-mapped: no UUID of its own */
+    bool orders_moved[4] = {false, false, false, false};
+    orders_moved[orders_at] = true;
+    strbuf_reset(&sql);
+    strbuf_reset(&want);
+    tablesql_stage_insert(&lay, 0, false, orders_moved, "walbridge", &sql);
+    append_chain("\"app\".\"orders\"", "\"id\"", "s.wb_r0", &want);
+    HAS(want.data);
+    strbuf_reset(&sql);
+    tablesql_stage_insert(&lay, 0, false, NULL, "walbridge", &sql);
+    HAS_NOT("WITH RECURSIVE");
     table_layout_free(&lay);
+    strbuf_free(&want);
 }
 
-Test(tablesql, references_to_a_moved_parent_wait_in_pending_refs)
+Test(tablesql, pending_refs_left_by_earlier_versions_are_re_pointed)
 {
     table_plan p = orders_plan();
     table_layout lay;
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
-    /* Config order is parents first: index the flags by the tables' positions. */
     size_t orders_at = (size_t)(table("orders") - cfg.tables);
     size_t patients_at = (size_t)(table("patients") - cfg.tables);
     bool moved[4] = {false, false, false, false};
@@ -381,27 +424,6 @@ Test(tablesql, references_to_a_moved_parent_wait_in_pending_refs)
     cr_assert(tablesql_pends(&lay, &pending, 1), "patient_id references a moved table");
     cr_assert_not(tablesql_pends(&lay, &pending, 2), "not a reference");
     cr_assert_not(tablesql_pends(&lay, NULL, 1));
-    tablesql_stage_insert(&lay, 3, false, false, &pending, &sql);
-    cr_assert_str_eq(
-        sql.data,
-        "WITH ins AS (INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", "
-        "\"notes\", \"total\", \"we\"\"ird\") SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", CASE "
-        "WHEN EXISTS (SELECT 1 FROM \"public\".\"patients\" x WHERE x.\"uid\" = s.wb_r1) THEN "
-        "NULL ELSE s.wb_r1 END), s.c2, s.c3, s.c4 FROM pg_temp.wb_stage_3 s LEFT JOIN "
-        "\"public\".\"patients\" p1 ON p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO "
-        "NOTHING RETURNING \"legacy_id\", \"patient_id\"), pend AS (INSERT INTO "
-        "\"walbridge\".\"pending_refs\" (slot, table_name, row_key, ref_column, parent_key) "
-        "SELECT $1, $2, s.c0::text, $3, s.c1::text FROM ins JOIN "
-        "pg_temp.wb_stage_3 s ON s.c0 = ins.\"legacy_id\" WHERE ins.\"patient_id\" IS NULL AND "
-        "s.c1 IS NOT NULL ON CONFLICT (slot, table_name, row_key, ref_column) DO UPDATE SET "
-        "parent_key = EXCLUDED.parent_key, recorded_at = now()) SELECT count(*) FROM ins");
-    const char *params[2 + 5];
-    cr_assert_eq(tablesql_pending_params(&lay, &pending, params), 3);
-    cr_assert_str_eq(params[0], "wb's");
-    cr_assert_str_eq(params[1], "public.orders");
-    cr_assert_str_eq(params[2], "patient_id");
-    cr_assert_eq(tablesql_pending_params(&lay, NULL, params), 0, "nothing pends: no parameters");
-    strbuf_reset(&sql);
     tablesql_pending_fix(&lay, &pending, 1, &sql);
     cr_assert_str_eq(
         sql.data,
@@ -419,7 +441,7 @@ Test(tablesql, references_to_a_moved_parent_wait_in_pending_refs)
     tablesql_pending self_only = {own, "walbridge", "wb"};
     cr_assert_not(tablesql_pends(&lay, &self_only, 1));
     table_layout_free(&lay);
-    /* An identity-mapped child keeps the fallback: its reference is part of its key. */
+    /* An identity-mapped child never had records: its reference is part of its key. */
     p = tags_plan();
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
     bool orders_moved[4] = {false, false, false, false};
@@ -448,7 +470,7 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 6, true, false, NULL, &sql);
+    tablesql_stage_insert(&lay, 6, true, NULL, "walbridge", &sql);
     HAS_NOT("ON CONFLICT");
     strbuf_reset(&sql);
     tablesql_extra_delete(&lay, 6, &sql);
