@@ -15,7 +15,8 @@
 #   skipped with one warning; ON DELETE / ON UPDATE CASCADE of a parent whose UUID
 #   is not UUIDv5 (children arrive after the parent is gone or moved) leaves no
 #   orphan and no conflict; a key reused after a key change (its UUIDv5 is held by
-#   the moved row) gets a random UUID and a uuid_taken conflict; a re-run applies
+#   the moved row) gets the next UUID of its chain and a uuid_taken conflict, and a
+#   child sent before such a parent (deferred FKs) names that UUID; a re-run applies
 #   nothing twice; 200k-row insert
 #   and update transactions applied with bounded memory (peak RSS < 64 MB),
 #   their rows/s printed.
@@ -91,6 +92,11 @@ wb_psql target -c 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp"'
 v5() { wb_psql target -c "SELECT uuid_generate_v5('$ns', '$1')"; }
 tgt() { wb_psql target -c "$1"; }
 src() { wb_psql source -c "$1"; }
+# The second UUID of a key's chain (apply_sql_key_uuid): a UUIDv8 from md5 of UUIDv5.
+chain1() {
+    tgt "SELECT overlay(overlay(md5('walbridge:' || uuid_generate_v5('$ns', '$1')::text)
+         placing '8' from 13 for 1) placing '8' from 17 for 1)::uuid"
+}
 
 stream_catch_up() {
     wb_run -c "$cfg" stream --until-caught-up
@@ -281,7 +287,7 @@ wb_eq "cascades: office_tags equal through the mapping" \
     "$(tgt "SELECT string_agg(o.legacy_id || ':' || t.tag || ':' || t.note, ',' ORDER BY o.legacy_id, t.tag) FROM office_tags t LEFT JOIN offices o ON o.id = t.office_id")"
 
 # Key reuse: doctor 11 moved to 13 in round 1 and kept UUIDv5(11); a new doctor 11 cannot
-# take that UUID, gets a random one, and the event is recorded as uuid_taken.  The same
+# take that UUID, gets the next of its chain, and the event is recorded as uuid_taken.  The same
 # within one transaction: 20 moves to 21, then a new 20 arrives.
 src "INSERT INTO doctors (id, office_id, name) VALUES (11, 1, 'New Bob'), (20, 2, 'Twenty')"
 src "BEGIN; UPDATE doctors SET id = 21 WHERE id = 20;
@@ -293,6 +299,9 @@ wb_eq "key reuse: the moved rows keep UUIDv5 of their first key" \
 wb_eq "key reuse: the new rows exist, with UUIDs other than the taken UUIDv5" \
     "11:New Bob:true 20:New Twenty:true" \
     "$(tgt "SELECT string_agg(legacy_id || ':' || name || ':' || (id <> uuid_generate_v5('$ns', 'public.doctors:' || legacy_id)), ' ' ORDER BY legacy_id) FROM doctors WHERE legacy_id IN (11, 20)")"
+wb_eq "key reuse: the new rows have the second UUID of their key's chain" \
+    "$(chain1 public.doctors:11) $(chain1 public.doctors:20)" \
+    "$(tgt "SELECT string_agg(id::text, ' ' ORDER BY legacy_id) FROM doctors WHERE legacy_id IN (11, 20)")"
 wb_eq "key reuse: recorded as uuid_taken conflicts" "11 20" \
     "$(tgt "SELECT string_agg(key, ' ' ORDER BY key) FROM walbridge.conflicts WHERE kind = 'uuid_taken' AND table_name = 'public.doctors'")"
 wb_eq "key reuse: doctors equal through the mapping (10 was deleted on the target above)" \
@@ -312,10 +321,46 @@ wb_eq "key reuse on the bulk path: the moved row keeps UUIDv5(30000)" "$(v5 publ
 wb_eq "key reuse on the bulk path: the new 30000 has another UUID; the 700 others their UUIDv5" \
     "New Mover:true 700" \
     "$(tgt "SELECT (SELECT name || ':' || (id <> uuid_generate_v5('$ns', 'public.doctors:30000')) FROM doctors WHERE legacy_id = 30000) || ' ' || (SELECT count(*) FROM doctors WHERE legacy_id BETWEEN 31000 AND 31699 AND id = uuid_generate_v5('$ns', 'public.doctors:' || legacy_id))")"
+wb_eq "key reuse on the bulk path: the new 30000 has the second UUID of its chain" \
+    "$(chain1 public.doctors:30000)" "$(tgt "SELECT id FROM doctors WHERE legacy_id = 30000")"
 wb_eq "key reuse on the bulk path: recorded as a uuid_taken conflict" "30000" \
     "$(tgt "SELECT string_agg(key, ' ') FROM walbridge.conflicts WHERE kind = 'uuid_taken' AND key = '30000'")"
 wb_check "key reuse on the bulk path: the rows went through a bulk run" \
     grep -q "bulk insert of .* rows into public.doctors" "$WB_TMP/walbridge.log"
+
+# A child that arrives before its reused-key parent (deferred FKs on the source): office 70
+# moves to 71 and keeps UUIDv5(70); then one transaction inserts a doctor and a tag of a
+# new office 70 first, the office last.  No new office row exists when the children are
+# applied: they must name the UUID the new office gets (the next of its chain), not the
+# moved office's UUIDv5.  The same on the bulk path: 700 doctors of a new office 80.
+src "ALTER TABLE doctors ALTER CONSTRAINT doctors_office_id_fkey DEFERRABLE INITIALLY DEFERRED;
+     ALTER TABLE office_tags ALTER CONSTRAINT office_tags_office_id_fkey DEFERRABLE INITIALLY DEFERRED;
+     INSERT INTO offices VALUES (70, 'first 70'), (80, 'first 80')"
+src "UPDATE offices SET id = id + 1 WHERE id IN (70, 80)"
+stream_catch_up "offices moved"
+wb_eq "the moved offices keep UUIDv5 of their first key" "$(v5 public.offices:70) $(v5 public.offices:80)" \
+    "$(tgt "SELECT string_agg(id::text, ' ' ORDER BY legacy_id) FROM offices WHERE legacy_id IN (71, 81)")"
+src "BEGIN; INSERT INTO doctors (id, office_id, name) VALUES (40, 70, 'Early');
+     INSERT INTO office_tags VALUES (70, 'early', 'before its office');
+     INSERT INTO offices VALUES (70, 'new 70'); COMMIT"
+src "BEGIN; INSERT INTO doctors (id, office_id, name) SELECT g, 80, 'Early ' || g FROM generate_series(41000, 41699) g;
+     INSERT INTO offices VALUES (80, 'new 80'); COMMIT"
+stream_catch_up "children before their reused-key parent"
+wb_eq "the new office 70 has the second UUID of its chain" "$(chain1 public.offices:70)" \
+    "$(tgt "SELECT id FROM offices WHERE legacy_id = 70")"
+wb_eq "the doctor sent before it references the new office 70, not the moved one" "new 70" \
+    "$(tgt "SELECT o.name FROM doctors d JOIN offices o ON o.id = d.office_id WHERE d.legacy_id = 40")"
+wb_eq "the tag sent before it (its key holds the reference) names the new office 70" "new 70" \
+    "$(tgt "SELECT o.name FROM office_tags t JOIN offices o ON o.id = t.office_id WHERE t.tag = 'early'")"
+wb_eq "the moved office 71 has no child of the new 70" 0 \
+    "$(tgt "SELECT count(*) FROM doctors WHERE legacy_id = 40 AND office_id = '$(v5 public.offices:70)'")"
+wb_eq "bulk path: the 700 doctors sent before it reference the new office 80" "700" \
+    "$(tgt "SELECT count(*) FROM doctors d JOIN offices o ON o.id = d.office_id WHERE d.legacy_id BETWEEN 41000 AND 41699 AND o.name = 'new 80'")"
+wb_check "bulk path: the doctors went through a bulk run" \
+    grep -q "bulk insert of .* rows into public.doctors" "$WB_TMP/walbridge.log"
+wb_eq "children before their parent: offices, doctors and tags equal through the mapping" \
+    "$(src "SELECT (SELECT string_agg(d.id || ':' || d.office_id, ',' ORDER BY d.id) FROM doctors d WHERE d.id = 40 OR d.id BETWEEN 41000 AND 41699) || (SELECT string_agg(office_id || tag, ',') FROM office_tags WHERE tag = 'early')")" \
+    "$(tgt "SELECT (SELECT string_agg(d.legacy_id || ':' || o.legacy_id, ',' ORDER BY d.legacy_id) FROM doctors d JOIN offices o ON o.id = d.office_id WHERE d.legacy_id = 40 OR d.legacy_id BETWEEN 41000 AND 41699) || (SELECT string_agg(o.legacy_id || t.tag, ',') FROM office_tags t JOIN offices o ON o.id = t.office_id WHERE t.tag = 'early')")"
 
 # ---------------------------------------------------------------- round 3: 200k rows in one transaction
 src "INSERT INTO big SELECT g, 'value ' || g, g FROM generate_series(1, 200000) g"
