@@ -179,6 +179,9 @@ stream_compare_clinic "after the direct runs"
 
 # A target role that is subject to row-level security cannot COPY into such a table
 # (PostgreSQL refuses COPY FROM under RLS): the table takes the staging way instead.
+# It does not own walbridge.moved_keys either: with its index gone, it cannot make it
+# again, and says so, and streams on.
+wb_psql target -c "DROP INDEX walbridge.moved_keys_target_key"
 wb_psql target -c "CREATE ROLE wb_rls LOGIN NOSUPERUSER NOBYPASSRLS;
     GRANT USAGE, CREATE ON SCHEMA public, walbridge TO wb_rls;
     GRANT ALL ON ALL TABLES IN SCHEMA public, walbridge TO wb_rls;
@@ -194,6 +197,8 @@ wb_run -c "$rls_cfg" stream --until-caught-up
 wb_eq "RLS: streamed as a role under row-level security (exit 0)" 0 "$WB_RC"
 wb_contains "RLS: the refusal is logged, the table uses staging" "$(cat "$WB_TMP/walbridge.log")" \
     "public.offices does not take COPY from walbridge"
+wb_contains "RLS: a role that does not own moved_keys cannot index it, and says so" \
+    "$(cat "$WB_TMP/walbridge.log")" "apply: cannot index walbridge.moved_keys (target_key)"
 wb_eq "RLS: every row arrived with its UUIDv5" "1000" \
     "$(wb_psql target -c "SELECT count(*) FROM offices WHERE legacy_id BETWEEN 20001 AND 21000
                           AND id = uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.offices:' || legacy_id)")"
