@@ -44,7 +44,7 @@ void bw_init(batch_writer *bw, const table_layout *lay, int index, PGconn *const
     strbuf_init(&bw->delete_sql);
     strbuf_init(&bw->orphan_sql);
     bw->update_stale = update_stale;
-    tablesql_stage_insert(lay, index, update_stale, NULL, state_schema, &bw->insert_sql);
+    tablesql_stage_insert(lay, index, update_stale, NULL, &bw->insert_sql);
     tablesql_extra_delete(lay, index, &bw->delete_sql);
     bw->rows_copied = rows_copied;
 }
@@ -194,8 +194,7 @@ bool bw_prepare(batch_writer *bw, bool extras)
                  bw->lay->table->source);
     if (any) {
         strbuf_reset(&bw->insert_sql);
-        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, bw->moved, bw->state_schema,
-                              &bw->insert_sql);
+        tablesql_stage_insert(bw->lay, bw->index, bw->update_stale, bw->moved, &bw->insert_sql);
     }
     strbuf_reset(&bw->orphan_sql);
     if (extras)

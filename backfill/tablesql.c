@@ -639,7 +639,7 @@ bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, si
 }
 
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, const bool *moved,
-                           const char *state_schema, strbuf *out)
+                           strbuf *out)
 {
     const table_config *t = lay->table;
     const table_config *tables = lay->cfg->tables;
@@ -647,7 +647,7 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, cons
     append_target_columns(lay, out);
     strbuf_append(out, " SELECT ");
     if (t->kind == TABLE_UUID_MAPPED && moved != NULL && moved[t - tables]) {
-        apply_sql_key_uuid(t, state_schema, "s.wb_id", out);
+        apply_sql_key_uuid(t, lay->cfg->state_schema, "s.wb_id", out);
         strbuf_append(out, ", ");
     } else if (t->kind == TABLE_UUID_MAPPED) {
         strbuf_append(out, "s.wb_id, ");
@@ -665,10 +665,7 @@ void tablesql_stage_insert(const table_layout *lay, int index, bool update, cons
         strbuf_append(out, ", ");
         char v5[32];
         snprintf(v5, sizeof v5, "s.wb_r%zu", i);
-        if (moved != NULL && moved[parent])
-            apply_sql_key_uuid(&tables[parent], state_schema, v5, out);
-        else
-            strbuf_append(out, v5);
+        apply_sql_ref_fallback(lay->cfg, parent, moved, v5, out);
         strbuf_append_char(out, ')');
     }
     strbuf_appendf(out, " FROM pg_temp.wb_stage_%d s", index);

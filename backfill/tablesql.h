@@ -192,10 +192,10 @@ bool tablesql_pends(const table_layout *lay, const tablesql_pending *pending, si
  * moved (per wb_config table, or NULL: none): tables with a recorded key change.  A new
  * row of such a table whose UUIDv5 a moved row holds (or held) gets the next UUID of its
  * chain, as the stream does; a reference to such a parent not in the target falls back
- * to the same chain (apply_sql_key_uuid, state_schema names moved_keys).
+ * to the same chain (apply_sql_key_uuid).
  */
 void tablesql_stage_insert(const table_layout *lay, int index, bool update, const bool *moved,
-                           const char *state_schema, strbuf *out);
+                           strbuf *out);
 
 /*
  * For column i (tablesql_pends), with $1 the slot, $2 the table's source name and $3

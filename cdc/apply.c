@@ -25,8 +25,8 @@
  * was, by a moved row since deleted) gets the next UUID of apply_sql_key_uuid's
  * chain, recorded as a uuid_taken conflict.  A reference to such a table whose
  * parent row is not there yet takes the same chain, so it names the row the
- * parent's insert creates, not the moved row (statements are cached per set of
- * moved parents, a->guarded).
+ * parent's insert creates, not the moved row (a table's first key change
+ * rebuilds the cached statements: a->guard_epoch).
  *
  * Throughput (apply_pipeline.c): each (table, statement kind, column set)
  * gets a prepared statement; changes are sent in libpq pipeline mode inside
@@ -212,6 +212,17 @@ static bool new_row_complete(const applier *a, const table_plan *t)
     return true;
 }
 
+/*
+ * Table ti has a recorded key change from now on: its upserts are guarded, and every
+ * statement cached before is rebuilt (references to it fall back to its key chain).
+ */
+static void mark_guarded(applier *a, int ti)
+{
+    if (!a->guarded[ti])
+        a->guard_epoch++;
+    a->guarded[ti] = true;
+}
+
 /* The upsert kind for table ti: guarded once a key change of it was recorded. */
 static apply_stmt_kind upsert_kind(const applier *a, int ti)
 {
@@ -253,7 +264,7 @@ static bool apply_update(applier *a, int ti, const w2j_change *c, bool *retryabl
     /* A moved row keeps its UUID, maybe UUIDv5 of the old key: from now on (and after
      * restarts, via moved_keys) this table's inserts check that their UUIDv5 is free. */
     if (key_changed && t->cfg->kind == TABLE_UUID_MAPPED)
-        a->guarded[ti] = true;
+        mark_guarded(a, ti);
     if (!complete)
         return apply_send_stmt(a, ti, key_changed ? APPLY_STMT_KEY_UPDATE : APPLY_STMT_UPDATE,
                                PEND_UPDATE, key_text(a, t, false), c, retryable);
@@ -706,10 +717,11 @@ static bool prepare_key_tables(applier *a)
             ok = false;
             break;
         }
-        a->guarded[i] = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        if (a->guarded[i])
+        if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+            mark_guarded(a, (int)i);
             log_info("apply: %s had key changes: its inserts check that their UUIDv5 is free",
                      tc->source);
+        }
         PQclear(res);
     }
     strbuf_free(&sql);

@@ -193,10 +193,7 @@ static void append_value(const wb_config *cfg, const table_plan *t, size_t i, co
     char v5[32];
     snprintf(v5, sizeof v5, "s.r%zu", i);
     strbuf_append(out, ", ");
-    if (moved != NULL && moved[t->columns[i].ref_parent])
-        apply_sql_key_uuid(p, cfg->state_schema, v5, out);
-    else
-        strbuf_append(out, v5);
+    apply_sql_ref_fallback(cfg, t->columns[i].ref_parent, moved, v5, out);
     strbuf_append_char(out, ')');
 }
 

@@ -102,8 +102,8 @@ typedef struct stmt_entry {
     int table;
     apply_stmt_kind kind;
     uint64_t hash;
-    size_t moved_refs; /* references to tables with a key change when built (moved_refs()) */
-    bool *present;     /* 2 * ncolumns: new_present then old_present */
+    unsigned guard_epoch; /* applier.guard_epoch when built */
+    bool *present;        /* 2 * ncolumns: new_present then old_present */
     size_t npresent;
     uint64_t serial; /* names the statement: wb_apply_<serial> */
     uint64_t last_used;
@@ -165,6 +165,8 @@ struct applier {
     char *conflict_sql;
     bool replica_role;
     bool *guarded; /* per wb_config table: a key change was recorded, upserts use UPSERT_GUARDED */
+    unsigned guard_epoch;    /* bumped when a table is first guarded (mark_guarded in apply.c): the
+                                statements cached before fall back differently for references */
     struct apply_bulk *bulk; /* apply_bulk.c: the current run of inserts */
 };
 /* LSN text for messages (buf of LSN_TEXT_MAX bytes); returns buf. */

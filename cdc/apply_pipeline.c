@@ -175,21 +175,6 @@ static stmt_entry *cache_slot(applier *a)
 }
 
 /*
- * How many of t's reference columns name a table with a recorded key change: their
- * fallback differs (apply_sql_key_uuid), and since a table never loses that mark,
- * the count tells a statement built before a parent's first key change.
- */
-static size_t moved_refs(const applier *a, const table_plan *t)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < t->ncolumns; i++) {
-        int p = t->columns[i].ref_parent;
-        n += t->columns[i].role == COLROLE_REFERENCE && p >= 0 && a->guarded[p] ? 1 : 0;
-    }
-    return n;
-}
-
-/*
  * Finds or prepares the statement for (table, kind, nrows, present), where
  * present is new_present followed by old_present (2 * ncolumns).  Returns
  * NULL after logging when it cannot be built or sent.
@@ -200,12 +185,11 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nr
     const table_plan *t = &a->cat->tables[table];
     size_t n = 2 * t->ncolumns;
     uint64_t h = cache_hash(table, kind, flat, n) ^ ((uint64_t)nrows << 40);
-    size_t moved = moved_refs(a, t);
     a->tick++;
     for (size_t i = 0; i < APPLY_CACHE_MAX; i++) {
         stmt_entry *e = &a->cache[i];
         if (e->used && e->hash == h && e->table == table && e->kind == kind &&
-            e->stmt.nrows == nrows && e->npresent == n && e->moved_refs == moved &&
+            e->stmt.nrows == nrows && e->npresent == n && e->guard_epoch == a->guard_epoch &&
             memcmp(e->present, flat, n * sizeof *flat) == 0) {
             e->last_used = a->tick;
             return e;
@@ -227,7 +211,7 @@ static stmt_entry *cache_get(applier *a, int table, apply_stmt_kind kind, int nr
     e->table = table;
     e->kind = kind;
     e->hash = h;
-    e->moved_refs = moved;
+    e->guard_epoch = a->guard_epoch;
     e->npresent = n;
     e->present = wb_xmalloc(n * sizeof *e->present + 1);
     memcpy(e->present, flat, n * sizeof *flat);

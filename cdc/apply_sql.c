@@ -131,10 +131,7 @@ static void append_value(sql_builder *b, size_t column, bool old)
         }
         char v5_expr[32];
         snprintf(v5_expr, sizeof v5_expr, "$%d::uuid", v5);
-        if (b->moved != NULL && b->moved[b->t->columns[column].ref_parent])
-            apply_sql_key_uuid(parent, b->cfg->state_schema, v5_expr, b->sql);
-        else
-            strbuf_append(b->sql, v5_expr);
+        apply_sql_ref_fallback(b->cfg, b->t->columns[column].ref_parent, b->moved, v5_expr, b->sql);
         strbuf_append_char(b->sql, ')');
         return;
     }
@@ -593,6 +590,15 @@ void apply_sql_key_uuid(const table_config *t, const char *state_schema, const c
     pgconn_append_qualified(out, state_schema, "moved_keys");
     strbuf_append(out, " m WHERE m.target_key = wb_c.u))) SELECT wb_c.u FROM wb_c ORDER BY wb_c.n "
                        "DESC LIMIT 1)");
+}
+
+void apply_sql_ref_fallback(const wb_config *cfg, int parent, const bool *moved, const char *v5,
+                            strbuf *out)
+{
+    if (moved != NULL && moved[parent])
+        apply_sql_key_uuid(&cfg->tables[parent], cfg->state_schema, v5, out);
+    else
+        strbuf_append(out, v5);
 }
 
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out)

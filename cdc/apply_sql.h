@@ -165,6 +165,13 @@ void apply_sql_moved_keys_index(const char *state_schema, strbuf *out);
  */
 void apply_sql_key_uuid(const table_config *t, const char *state_schema, const char *v5,
                         strbuf *out);
+/*
+ * Appends the last term of a reference's COALESCE, for a parent row not in the target:
+ * v5 (the parent key's UUIDv5, an SQL expression), or apply_sql_key_uuid(v5) when
+ * moved says the parent table had a key change (moved: per wb_config table, or NULL).
+ */
+void apply_sql_ref_fallback(const wb_config *cfg, int parent, const bool *moved, const char *v5,
+                            strbuf *out);
 /* Appends the INSERT into <schema>.conflicts taking $1 slot, $2 lsn, $3 table, $4 kind, $5 key. */
 void apply_sql_conflict_insert(const char *state_schema, strbuf *out);
 

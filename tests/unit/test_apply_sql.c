@@ -100,6 +100,17 @@ static void teardown(void)
 
 TestSuite(apply_sql, .init = setup, .fini = teardown);
 
+/* apply_sql_build_rows, which must succeed (moved: tables with a key change, or NULL). */
+static apply_stmt build_rows(const table_plan *t, apply_stmt_kind kind, const bool *np,
+                             const bool *op, int nrows, const bool *moved)
+{
+    apply_stmt s = {0};
+    char err[256] = "";
+    cr_assert(apply_sql_build_rows(&cfg, t, kind, np, op, nrows, moved, &s, err, sizeof err), "%s",
+              err);
+    return s;
+}
+
 static apply_stmt build(const table_plan *t, apply_stmt_kind kind, const bool *np, const bool *op)
 {
     apply_stmt s = {0};
@@ -292,11 +303,8 @@ Test(apply_sql, truncate_names_all_tables_in_one_statement_and_conflict_insert)
 Test(apply_sql, multi_row_upsert_numbers_each_rows_parameters)
 {
     bool np[3] = {true, true, true};
-    apply_stmt s = {0};
+    apply_stmt s = build_rows(&tags, APPLY_STMT_UPSERT, np, NULL, 2, NULL);
     char err[256] = "";
-    cr_assert(apply_sql_build_rows(&cfg, &tags, APPLY_STMT_UPSERT, np, NULL, 2, NULL, &s, err,
-                                   sizeof err),
-              "%s", err);
     cr_expect_str_eq(s.sql, "INSERT INTO \"public\".\"office_tags\" (\"office_id\", \"label\", "
                             "\"note\") VALUES (" OFFICE_REF("1", "2") ", $3, $4), (" OFFICE_REF(
                                 "5", "6") ", $7, $8) ON CONFLICT (\"office_id\", \"label\") DO "
@@ -372,11 +380,8 @@ Test(apply_sql, key_change_is_recorded_and_a_referenced_parent_remembers_the_old
 Test(apply_sql, guarded_upsert_takes_the_next_uuid_of_its_chain_when_its_uuidv5_is_taken)
 {
     bool np[6] = {true, false, true, false, false, false};
-    apply_stmt s = {0};
+    apply_stmt s = build_rows(&doctors, APPLY_STMT_UPSERT_GUARDED, np, NULL, 2, NULL);
     char err[256] = "";
-    cr_assert(apply_sql_build_rows(&cfg, &doctors, APPLY_STMT_UPSERT_GUARDED, np, NULL, 2, NULL, &s,
-                                   err, sizeof err),
-              "%s", err);
     cr_expect_str_eq(s.sql, "INSERT INTO \"app\".\"doctors\" (\"id\", \"legacy_id\", \"name\") "
                             "VALUES (" DOCTOR_CHAIN("$1::uuid") ", $2, $3), (" DOCTOR_CHAIN(
                                 "$4::uuid") ", $5, $6) ON CONFLICT (\"legacy_id\") DO UPDATE SET "
@@ -395,11 +400,7 @@ Test(apply_sql, references_to_a_moved_parent_fall_back_to_its_chain)
     bool moved[8] = {false};
     moved[0] = true;
     bool np[3] = {true, true, true};
-    apply_stmt s = {0};
-    char err[256] = "";
-    cr_assert(apply_sql_build_rows(&cfg, &tags, APPLY_STMT_UPSERT, np, NULL, 1, moved, &s, err,
-                                   sizeof err),
-              "%s", err);
+    apply_stmt s = build_rows(&tags, APPLY_STMT_UPSERT, np, NULL, 1, moved);
     strbuf want;
     strbuf_init(&want);
     strbuf_append(&want,
@@ -413,9 +414,7 @@ Test(apply_sql, references_to_a_moved_parent_fall_back_to_its_chain)
     /* An old row's reference: live parent, gone parent, then the chain. */
     bool dnp[6] = {true, true, true, false, false, false};
     bool dop[6] = {true, false, false, false, false, false};
-    cr_assert(apply_sql_build_rows(&cfg, &doctors, APPLY_STMT_KEY_UPDATE, dnp, dop, 1, moved, &s,
-                                   err, sizeof err),
-              "%s", err);
+    s = build_rows(&doctors, APPLY_STMT_KEY_UPDATE, dnp, dop, 1, moved);
     strbuf_reset(&want);
     strbuf_append(&want, "\"office_id\" = COALESCE((SELECT p.\"id\" FROM \"public\".\"offices\" p "
                          "WHERE p.\"legacy_id\" = $2), ");

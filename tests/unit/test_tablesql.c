@@ -241,13 +241,13 @@ Test(tablesql, stage_insert_remaps_and_never_touches_existing_ids)
     HAS("CREATE TEMP TABLE IF NOT EXISTS wb_stage_3 (c0 bigint, c1 integer, c2 text, "
         "c3 numeric(20,4), c4 text, wb_id uuid, wb_r1 uuid) ON COMMIT DELETE ROWS");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, false, NULL, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 3, false, NULL, &sql);
     HAS("INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", \"notes\", "
         "\"total\", \"we\"\"ird\") SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", s.wb_r1), s.c2, "
         "s.c3, s.c4 FROM pg_temp.wb_stage_3 s LEFT JOIN \"public\".\"patients\" p1 ON "
         "p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO NOTHING");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, NULL, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 3, true, NULL, &sql);
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET \"patient_id\" = EXCLUDED.\"patient_id\", "
         "\"notes\" = EXCLUDED.\"notes\"");
     HAS_NOT("\"id\" = EXCLUDED");
@@ -290,7 +290,7 @@ Test(tablesql, composite_identity_key_with_reference)
                                "\"app\".\"orders\" p0 ON p0.\"id\" = t.\"order_id\" WHERE "
                                "((p0.\"id\" IS NULL AND t.\"order_id\" IS NOT NULL)))");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 0, true, NULL, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 0, true, NULL, &sql);
     HAS("SELECT COALESCE(p0.\"id\", s.wb_r0), s.c1, s.c2");
     HAS("ON CONFLICT (\"order_id\", \"tag\") DO UPDATE SET \"added_at\" = EXCLUDED.\"added_at\"");
     strbuf_reset(&sql);
@@ -362,7 +362,7 @@ Test(tablesql, a_moved_table_and_references_to_it_take_the_key_uuid_chain)
     size_t patients_at = (size_t)(table("patients") - cfg.tables);
     bool moved[4] = {false, false, false, false};
     moved[orders_at] = true; /* orders had a key change: its new rows take the chain */
-    tablesql_stage_insert(&lay, 3, false, moved, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 3, false, moved, &sql);
     strbuf want;
     strbuf_init(&want);
     strbuf_append(&want, "INSERT INTO \"app\".\"orders\" (\"id\", \"legacy_id\", \"patient_id\", "
@@ -375,7 +375,7 @@ Test(tablesql, a_moved_table_and_references_to_it_take_the_key_uuid_chain)
                          "p1.\"old_id\" = s.c1 ON CONFLICT (\"legacy_id\") DO NOTHING");
     cr_assert_str_eq(sql.data, want.data);
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 3, true, moved, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 3, true, moved, &sql);
     HAS("ON CONFLICT (\"legacy_id\") DO UPDATE SET");
     HAS_NOT("\"id\" = EXCLUDED");
     HAS_NOT("gen_random_uuid()");
@@ -385,7 +385,7 @@ Test(tablesql, a_moved_table_and_references_to_it_take_the_key_uuid_chain)
     moved[patients_at] = true;
     strbuf_reset(&sql);
     strbuf_reset(&want);
-    tablesql_stage_insert(&lay, 3, false, moved, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 3, false, moved, &sql);
     strbuf_append(&want, "SELECT s.wb_id, s.c0, COALESCE(p1.\"uid\", ");
     append_chain("\"public\".\"patients\"", "\"uid\"", "s.wb_r1", &want);
     strbuf_append(&want, "), s.c2, s.c3, s.c4 FROM");
@@ -400,11 +400,11 @@ Test(tablesql, a_moved_table_and_references_to_it_take_the_key_uuid_chain)
     orders_moved[orders_at] = true;
     strbuf_reset(&sql);
     strbuf_reset(&want);
-    tablesql_stage_insert(&lay, 0, false, orders_moved, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 0, false, orders_moved, &sql);
     append_chain("\"app\".\"orders\"", "\"id\"", "s.wb_r0", &want);
     HAS(want.data);
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 0, false, NULL, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 0, false, NULL, &sql);
     HAS_NOT("WITH RECURSIVE");
     table_layout_free(&lay);
     strbuf_free(&want);
@@ -470,7 +470,7 @@ Test(tablesql, keyless_table_is_a_multiset_of_row_hashes)
     tablesql_source_all_rows(&lay, false, &sql);
     HAS("md5(ROW((s.\"actor\")::text, (s.\"detail\")::text)::text) COLLATE \"C\" AS k0");
     strbuf_reset(&sql);
-    tablesql_stage_insert(&lay, 6, true, NULL, "walbridge", &sql);
+    tablesql_stage_insert(&lay, 6, true, NULL, &sql);
     HAS_NOT("ON CONFLICT");
     strbuf_reset(&sql);
     tablesql_extra_delete(&lay, 6, &sql);
