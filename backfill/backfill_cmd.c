@@ -199,6 +199,40 @@ static bool catch_up_stream(bf_session *s, const handoff *h, bool *left_out)
     return true;
 }
 
+/*
+ * Takes the stream's lock for the whole run: a `walbridge stream` of the slot started
+ * meanwhile waits until backfill ends, so it applies no change committed after the
+ * snapshot before backfill's rows from that snapshot are in (it would then apply a
+ * delete before the deleted row is copied, and the row would stay; or an update
+ * before --include-stale writes the older version back).  Its replay afterwards
+ * brings every row to the source's latest state.  When a stream runs already, the
+ * run goes on (it only inserts missing rows unless told otherwise) and says what that
+ * risks.  False on a query failure.
+ */
+static bool hold_stream_lock(bf_session *s, const backfill_args *a, bool *locked)
+{
+    if (!state_try_stream_lock(s->target_write[0], s->cfg.slot, locked))
+        return false;
+    if (*locked)
+        log_info("backfill: holding the stream lock of slot \"%s\" until the run ends: a "
+                 "walbridge stream started meanwhile waits, then continues from where "
+                 "backfill leaves the target",
+                 s->cfg.slot);
+    else
+        log_full(LOG_WARN,
+                 a->include_stale
+                     ? "Its changes committed after backfill's snapshot can reach the target "
+                       "before backfill's rows: a row deleted meanwhile can be copied back, and "
+                       "--include-stale can write a row's older version over a newer one."
+                     : "Its changes committed after backfill's snapshot can reach the target "
+                       "before backfill's rows: a row deleted meanwhile can be copied back.",
+                 "For an exact run stop the stream, run backfill, then start the stream "
+                 "again (README, \"Re-runs\").",
+                 "backfill: a walbridge stream of slot \"%s\" is running on the target",
+                 s->cfg.slot);
+    return true;
+}
+
 /* SET session_replication_role = replica where the role may (skips FK triggers). */
 static bool try_replica_role(PGconn *tw, bool say)
 {
@@ -524,22 +558,15 @@ int backfill_main(const char *config_path, int argc, char **argv)
             replica = try_replica_role(s.target_write[i], i == 0) && replica;
         a.writers = replica ? 2 : 1;
     }
-    if (a.include_stale && !a.dry_run)
-        log_warn("--include-stale rewrites target rows that differ from the source; with the "
-                 "stream running, a row it changed after this snapshot may be overwritten "
-                 "with the older source state until its next change arrives");
-
     handoff h;
     int64_t run_id = 0;
     tablediff_result *results = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *results);
     bool *left_out = wb_xcalloc(s.cfg.ntables > 0 ? s.cfg.ntables : 1, sizeof *left_out);
-    /* Keyless tables (see any_keyless): the stream lock, held until the run ends. */
+    /* The stream's lock, held until the run ends (see hold_stream_lock). */
     bool locked = false, caught_up = true;
-    bool ok = a.dry_run || !any_keyless(&s) ||
-              state_try_stream_lock(s.target_write[0], s.cfg.slot, &locked);
-    ok = ok && handoff_begin(&s.cfg, s.source, !a.dry_run, locked, &h);
-    if (ok && locked && !h.slot_existed) /* the first run: the snapshot is the slot's own */
-        ok = state_stream_unlock(s.target_write[0], s.cfg.slot);
+    bool ok = a.dry_run || hold_stream_lock(&s, &a, &locked);
+    /* A re-run with keyless tables reads a temporary slot's snapshot (any_keyless). */
+    ok = ok && handoff_begin(&s.cfg, s.source, !a.dry_run, locked && any_keyless(&s), &h);
     bool need_catch_up = false;
     if (ok && !a.dry_run && h.slot_existed && any_keyless(&s)) {
         if (!locked)
