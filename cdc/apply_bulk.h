@@ -81,6 +81,17 @@ void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
 void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
                           const bool *moved, strbuf *out);
 /*
+ * "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; UPDATE T t SET
+ * <non-key columns> = x.<...> FROM (SELECT <the upsert's values> FROM staging LEFT JOIN
+ * <parents>) x (columns) WHERE t.<key> = x.<key>; SET LOCAL ... TO DEFAULT": a run of
+ * full-row updates tried as updates of rows the target holds, each found through the
+ * key's index (a merge join would walk the index from its start); when it matches fewer
+ * rows than the run holds, the applier runs apply_bulk_sql_apply(updates) as well, which
+ * inserts and records the missing ones.
+ */
+void apply_bulk_sql_update(const wb_config *cfg, const table_plan *t, const bool *moved,
+                           strbuf *out);
+/*
  * "SAVEPOINT wb_bulk; INSERT INTO T (...) SELECT ... FROM staging; RELEASE
  * SAVEPOINT wb_bulk": an insert run tried as new rows first (no conflict
  * bookkeeping); on a unique violation the applier rolls back to the

@@ -140,6 +140,26 @@ wb_eq "missing rows: the rows that existed were updated in place (UUIDv5 kept)" 
                           FROM patients WHERE legacy_id BETWEEN 12001 AND 14000 AND legacy_id NOT IN (13902, 13912, 13922)")"
 stream_compare_clinic "after the updates of missing rows"
 
+# A run of full-row updates of rows the target all holds goes as one plain UPDATE (no
+# upsert, nothing recorded); the reference moved to the office migrated with its own UUID
+# resolves to that UUID, and every row keeps its own.
+conflicts_before=$(wb_psql target -c "SELECT count(*) FROM walbridge.conflicts")
+wb_psql source -c "UPDATE patients SET full_name = 'Third ' || id, office_id = 3 WHERE id BETWEEN 14001 AND 16000"
+: >"$WB_TMP/walbridge.log"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "present rows: the update transaction streamed (exit 0)" 0 "$WB_RC"
+log=$(cat "$WB_TMP/walbridge.log")
+wb_contains "present rows: the updates went the bulk way" "$log" "bulk update of"
+wb_eq "present rows: no run needed the upsert" 0 "$(grep -c "the upsert inserts the others" <<<"$log" || true)"
+wb_eq "present rows: no conflict recorded" "$conflicts_before" \
+    "$(wb_psql target -c "SELECT count(*) FROM walbridge.conflicts")"
+wb_eq "present rows: all updated in place, UUIDv5 kept, the migrated office's UUID referenced" "2000|0|2000" \
+    "$(wb_psql target -c "SELECT count(*) FILTER (WHERE full_name = 'Third ' || legacy_id) || '|'
+                                 || count(*) FILTER (WHERE id <> uuid_generate_v5('$WB_UUID_NAMESPACE'::uuid, 'public.patients:' || legacy_id)) || '|'
+                                 || count(*) FILTER (WHERE office_id = '11111111-1111-4111-8111-111111111111')
+                          FROM patients WHERE legacy_id BETWEEN 14001 AND 16000")"
+stream_compare_clinic "after the updates of present rows"
+
 # Runs on a composite-key table cut short by deletes in the same transaction.
 wb_psql source -c "
 BEGIN;
