@@ -373,8 +373,9 @@ static bool stream_lock_target(PGconn *target, const wb_config *cfg, bool *stopp
             return true;
         int64_t now = stream_now_ms();
         if (last_note == 0 || now - last_note >= 10000) {
-            log_warn("waiting for the stream lock of slot \"%s\" on the target: another walbridge "
-                     "stream runs, or the session of a killed one is still finishing (%d s)",
+            log_warn("waiting for the stream lock of slot \"%s\" on the target: a walbridge "
+                     "backfill runs (the stream starts once it ends), another stream runs, or "
+                     "the session of a killed one is still finishing (%d s)",
                      cfg->slot, (int)((now - started) / 1000));
             last_note = now;
         }
