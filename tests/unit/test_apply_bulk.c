@@ -270,3 +270,42 @@ Test(apply_bulk, insert_run_tried_as_plain_insert_in_a_savepoint)
                                "pg_temp.wb_bulk_0 s; RELEASE SAVEPOINT wb_bulk");
     strbuf_free(&sql);
 }
+
+Test(apply_bulk, full_row_update_run_tried_as_one_update_through_the_key_index)
+{
+    strbuf sql;
+    strbuf_init(&sql);
+    apply_bulk_sql_update(&cfg, &doctors, NULL, &sql);
+    cr_expect_str_eq(
+        sql.data,
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; UPDATE "
+        "\"app\".\"doctors\" t SET \"office_id\" = x.\"office_id\", \"name\" = x.\"name\", "
+        "\"photo\" = x.\"photo\" FROM (SELECT s.wb_id, s.c0, COALESCE(p1.\"id\", s.r1), s.c2, "
+        "s.c3 FROM pg_temp.wb_bulk_1 s LEFT JOIN \"public\".\"offices\" p1 ON p1.\"legacy_id\" = "
+        "s.c1) x (\"id\", \"legacy_id\", \"office_id\", \"name\", \"photo\") WHERE "
+        "t.\"legacy_id\" = x.\"legacy_id\"; SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL "
+        "enable_mergejoin TO DEFAULT");
+    /* A moved parent: the reference falls back to its key chain, as in the upsert. */
+    strbuf want;
+    strbuf_init(&want);
+    bool moved[8] = {false};
+    moved[doctors.columns[1].ref_parent] = true;
+    strbuf_append(&want, "COALESCE(p1.\"id\", ");
+    apply_sql_key_uuid(&cfg.tables[doctors.columns[1].ref_parent], "walbridge", "s.r1", &want);
+    strbuf_reset(&sql);
+    apply_bulk_sql_update(&cfg, &doctors, moved, &sql);
+    cr_expect(strstr(sql.data, want.data) != NULL, "%s\nwants %s", sql.data, want.data);
+    /* A composite key matches every key column; only key columns: a no-op assignment. */
+    strbuf_reset(&sql);
+    apply_bulk_sql_update(&cfg, &codes, NULL, &sql);
+    cr_expect(strstr(sql.data, "UPDATE \"public\".\"codes\" t SET \"v\" = x.\"v\" FROM (SELECT "
+                               "s.c0, s.c1, s.c2 FROM pg_temp.wb_bulk_3 s) x (\"a\", \"b\", "
+                               "\"v\") WHERE t.\"a\" = x.\"a\" AND t.\"b\" = x.\"b\";") != NULL,
+              "%s", sql.data);
+    strbuf_reset(&sql);
+    apply_bulk_sql_update(&cfg, &tags, NULL, &sql);
+    cr_expect(strstr(sql.data, "t SET \"office_id\" = x.\"office_id\" FROM") != NULL, "%s",
+              sql.data);
+    strbuf_free(&want);
+    strbuf_free(&sql);
+}
