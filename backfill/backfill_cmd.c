@@ -199,6 +199,11 @@ static bool catch_up_stream(bf_session *s, const handoff *h, bool *left_out)
     return true;
 }
 
+/* What a stream running beside backfill risks (hold_stream_lock's warning). */
+#define STREAM_RISK                                                                                \
+    "Its changes committed after backfill's snapshot can reach the target before "                 \
+    "backfill's rows: a row deleted meanwhile can be copied back"
+
 /*
  * Takes the stream's lock for the whole run: a `walbridge stream` of the slot started
  * meanwhile waits until backfill ends, so it applies no change committed after the
@@ -220,12 +225,9 @@ static bool hold_stream_lock(bf_session *s, const backfill_args *a, bool *locked
                  s->cfg.slot);
     else
         log_full(LOG_WARN,
-                 a->include_stale
-                     ? "Its changes committed after backfill's snapshot can reach the target "
-                       "before backfill's rows: a row deleted meanwhile can be copied back, and "
-                       "--include-stale can write a row's older version over a newer one."
-                     : "Its changes committed after backfill's snapshot can reach the target "
-                       "before backfill's rows: a row deleted meanwhile can be copied back.",
+                 a->include_stale ? STREAM_RISK ", and --include-stale can write a row's older "
+                                                "version over a newer one."
+                                  : STREAM_RISK ".",
                  "For an exact run stop the stream, run backfill, then start the stream "
                  "again (README, \"Re-runs\").",
                  "backfill: a walbridge stream of slot \"%s\" is running on the target",

@@ -391,7 +391,7 @@ static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
         log_debug("%s: %.0f staged rows probe their parents' legacy-key indexes (%.0f parent "
                   "rows)",
                   table, staged, bw->parent_rows);
-        strbuf_append(&sql, "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ");
+        strbuf_append(&sql, PGCONN_JOINS_BY_INDEX "; ");
     }
     strbuf_append(&sql, bw->insert_sql.data);
     int sent = PQsendQuery(c->conn, sql.data);

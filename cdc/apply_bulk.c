@@ -329,8 +329,7 @@ void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarde
 void apply_bulk_sql_update(const wb_config *cfg, const table_plan *t, const bool *moved,
                            strbuf *out)
 {
-    strbuf_append(out,
-                  "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; UPDATE ");
+    strbuf_append(out, PGCONN_JOINS_BY_INDEX "; UPDATE ");
     pgconn_append_qualified(out, t->cfg->target_schema, t->cfg->target_name);
     strbuf_append(out, " t");
     append_assignments(t, "x", out);
@@ -345,8 +344,7 @@ void apply_bulk_sql_update(const wb_config *cfg, const table_plan *t, const bool
         strbuf_append(out, " = x.");
         pgconn_append_ident(out, name);
     }
-    strbuf_append(out, "; SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO "
-                       "DEFAULT");
+    strbuf_append(out, "; " PGCONN_JOINS_RESET);
 }
 
 void apply_bulk_sql_plain(const wb_config *cfg, const table_plan *t, const bool *moved, strbuf *out)
@@ -541,15 +539,23 @@ static bool fail_run(applier *a, const PGresult *res, const char *what, wb_lsn l
     return false;
 }
 
-/* Reads every pending result; returns the first that is not COMMAND_OK (caller clears), or NULL. */
-static PGresult *first_failure(PGconn *conn)
+/*
+ * Reads every pending result; returns the first that is not COMMAND_OK (caller clears),
+ * or NULL.  updated (or NULL): the row count of the UPDATE among them, -1 when none ran.
+ */
+static PGresult *first_failure(PGconn *conn, long *updated)
 {
     PGresult *failed = NULL, *res;
+    if (updated != NULL)
+        *updated = -1;
     while ((res = PQgetResult(conn)) != NULL) {
-        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK) {
             failed = res;
-        else
-            PQclear(res);
+            continue;
+        }
+        if (updated != NULL && strncmp(PQcmdStatus(res), "UPDATE ", 7) == 0)
+            *updated = strtol(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
     }
     return failed;
 }
@@ -700,7 +706,7 @@ static PGresult *run_upsert(applier *a, bool *retryable)
 static PGresult *read_plain(applier *a, bool *retryable)
 {
     apply_bulk *b = a->bulk;
-    PGresult *failed = first_failure(a->conn);
+    PGresult *failed = first_failure(a->conn, NULL);
     if (failed == NULL)
         return PQmakeEmptyPGresult(a->conn, PGRES_COMMAND_OK);
     if (!unique_violation(failed)) {
@@ -725,16 +731,7 @@ static PGresult *read_update(applier *a, bool *retryable)
 {
     apply_bulk *b = a->bulk;
     long matched = -1;
-    PGresult *failed = NULL, *res;
-    while ((res = PQgetResult(a->conn)) != NULL) {
-        if (failed == NULL && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            failed = res;
-            continue;
-        }
-        if (strncmp(PQcmdStatus(res), "UPDATE ", 7) == 0)
-            matched = strtol(PQcmdTuples(res), NULL, 10);
-        PQclear(res);
-    }
+    PGresult *failed = first_failure(a->conn, &matched);
     if (failed != NULL) {
         fail_run(a, failed, "bulk update", b->applying_lsn, retryable);
         PQclear(failed);
@@ -865,7 +862,7 @@ static bool finish_direct(applier *a, bool *retryable)
     if (PQputCopyEnd(a->conn, NULL) != 1)
         return fail_run(a, NULL, "bulk insert: ending COPY", b->first_lsn, retryable);
     b->copying = false;
-    PGresult *failed = first_failure(a->conn);
+    PGresult *failed = first_failure(a->conn, NULL);
     if (failed != NULL) {
         bool existing = unique_violation(failed);
         if (!existing)

@@ -81,9 +81,9 @@ void apply_bulk_sql_copy(const table_plan *t, strbuf *out);
 void apply_bulk_sql_apply(const wb_config *cfg, const table_plan *t, bool guarded, bool updates,
                           const bool *moved, strbuf *out);
 /*
- * "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; UPDATE T t SET
- * <non-key columns> = x.<...> FROM (SELECT <the upsert's values> FROM staging LEFT JOIN
- * <parents>) x (columns) WHERE t.<key> = x.<key>; SET LOCAL ... TO DEFAULT": a run of
+ * "PGCONN_JOINS_BY_INDEX; UPDATE T t SET <non-key columns> = x.<...> FROM (SELECT <the
+ * upsert's values> FROM staging LEFT JOIN <parents>) x (columns) WHERE t.<key> = x.<key>;
+ * PGCONN_JOINS_RESET" (common/pgconn.h): a run of
  * full-row updates tried as updates of rows the target holds, each found through the
  * key's index (a merge join would walk the index from its start); when it matches fewer
  * rows than the run holds, the applier runs apply_bulk_sql_apply(updates) as well, which

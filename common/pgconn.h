@@ -56,6 +56,15 @@ pgerr_class pgconn_classify_sqlstate(const char *sqlstate);
  */
 bool pgconn_snapshot_name_ok(const char *name);
 
+/*
+ * Statements run between these two join their rows by index probes (nested loops):
+ * for a few thousand rows against a large table the planner would rather hash the
+ * whole table, or merge-join from the index's start.  For the open transaction only.
+ */
+#define PGCONN_JOINS_BY_INDEX "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+#define PGCONN_JOINS_RESET                                                                         \
+    "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT"
+
 /* How every snapshot reader of the source begins its transaction. */
 #define PGCONN_SNAPSHOT_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 /* Begins conn's snapshot transaction on the exported snapshot name (checked). */
