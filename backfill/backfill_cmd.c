@@ -392,30 +392,86 @@ static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *too
     return true;
 }
 
-/* Diffs (and with o->write, copies) table i into *r, logging what it did. */
-static bool diff_table(bf_session *s, const backfill_args *a, tablediff_options *o, size_t i,
-                       tablediff_result *r)
+/* Diffs (and with o->write, copies) table i on source into *r, logging what it did. */
+static bool diff_table_on(bf_session *s, const backfill_args *a, tablediff_options *o, size_t i,
+                          PGconn *source, tablediff_result *r)
 {
     const table_config *t = &s->cfg.tables[i];
-    o->estimate = bf_session_estimate(s->source, t);
-    bool ok = tablediff_run(&s->layouts[i], (int)i, s->source, s->target_read, s->target_write,
+    if (!o->source_sent)
+        o->estimate = bf_session_estimate(source, t);
+    bool ok = tablediff_run(&s->layouts[i], (int)i, source, s->target_read, s->target_write,
                             a->writers, o, r);
     if (ok)
         tablediff_log_result(t, r, a->delete_extra);
     return ok;
 }
 
-/* Diffs (and copies) the selected tables not loaded directly, keyless ones or the others. */
+static bool diff_table(bf_session *s, const backfill_args *a, tablediff_options *o, size_t i,
+                       tablediff_result *r)
+{
+    return diff_table_on(s, a, o, i, s->source, r);
+}
+
+/*
+ * The lookahead of diff_tables (tablediff_send_ahead): the session's two diff
+ * connections in the snapshot take turns; once a table's merge ends, the next
+ * table's source query goes on the other one.
+ */
+typedef struct lookahead {
+    bf_session *s;
+    const tablediff_options *o;
+    size_t next;     /* the table after the current one (ntables: none) */
+    PGconn *conn;    /* the connection the next table is diffed on */
+    bool sent;       /* its source query is in flight there */
+    double estimate; /* its row estimate, read before the query went */
+} lookahead;
+
+static bool send_next(void *ctx)
+{
+    lookahead *la = ctx;
+    if (la->next >= la->s->cfg.ntables)
+        return true;
+    const table_config *t = &la->s->cfg.tables[la->next];
+    la->estimate = bf_session_estimate(la->conn, t);
+    return tablediff_send_ahead(&la->s->layouts[la->next], la->conn, la->s->target_read, la->o,
+                                &la->sent);
+}
+
+/* Whether diff_tables' pass (keyless or not) takes table i. */
+static bool in_pass(const bf_session *s, const dl_load *load, bool keyless, size_t i)
+{
+    return s->selected[i] && load[i] == DL_NONE && (s->cfg.tables[i].nkey == 0) == keyless;
+}
+
+/*
+ * Diffs (and copies) the selected tables not loaded directly, keyless ones or the others,
+ * one after another.  Keyed tables written with rows fetched by key use the lookahead.
+ */
 static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options *o,
                         const dl_load *load, bool keyless, tablediff_result *results)
 {
     bool ok = true;
+    bool ahead = !keyless && o->write && s->source_ahead != NULL;
+    lookahead la = {.s = s, .o = o, .conn = s->source};
     for (size_t i = 0; ok && i < s->cfg.ntables; i++) {
-        const table_config *t = &s->cfg.tables[i];
-        if (!s->selected[i] || load[i] != DL_NONE || (t->nkey == 0) != keyless)
+        if (!in_pass(s, load, keyless, i))
             continue;
+        const table_config *t = &s->cfg.tables[i];
         log_info("%s: diffing%s", t->source, a->dry_run ? " (dry run)" : "");
-        ok = diff_table(s, a, o, i, &results[i]);
+        tablediff_options to = *o;
+        PGconn *source = la.conn;
+        to.source_sent = la.sent;
+        to.estimate = la.estimate;
+        if (ahead) {
+            la.next = i + 1;
+            while (la.next < s->cfg.ntables && !in_pass(s, load, keyless, la.next))
+                la.next++;
+            la.conn = source == s->source ? s->source_ahead : s->source;
+            la.sent = false;
+            to.merged = send_next;
+            to.merged_ctx = &la;
+        }
+        ok = diff_table_on(s, a, &to, i, source, &results[i]);
     }
     return ok;
 }
@@ -581,6 +637,11 @@ int backfill_main(const char *config_path, int argc, char **argv)
     if (ok && !a.dry_run && !handoff_share_snapshot(&h, s.source, s.source_fetch)) {
         PQfinish(s.source_fetch); /* rows then travel with the diff */
         s.source_fetch = NULL;
+    }
+    if (ok && !a.dry_run &&
+        (s.source_fetch == NULL || !handoff_share_snapshot(&h, s.source, s.source_ahead))) {
+        PQfinish(s.source_ahead); /* no lookahead: one table after the other */
+        s.source_ahead = NULL;
     }
     if (ok && !a.dry_run)
         ok = record_handoff(&s, &h, &run_id);

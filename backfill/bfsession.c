@@ -138,7 +138,9 @@ int bf_session_open(bf_session *s, const char *config_path, const char *tables, 
         return rc;
     if (want_write) {
         s->source_fetch = open_side(s->cfg.source_dsn, PGCONN_SOURCE, "source");
-        if (s->source_fetch == NULL)
+        s->source_ahead = open_side(s->cfg.source_dsn, PGCONN_SOURCE, "source");
+        if (s->source_fetch == NULL || s->source_ahead == NULL ||
+            !pgconn_exec(s->source_ahead, "source", BF_DIFF_WORK_MEM))
             return EXIT_RUNTIME;
         for (int i = 0; i < 2; i++) {
             s->target_write[i] = open_side(s->cfg.target_dsn, PGCONN_TARGET, "target");
@@ -166,6 +168,8 @@ void bf_session_close(bf_session *s)
         PQfinish(s->source);
     if (s->source_fetch != NULL)
         PQfinish(s->source_fetch);
+    if (s->source_ahead != NULL)
+        PQfinish(s->source_ahead);
     if (s->target_read != NULL)
         PQfinish(s->target_read);
     for (int i = 0; i < 2; i++) {

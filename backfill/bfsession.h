@@ -27,6 +27,8 @@ typedef struct bf_session {
     PGconn *source;          /* plain source connection (diff reads, snapshot) */
     PGconn *source_fetch;    /* second source connection: rows fetched by key in the same
                                 snapshot (NULL unless want_write) */
+    PGconn *source_ahead;    /* third one: the next table's diff query, sent while this
+                                table's last batches are written (NULL unless want_write) */
     PGconn *target_read;     /* target diff reads */
     PGconn *target_write[2]; /* staging, inserts, checkpoints; two so that one batch's insert
                                 runs while the next is staged (NULL unless want_write) */

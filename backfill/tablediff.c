@@ -160,6 +160,20 @@ static bool copy_send(PGconn *conn, const char *sql, const char *what, const cha
     return true;
 }
 
+/*
+ * Sends the source diff query.  A (key, hash) diff (sort) is read sorted, not in the
+ * key index's order: the target's hash diff sorts before its first row (its key comes
+ * through the parent joins), and a source reading along the index would send a few
+ * rows, stall until that sort ends, and only then do its own work; sorting too, it
+ * does that work meanwhile (and a sequential scan costs less than the index's heap
+ * visits).  run_merge resets the setting once the rows are read.
+ */
+static bool source_send(PGconn *source, const char *sql, bool sort, const char *table)
+{
+    return (!sort || pgconn_exec(source, "source", "SET enable_indexscan = off")) &&
+           copy_send(source, sql, "source", table);
+}
+
 /* Waits for the COPY OUT state of a query sent with copy_send. */
 static bool copy_started(PGconn *conn, const char *what, const char *table)
 {
@@ -415,8 +429,9 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     strbuf src_sql, tgt_sql;
     strbuf_init(&src_sql);
     strbuf_init(&tgt_sql);
-    bool target_empty = false;
-    if (d->opts->write && !target_has_rows(lay, target_read, &target_empty))
+    bool target_empty = false; /* a query sent ahead is a diff of a table with rows */
+    if (d->opts->write && !d->opts->source_sent &&
+        !target_has_rows(lay, target_read, &target_empty))
         return false;
     if (target_empty)
         d->fetch = NULL; /* every row is needed: stream them all */
@@ -439,7 +454,8 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     log_debug("%s: source diff: %s", table, src_sql.data);
     log_debug("%s: target diff: %s", table, tgt_sql.data);
     /* Both queries run at once: each server sorts and hashes while the other does. */
-    bool ok = copy_send(source, src_sql.data, "source", table) &&
+    bool sort_source = !inline_rows && !d->opts->keys_only;
+    bool ok = (d->opts->source_sent || source_send(source, src_sql.data, sort_source, table)) &&
               copy_send(target_read, tgt_sql.data, "target", table);
     strbuf_free(&src_sql);
     strbuf_free(&tgt_sql);
@@ -463,7 +479,7 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
         report_orphans(lay, rt.orphans, d->res);
     copy_reader_free(&rs);
     copy_reader_free(&rt);
-    return ok;
+    return ok && (!sort_source || pgconn_exec(source, "source", "RESET enable_indexscan"));
 }
 
 bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGconn *target_read,
@@ -509,6 +525,8 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
     }
     if (ok && !res->skipped_done) {
         ok = run_merge(&d, source, target_read, resume_key);
+        if (ok && opts->merged != NULL)
+            ok = opts->merged(opts->merged_ctx);
         res->counts.extra += res->orphans;
         res->counts.target_rows += res->orphans;
         if (d.bw != NULL && d.write_extras)
@@ -536,6 +554,29 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = progress_seconds(&t0, &t1);
     return ok;
+}
+
+bool tablediff_send_ahead(const table_layout *lay, PGconn *source, PGconn *target_read,
+                          const tablediff_options *opts, bool *sent)
+{
+    *sent = false;
+    bool plain = opts->write && !opts->keys_only && !opts->resume && !opts->direct &&
+                 opts->range_lo == NULL && opts->range_hi == NULL && opts->source_fetch != NULL &&
+                 lay->table->kind != TABLE_KEYLESS;
+    bool empty = true;
+    if (!plain)
+        return true;
+    if (!target_has_rows(lay, target_read, &empty))
+        return false;
+    if (empty)
+        return true; /* its source query will carry the rows */
+    strbuf sql;
+    strbuf_init(&sql);
+    tablesql_source_diff(lay, false, 0, &sql);
+    log_debug("%s: source diff, sent ahead: %s", lay->table->source, sql.data);
+    *sent = source_send(source, sql.data, true, lay->table->source);
+    strbuf_free(&sql);
+    return *sent;
 }
 
 static void free_list(char **list, size_t n)

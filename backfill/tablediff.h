@@ -56,6 +56,14 @@ typedef struct tablediff_options {
      * it, a keyed table's diff streams (key, hash) only and the missing/stale rows are
      * fetched by key (rowfetch.h); without it they travel with the diff. */
     PGconn *source_fetch;
+    /* The source diff query was sent already (tablediff_send_ahead, on the source
+     * connection tablediff_run gets). */
+    bool source_sent;
+    /* Called once the merge has ended, before the table's last rows are fetched and its
+     * last batches written (NULL: none): lets the next table's source query run
+     * meanwhile.  False stops the run. */
+    bool (*merged)(void *ctx);
+    void *merged_ctx;
 } tablediff_options;
 
 typedef struct tablediff_result {
@@ -80,6 +88,18 @@ typedef struct tablediff_result {
 bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGconn *target_read,
                    PGconn *const *target_write, int nwriters, const tablediff_options *opts,
                    tablediff_result *res);
+/*
+ * The lookahead of a backfill's tables diffed one after another: sends lay's source
+ * diff query on source, an idle connection in the snapshot, and returns without
+ * waiting, so that the source sorts and hashes the table while the previous table's
+ * last batches are written.  Only a plain diff goes ahead: writing (rows fetched by
+ * key), hashes, no --resume, no key range, rows in the target (target_read answers
+ * that); *sent says whether it went.  Then call tablediff_run for lay on the same
+ * source connection with opts->source_sent = *sent.  False after logging a failure.
+ */
+bool tablediff_send_ahead(const table_layout *lay, PGconn *source, PGconn *target_read,
+                          const tablediff_options *opts, bool *sent);
+
 void tablediff_result_free(tablediff_result *res);
 /* The log lines of a table's result (and the extra rows kept, unless delete_extra). */
 void tablediff_log_result(const table_config *t, const tablediff_result *r, bool delete_extra);

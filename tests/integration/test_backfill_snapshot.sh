@@ -59,4 +59,49 @@ for t in $BF_TABLES; do
 done
 wb_run -c "$cfg" verify
 wb_eq "verify exits 0" 0 "$WB_RC"
+
+# A re-run diffs its tables one after another; once a table's merge ends, the next
+# table's source query goes ahead on another source connection (the lookahead).
+# That connection must read the run's snapshot too.  Some rows of patients and orders
+# are missing in the target (so both have batches to write).  A writer holding an
+# ACCESS EXCLUSIVE lock on patients adds an order and changes an existing one, and
+# commits once backfill's diff of patients waits for that lock: after the snapshot,
+# before orders' query goes.  Read in a snapshot of its own, orders' diff would copy
+# the new order and rewrite the changed one, and the stream, replaying that commit,
+# would meet them as conflicts.  (A lock on orders itself would not tell: a query
+# that waited for a lock still reads the snapshot it took before waiting.)
+wb_psql target -c "SET session_replication_role = replica" \
+    -c "DELETE FROM patients WHERE legacy_id % 10 = 3" -c "DELETE FROM orders WHERE legacy_id % 10 = 4"
+new_order=$(($(wb_psql source -c "SELECT max(id) FROM orders") + 1000))
+changed=$(wb_psql source -c "SELECT min(id) FROM orders WHERE id % 10 = 5")
+before=$(wb_psql target -c "SELECT status FROM orders WHERE legacy_id = $changed")
+bf_writer_during "the writer holds its lock on patients" source patients "ACCESS EXCLUSIVE" \
+    "INSERT INTO orders (id, patient_id, doctor_id, status, amount) SELECT $new_order, patient_id,
+     doctor_id, 'written during backfill', 1.00 FROM orders WHERE id = $changed;
+     UPDATE orders SET status = 'changed during backfill' WHERE id = $changed" "$writer_out"
+writer=$BF_WRITER_PID
+# Two source connections take turns: without offices, orders is the fourth table and
+# goes on the lookahead's own connection (the session's first one holds the snapshot).
+wb_run -c "$cfg" backfill --include-stale --tables profiles,doctors,patients,orders,order_tags
+wait "$writer" || true
+wb_eq "the re-run exits 0" 0 "$WB_RC"
+wb_contains "orders' source query went ahead while patients' rows were written" "$WB_ERR" \
+    "public.orders: source diff, sent ahead"
+wb_check "backfill waited for the lock after taking its snapshot" \
+    grep -qE '^waiter: COPY ' "$writer_out"
+wb_eq "the missing patients were copied" "$(bf_count source patients)" "$(bf_count target patients)"
+wb_eq "backfill did not copy the order added after its snapshot" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM orders WHERE legacy_id = $new_order")"
+wb_eq "nor rewrite the order changed after its snapshot" "$before" \
+    "$(wb_psql target -c "SELECT status FROM orders WHERE legacy_id = $changed")"
+wb_eq "every other order is there" $(($(bf_count source orders) - 1)) "$(bf_count target orders)"
+wb_run -c "$cfg" stream --until-caught-up
+wb_eq "the stream catches up (exit 0)" 0 "$WB_RC"
+wb_eq "the stream applied the writer's commit" "1 changed during backfill" \
+    "$(wb_psql target -c "SELECT (SELECT count(*) FROM orders WHERE legacy_id = $new_order) || ' ' ||
+        (SELECT status FROM orders WHERE legacy_id = $changed)")"
+wb_eq "with no conflict (nothing was applied twice)" 0 \
+    "$(wb_psql target -c "SELECT count(*) FROM walbridge.conflicts")"
+wb_run -c "$cfg" verify
+wb_eq "verify exits 0" 0 "$WB_RC"
 wb_finish
