@@ -431,9 +431,9 @@ static bool send_next(void *ctx)
     lookahead *la = ctx;
     if (la->next >= la->s->cfg.ntables)
         return true;
-    const table_config *t = &la->s->cfg.tables[la->next];
-    la->estimate = bf_session_estimate(la->conn, t);
-    return tablediff_send_ahead(&la->s->layouts[la->next], la->conn, la->s->target_read, la->o,
+    tablediff_options next = *la->o;
+    next.estimate = la->estimate = bf_session_estimate(la->conn, &la->s->cfg.tables[la->next]);
+    return tablediff_send_ahead(&la->s->layouts[la->next], la->conn, la->s->target_read, &next,
                                 &la->sent);
 }
 

@@ -12,7 +12,10 @@
 
 /* Per diff read and write session: sorts and hashes stay in memory (each parallel worker
  * may use this). */
-#define BF_DIFF_WORK_MEM "SET work_mem = '64MB'"
+#define BF_DIFF_WORK_MEM_MB 64
+#define BF_STR_(x) #x
+#define BF_STR(x) BF_STR_(x)
+#define BF_DIFF_WORK_MEM "SET work_mem = '" BF_STR(BF_DIFF_WORK_MEM_MB) "MB'"
 
 #include <stdbool.h>
 #include <libpq-fe.h>

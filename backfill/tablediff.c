@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "backfill/batchwriter.h"
+#include "backfill/bfsession.h"
 #include "backfill/bfstate.h"
 #include "backfill/progress.h"
 #include "backfill/rowfetch.h"
@@ -161,13 +162,24 @@ static bool copy_send(PGconn *conn, const char *sql, const char *what, const cha
 }
 
 /*
- * Sends the source diff query.  A (key, hash) diff (sort) is read sorted, not in the
- * key index's order: the target's hash diff sorts before its first row (its key comes
- * through the parent joins), and a source reading along the index would send a few
- * rows, stall until that sort ends, and only then do its own work; sorting too, it
+ * Whether the source's (key, hash) diff of a table of about estimate rows is read sorted
+ * rather than along its key index.  The target's hash diff sorts before its first row (its
+ * key comes through the parent joins), and a source reading along the index would send a
+ * few rows, stall until that sort ends, and only then do its own work; sorting too, it
  * does that work meanwhile (and a sequential scan costs less than the index's heap
- * visits).  run_merge resets the setting once the rows are read.
+ * visits).  Only when the sort fits in work_mem, though: a larger table, or one never
+ * analyzed (estimate <= 0), is read along the index, so that the source never writes the
+ * pairs to temp files (a few GB for tens of millions of rows).  A pair takes 85 bytes of
+ * sort memory with a bigint key and 93 with an integer and a short text (EXPLAIN
+ * ANALYZE); DIFF_SORT_ROW_BYTES rounds up.
  */
+#define DIFF_SORT_ROW_BYTES 100.0
+static bool source_sorts(double estimate)
+{
+    return estimate > 0 && estimate * DIFF_SORT_ROW_BYTES <= BF_DIFF_WORK_MEM_MB * 1024.0 * 1024.0;
+}
+
+/* Sends the source diff query (sorted: source_sorts; run_merge resets it once read). */
 static bool source_send(PGconn *source, const char *sql, bool sort, const char *table)
 {
     return (!sort || pgconn_exec(source, "source", "SET enable_indexscan = off")) &&
@@ -454,7 +466,11 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     log_debug("%s: source diff: %s", table, src_sql.data);
     log_debug("%s: target diff: %s", table, tgt_sql.data);
     /* Both queries run at once: each server sorts and hashes while the other does. */
-    bool sort_source = !inline_rows && !d->opts->keys_only;
+    bool pairs = !inline_rows && !d->opts->keys_only && lay->table->kind != TABLE_KEYLESS;
+    bool sort_source = pairs && source_sorts(d->opts->estimate);
+    if (pairs)
+        log_debug("%s: the source reads its pairs %s (about %.0f rows)", table,
+                  sort_source ? "sorted" : "along the key index", d->opts->estimate);
     bool ok = (d->opts->source_sent || source_send(source, src_sql.data, sort_source, table)) &&
               copy_send(target_read, tgt_sql.data, "target", table);
     strbuf_free(&src_sql);
@@ -574,7 +590,7 @@ bool tablediff_send_ahead(const table_layout *lay, PGconn *source, PGconn *targe
     strbuf_init(&sql);
     tablesql_source_diff(lay, false, 0, &sql);
     log_debug("%s: source diff, sent ahead: %s", lay->table->source, sql.data);
-    *sent = source_send(source, sql.data, true, lay->table->source);
+    *sent = source_send(source, sql.data, source_sorts(opts->estimate), lay->table->source);
     strbuf_free(&sql);
     return *sent;
 }

@@ -166,7 +166,9 @@ typedef struct verify_lanes {
 static bool verify_table(void *ctx, const lane_conns *lane, size_t i)
 {
     const verify_lanes *v = ctx;
-    return tablediff_run(&v->s->layouts[i], (int)i, lane->source, lane->target, NULL, 0, v->o,
+    tablediff_options o = *v->o;
+    o.estimate = bf_session_estimate(lane->source, &v->s->cfg.tables[i]);
+    return tablediff_run(&v->s->layouts[i], (int)i, lane->source, lane->target, NULL, 0, &o,
                          &v->results[i]);
 }
 
