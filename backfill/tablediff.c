@@ -541,8 +541,8 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
     }
     if (ok && !res->skipped_done) {
         ok = run_merge(&d, source, target_read, resume_key);
-        if (ok && opts->merged != NULL)
-            ok = opts->merged(opts->merged_ctx);
+        /* The next table's failure (logged) stops the run once this table is done. */
+        bool next_ok = !ok || opts->merged == NULL || opts->merged(opts->merged_ctx);
         res->counts.extra += res->orphans;
         res->counts.target_rows += res->orphans;
         if (d.bw != NULL && d.write_extras)
@@ -553,6 +553,7 @@ bool tablediff_run(const table_layout *lay, int table_index, PGconn *source, PGc
             ok = bw_finish(d.bw, d.last.len > 0 ? d.last.data : NULL);
         if (!ok && d.bw != NULL)
             bw_abort(d.bw);
+        ok = ok && next_ok;
     }
     if (d.bw != NULL) {
         res->copied = bw.copied;

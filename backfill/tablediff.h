@@ -61,7 +61,7 @@ typedef struct tablediff_options {
     bool source_sent;
     /* Called once the merge has ended, before the table's last rows are fetched and its
      * last batches written (NULL: none): lets the next table's source query run
-     * meanwhile.  False stops the run. */
+     * meanwhile.  False stops the run, after this table's rows are written. */
     bool (*merged)(void *ctx);
     void *merged_ctx;
 } tablediff_options;
