@@ -392,13 +392,12 @@ static bool direct_with_indexes(bf_session *s, const backfill_args *a, bool *too
     return true;
 }
 
-/* Diffs (and with o->write, copies) table i on source into *r, logging what it did. */
-static bool diff_table_on(bf_session *s, const backfill_args *a, tablediff_options *o, size_t i,
-                          PGconn *source, tablediff_result *r)
+/* Diffs (and with o->write, copies) table i on source into *r, logging what it did;
+ * o->estimate is the table's. */
+static bool diff_table_on(bf_session *s, const backfill_args *a, const tablediff_options *o,
+                          size_t i, PGconn *source, tablediff_result *r)
 {
     const table_config *t = &s->cfg.tables[i];
-    if (!o->source_sent)
-        o->estimate = bf_session_estimate(source, t);
     bool ok = tablediff_run(&s->layouts[i], (int)i, source, s->target_read, s->target_write,
                             a->writers, o, r);
     if (ok)
@@ -409,6 +408,7 @@ static bool diff_table_on(bf_session *s, const backfill_args *a, tablediff_optio
 static bool diff_table(bf_session *s, const backfill_args *a, tablediff_options *o, size_t i,
                        tablediff_result *r)
 {
+    o->estimate = bf_session_estimate(s->source, &s->cfg.tables[i]);
     return diff_table_on(s, a, o, i, s->source, r);
 }
 
@@ -423,6 +423,7 @@ typedef struct lookahead {
     size_t next;     /* the table after the current one (ntables: none) */
     PGconn *conn;    /* the connection the next table is diffed on */
     bool sent;       /* its source query is in flight there */
+    bool estimated;  /* estimate was read (the query may still not have gone) */
     double estimate; /* its row estimate, read before the query went */
 } lookahead;
 
@@ -433,6 +434,7 @@ static bool send_next(void *ctx)
         return true;
     tablediff_options next = *la->o;
     next.estimate = la->estimate = bf_session_estimate(la->conn, &la->s->cfg.tables[la->next]);
+    la->estimated = true;
     return tablediff_send_ahead(&la->s->layouts[la->next], la->conn, la->s->target_read, &next,
                                 &la->sent);
 }
@@ -447,7 +449,7 @@ static bool in_pass(const bf_session *s, const dl_load *load, bool keyless, size
  * Diffs (and copies) the selected tables not loaded directly, keyless ones or the others,
  * one after another.  Keyed tables written with rows fetched by key use the lookahead.
  */
-static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options *o,
+static bool diff_tables(bf_session *s, const backfill_args *a, const tablediff_options *o,
                         const dl_load *load, bool keyless, tablediff_result *results)
 {
     bool ok = true;
@@ -461,7 +463,8 @@ static bool diff_tables(bf_session *s, const backfill_args *a, tablediff_options
         tablediff_options to = *o;
         PGconn *source = la.conn;
         to.source_sent = la.sent;
-        to.estimate = la.estimate;
+        to.estimate = la.estimated ? la.estimate : bf_session_estimate(source, t);
+        la.estimated = false;
         if (ahead) {
             la.next = i + 1;
             while (la.next < s->cfg.ntables && !in_pass(s, load, keyless, la.next))

@@ -448,6 +448,15 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     if (target_empty)
         d->fetch = NULL; /* every row is needed: stream them all */
     bool inline_rows = d->opts->write && d->fetch == NULL;
+    bool pairs = !inline_rows && !d->opts->keys_only && lay->table->kind != TABLE_KEYLESS;
+    if (d->opts->source_sent && (!pairs || filter != 0)) {
+        /* tablediff_send_ahead sent the plain (key, hash) diff; anything else would be
+         * read with the wrong fields. */
+        log_error("%s: the source query sent ahead is not the diff this table needs (a "
+                  "walbridge bug); nothing of it was written: rerun backfill",
+                  table);
+        return false;
+    }
     if (target_empty) {
         /* Nothing to compare with: skip hashing the source rows. */
         log_info("%s: no rows in the target yet: copying every source row", table);
@@ -466,7 +475,6 @@ static bool run_merge(diff_ctx *d, PGconn *source, PGconn *target_read, const ch
     log_debug("%s: source diff: %s", table, src_sql.data);
     log_debug("%s: target diff: %s", table, tgt_sql.data);
     /* Both queries run at once: each server sorts and hashes while the other does. */
-    bool pairs = !inline_rows && !d->opts->keys_only && lay->table->kind != TABLE_KEYLESS;
     bool sort_source = pairs && source_sorts(d->opts->estimate);
     if (pairs)
         log_debug("%s: the source reads its pairs %s (about %.0f rows)", table,
