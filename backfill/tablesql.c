@@ -196,17 +196,24 @@ static const char *record_hash_type(const char *source_type)
     return "text";
 }
 
-/* ROW((<value>)::<type>, ...): every column as text, or (hash_types) as record_hash_type. */
+/*
+ * ROW((<value>)::<type>, ...): every column as text, or (hash_types) as
+ * record_hash_type, a text field then compared byte for byte (COLLATE "C").
+ */
 static void append_row(const table_layout *lay, value_fn value, bool hash_types, strbuf *out)
 {
     strbuf_append(out, "ROW(");
     for (size_t i = 0; i < lay->ncols; i++) {
         if (i > 0)
             strbuf_append(out, ", ");
+        const char *type = hash_types ? record_hash_type(lay->cols[i].source_type) : "text";
         strbuf_append_char(out, '(');
         value(lay, i, out);
-        strbuf_appendf(out, ")::%s",
-                       hash_types ? record_hash_type(lay->cols[i].source_type) : "text");
+        strbuf_appendf(out, ")::%s", type);
+        /* hash_record_extended hashes a field by its collation: a nondeterministic
+         * one (case-insensitive ICU) would hash 'A' and 'a' alike. */
+        if (hash_types && strcmp(type, "text") == 0)
+            strbuf_append(out, " COLLATE \"C\"");
     }
     strbuf_append_char(out, ')');
 }

@@ -7,10 +7,13 @@
  * of them form the key, and which reference a UUID-mapped parent.
  *
  * "Source form" is how a row looks on the source: integer keys and FK
- * values, data columns as text.  Both diff queries render every row in
+ * values, data columns in their text form.  Both diff queries render every row in
  * source form and hash it in SQL:
  *
- *     hash_record_extended(ROW(col1::text, col2::text, ...), 0)
+ *     hash_record_extended(ROW(col1::bigint, col2::text COLLATE "C", ...), 0)
+ *
+ * (a column as its own type where that hash is exact, else as text; text
+ * byte for byte, whatever the column's collation, see tablesql.c)
  *
  * (64 bits: enough to tell a stale row from a current one with the same
  * key; a keyless table's key is the row's md5 instead, see below.  With a

@@ -132,8 +132,8 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_source_diff(&lay, true, true, &sql);
     HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hash_record_extended(ROW((s.\"id\")::bigint, "
-        "(s.\"patient_id\")::bigint, (s.\"note\")::text, (s.\"total\")::text, "
-        "(s.\"we\"\"ird\")::text), 0) AS h, s.\"id\" AS c0");
+        "(s.\"patient_id\")::bigint, (s.\"note\")::text COLLATE \"C\", (s.\"total\")::text COLLATE "
+        "\"C\", (s.\"we\"\"ird\")::text COLLATE \"C\"), 0) AS h, s.\"id\" AS c0");
     HAS("FROM \"public\".\"orders\" s) x");
     HAS("WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint)");
     HAS("ORDER BY 1) TO STDOUT");
@@ -162,7 +162,7 @@ Test(tablesql, row_hash_is_the_cheapest_both_servers_have)
     char err[256];
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
     tablesql_target_diff(&lay, false, &sql);
-    HAS("hash_record_extended(ROW((p0.\"legacy_id\")::bigint, (t.\"tag\")::text, "
+    HAS("hash_record_extended(ROW((p0.\"legacy_id\")::bigint, (t.\"tag\")::text COLLATE \"C\", "
         "(t.\"added_at\")::timestamp with time zone), 0) AS h");
     strbuf_reset(&sql);
     lay.hash = TABLESQL_HASH_TEXT;
@@ -222,8 +222,8 @@ Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
     cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err));
     tablesql_target_diff(&lay, false, &sql);
     HAS("SELECT t.\"legacy_id\" AS k0, hash_record_extended(ROW((t.\"legacy_id\")::bigint, "
-        "(p1.\"old_id\")::bigint, (t.\"notes\")::text, (t.\"total\")::text, "
-        "(t.\"we\"\"ird\"::character varying(20))::text), 0) AS h");
+        "(p1.\"old_id\")::bigint, (t.\"notes\")::text COLLATE \"C\", (t.\"total\")::text COLLATE "
+        "\"C\", (t.\"we\"\"ird\"::character varying(20))::text COLLATE \"C\"), 0) AS h");
     HAS("FROM \"app\".\"orders\" t LEFT JOIN \"public\".\"patients\" p1 ON p1.\"uid\" = "
         "t.\"patient_id\" WHERE t.\"legacy_id\" IS NOT NULL) x ORDER BY 1");
     strbuf_reset(&sql);
