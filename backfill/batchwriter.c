@@ -5,9 +5,9 @@
  * Life of a batch on connection c:  BEGIN; COPY wb_stage_N FROM STDIN (rows
  * streamed as the diff finds them); close: end COPY, PQsendQuery(INSERT ...
  * SELECT) and move on; finish (when the other connection's newer batch is
- * closed, or at the end): read the INSERT's result, COPY + DELETE the extra
- * keys, upsert the checkpoint, COMMIT.  A direct batch (batch_writer.direct)
- * COPYs into the table itself and sends no INSERT.
+ * closed, or at the end): read the INSERT's result, upsert the checkpoint,
+ * COMMIT.  The extra keys are COPYed and DELETEd at close, before the INSERT.  A direct batch
+ * (batch_writer.direct) COPYs into the table itself and sends no INSERT.
  */
 #include "backfill/batchwriter.h"
 
@@ -358,51 +358,7 @@ size_t bw_batch_size(const batch_writer *bw)
     return (size_t)(c->missing + c->stale + c->nextras);
 }
 
-/* Closes the batch on c: ends its COPY and sends the INSERT without waiting. */
-static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
-{
-    const char *table = bw->lay->table->source;
-    strbuf_reset(&c->ckpt_key);
-    if (ckpt_key != NULL)
-        strbuf_append(&c->ckpt_key, ckpt_key);
-    c->queued = true;
-    if (!c->copying)
-        return true;
-    c->copying = false;
-    if (PQputCopyEnd(c->conn, NULL) != 1) {
-        log_error("%s: ending COPY into the staging table failed: %s", table,
-                  PQerrorMessage(c->conn));
-        return false;
-    }
-    if (bw->direct)
-        return drain(c->conn, table, "COPY into the table", &c->copied_direct);
-    if (!drain(c->conn, table, "COPY into the staging table", NULL))
-        return false;
-    /* A batch small next to its parents (BW_PROBE_COST): an index probe per staged row
-     * and reference costs less than hashing the whole parent tables, which the planner
-     * prefers because it prices random page reads as disk reads (measured: 6.7k staged
-     * order_tags probe orders in 70 ms, hashing its 437k rows took 310 ms). */
-    double staged = (double)(c->missing + c->stale);
-    bool probe = bw->njoins > 0 && bw->parent_rows > 0 &&
-                 BW_PROBE_COST * staged * bw->njoins < bw->parent_rows;
-    strbuf sql;
-    strbuf_init(&sql);
-    if (probe) {
-        log_debug("%s: %.0f staged rows probe their parents' legacy-key indexes (%.0f parent "
-                  "rows)",
-                  table, staged, bw->parent_rows);
-        strbuf_append(&sql, PGCONN_JOINS_BY_INDEX "; ");
-    }
-    strbuf_append(&sql, bw->insert_sql.data);
-    int sent = PQsendQuery(c->conn, sql.data);
-    strbuf_free(&sql);
-    if (!sent) {
-        log_error("%s: sending the insert failed: %s", table, PQerrorMessage(c->conn));
-        return false;
-    }
-    c->sent = true;
-    return true;
-}
+static bool finish_batch(batch_writer *bw, bw_conn *c, bool done);
 
 static bool delete_extras(batch_writer *bw, bw_conn *c, uint64_t *deleted)
 {
@@ -432,18 +388,86 @@ static bool delete_extras(batch_writer *bw, bw_conn *c, uint64_t *deleted)
     return true;
 }
 
-/* Finishes the closed batch on c: insert result, extras, checkpoint, COMMIT. */
+/*
+ * Closes the batch on c: ends its COPY, deletes the extra keys, and sends the INSERT
+ * without waiting.  Extras go first: a missing row may collide with an extra one on a
+ * unique constraint (a legacy record deleted and created again under a new key with
+ * the same email; a text key under a case-insensitive collation), and inserted first
+ * it would fail, or conflict and then be deleted with the extra.
+ */
+static bool close_batch(batch_writer *bw, bw_conn *c, const char *ckpt_key)
+{
+    const char *table = bw->lay->table->source;
+    strbuf_reset(&c->ckpt_key);
+    if (ckpt_key != NULL)
+        strbuf_append(&c->ckpt_key, ckpt_key);
+    c->queued = true;
+    bool staged_rows = c->copying;
+    if (c->copying) {
+        c->copying = false;
+        if (PQputCopyEnd(c->conn, NULL) != 1) {
+            log_error("%s: ending COPY into the staging table failed: %s", table,
+                      PQerrorMessage(c->conn));
+            return false;
+        }
+        if (bw->direct ? !drain(c->conn, table, "COPY into the table", &c->copied_direct)
+                       : !drain(c->conn, table, "COPY into the staging table", NULL))
+            return false;
+    }
+    if (c->nextras > 0) {
+        /* The older batch on the other connection is finished (committed) first: its
+         * INSERT, maybe still running, could meet a row this DELETE removes and wait
+         * for this transaction, which commits only after that batch: a hang. */
+        int self = (int)(c - bw->w);
+        for (int step = 1; step < bw->nconns; step++) {
+            bw_conn *older = &bw->w[(self + step) % bw->nconns];
+            if (older->queued && !finish_batch(bw, older, false))
+                return false;
+        }
+        if (!ensure_txn(c) || !delete_extras(bw, c, &c->extra_deleted))
+            return false;
+    }
+    if (!staged_rows || bw->direct)
+        return true;
+    /* A batch small next to its parents (BW_PROBE_COST): an index probe per staged row
+     * and reference costs less than hashing the whole parent tables, which the planner
+     * prefers because it prices random page reads as disk reads (measured: 6.7k staged
+     * order_tags probe orders in 70 ms, hashing its 437k rows took 310 ms). */
+    double staged = (double)(c->missing + c->stale);
+    bool probe = bw->njoins > 0 && bw->parent_rows > 0 &&
+                 BW_PROBE_COST * staged * bw->njoins < bw->parent_rows;
+    strbuf sql;
+    strbuf_init(&sql);
+    if (probe) {
+        log_debug("%s: %.0f staged rows probe their parents' legacy-key indexes (%.0f parent "
+                  "rows)",
+                  table, staged, bw->parent_rows);
+        strbuf_append(&sql, PGCONN_JOINS_BY_INDEX "; ");
+    }
+    strbuf_append(&sql, bw->insert_sql.data);
+    int sent = PQsendQuery(c->conn, sql.data);
+    strbuf_free(&sql);
+    if (!sent) {
+        log_error("%s: sending the insert failed: %s", table, PQerrorMessage(c->conn));
+        return false;
+    }
+    c->sent = true;
+    return true;
+}
+
+/* Finishes the closed batch on c: insert result, orphans, checkpoint, COMMIT. */
 static bool finish_batch(batch_writer *bw, bw_conn *c, bool done)
 {
     const char *table = bw->lay->table->source;
-    uint64_t affected = c->copied_direct, deleted = 0;
+    uint64_t affected = c->copied_direct, deleted = c->extra_deleted;
     c->copied_direct = 0;
+    c->extra_deleted = 0;
     if (c->sent) {
         c->sent = false;
         if (!drain(c->conn, table, "insert of staged rows", &affected))
             return false;
     }
-    if (!ensure_txn(c) || !delete_extras(bw, c, &deleted))
+    if (!ensure_txn(c))
         return false;
     if (done && bw->orphans > 0 && bw->orphan_sql.len > 0) {
         PGresult *res = pgconn_query(c->conn, table, bw->orphan_sql.data, 0, NULL, NULL);
@@ -570,7 +594,7 @@ void bw_abort(batch_writer *bw)
                 PQclear(res);
         }
         c->copying = c->sent = c->queued = false;
-        c->copied_direct = 0;
+        c->copied_direct = c->extra_deleted = 0;
         if (c->in_txn)
             pgconn_exec(c->conn, "backfill: ROLLBACK", "ROLLBACK");
         c->in_txn = false;

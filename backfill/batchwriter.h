@@ -3,10 +3,11 @@
  *
  * Rows the diff finds missing (or stale) are staged with COPY into a TEMP
  * table in source form plus the UUIDv5 ids computed here; extra keys to
- * delete are buffered.  Closing a batch ends the COPY and sends the
- * set-based INSERT ... SELECT (tablesql.h) without waiting for it; the
- * batch's transaction is finished later: extras deleted, checkpoint written,
- * COMMIT.  With two connections the INSERT of one batch runs on the server
+ * delete are buffered.  Closing a batch ends the COPY, deletes the extra keys
+ * (before the insert: a missing row may collide with an extra one on a unique
+ * constraint) and sends the set-based INSERT ... SELECT (tablesql.h) without
+ * waiting for it; the batch's transaction is finished later: checkpoint
+ * written, COMMIT.  With two connections the INSERT of one batch runs on the server
  * while the diff goes on and the next batch is staged on the other
  * connection.  Batches always commit in order, so the checkpoint only moves
  * forward and covers exactly the committed rows.  Orphans (target rows whose
@@ -51,6 +52,7 @@ typedef struct bw_conn {
     uint64_t stale;         /* rows of the batch that were stale */
     uint64_t nextras;       /* extra keys buffered */
     uint64_t copied_direct; /* rows the direct COPY of the batch wrote */
+    uint64_t extra_deleted; /* rows the batch's extra keys deleted (at close) */
 } bw_conn;
 
 typedef struct batch_writer {

@@ -52,4 +52,33 @@ wb_eq "second backfill --delete-extra exits 0" 0 "$WB_RC"
 wb_eq "soft: the stamp of the first run stays" "$stamp" \
     "$(wb_psql target -c "SELECT deleted_at FROM orders WHERE legacy_id = 777777")"
 wb_eq "summary: orders 0 newly soft-deleted" "0 soft" "$(awk '$1 == "public.orders" {print $6, $7}' <<<"$WB_OUT")"
+
+# ---- a legacy record deleted and created again under a new key, with a value the
+# target keeps unique: the extra row goes before the missing one comes in (inserted
+# first, it would break the unique index and stop the run)
+wb_psql target -c "CREATE UNIQUE INDEX offices_name_key ON offices (name)"
+wb_psql target -c "SET session_replication_role = replica;
+    INSERT INTO offices (legacy_id, name) VALUES (888888, 'Recreated office')"
+wb_psql source -c "INSERT INTO offices (id, name) VALUES (999999, 'Recreated office')"
+wb_run -c "$cfg" backfill --delete-extra --tables offices
+wb_eq "recreated record: backfill --delete-extra exits 0" 0 "$WB_RC"
+[[ $WB_RC == 0 ]] || echo "$WB_ERR" | tail -n 5
+wb_eq "recreated record: only the new key holds the name" "999999" \
+    "$(wb_psql target -c "SELECT string_agg(legacy_id::text, ',') FROM offices WHERE name = 'Recreated office'")"
+wb_eq "summary: offices 1 copied, 1 deleted" "1 1 del" \
+    "$(awk '$1 == "public.offices" {print $4, $6, $7}' <<<"$WB_OUT")"
+
+# ---- batches of one row on the two write connections (source keys 1-4 and 999999;
+# 2 and 4 missing, 5, 6 and 3000001 extra): a batch deletes its extras once the batch
+# before it, whose insert may still run, has committed
+wb_psql target -c "SET session_replication_role = replica;
+    DELETE FROM offices WHERE legacy_id IN (2, 4);
+    INSERT INTO offices (legacy_id, name) VALUES (5, 'ghost 1'), (6, 'ghost 2'),
+        (3000001, 'ghost 3')"
+wb_run -c "$cfg" backfill --delete-extra --tables offices --batch-rows 1
+wb_eq "batches of one row: backfill --delete-extra exits 0" 0 "$WB_RC"
+wb_eq "batches of one row: summary 2 copied, 3 deleted" "2 3 del" \
+    "$(awk '$1 == "public.offices" {print $4, $6, $7}' <<<"$WB_OUT")"
+wb_run -c "$cfg" verify --tables offices
+wb_eq "batches of one row: offices identical after" 0 "$WB_RC"
 wb_finish
