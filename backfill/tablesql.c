@@ -63,6 +63,7 @@ bool table_layout_init(table_layout *lay, const wb_config *cfg, const table_plan
                          : c->target != NULL        ? c->target
                                                     : config_target_column(t, c->source);
             lc->target_type = c->target_type != NULL ? c->target_type : c->source_type;
+            lc->target_builtin = c->target_type != NULL && c->target_builtin;
         }
         if (lc->target == NULL) {
             snprintf(err, errlen, "%s: key column \"%s\" has no target column", t->source,
@@ -148,13 +149,38 @@ static void append_alias_col(strbuf *out, const char *alias, const char *column)
     pgconn_append_ident(out, column);
 }
 
-/* Source-form value of layout column i on the source side. */
-static void source_value(const table_layout *lay, size_t i, strbuf *out)
+/*
+ * A data column whose target type differs from its source type is compared as
+ * the target holds it when that type is built in (the source has it too): the
+ * source value goes through its text form into the target type, as the copy
+ * does (json into jsonb orders keys and drops whitespace; numeric(10,2) into
+ * numeric(12,4) gains two zeros).  Any other differing column is compared as
+ * the source type (the target casts to it: text into a source enum).
+ */
+static bool compared_as_target(const layout_column *c)
 {
-    append_alias_col(out, "s", lay->cols[i].source);
+    return !c->is_key && c->parent < 0 && c->target_builtin &&
+           strcmp(c->source_type, c->target_type) != 0;
 }
 
-/* Source-form value of layout column i on the target side (see the joins in target_from). */
+/* The type layout column c is compared as (compared_as_target). */
+static const char *compared_type(const layout_column *c)
+{
+    return compared_as_target(c) ? c->target_type : c->source_type;
+}
+
+/* Comparable value of layout column i on the source side. */
+static void source_value(const table_layout *lay, size_t i, strbuf *out)
+{
+    const layout_column *c = &lay->cols[i];
+    if (compared_as_target(c))
+        strbuf_append(out, "((");
+    append_alias_col(out, "s", c->source);
+    if (compared_as_target(c))
+        strbuf_appendf(out, ")::text)::%s", c->target_type);
+}
+
+/* Comparable value of layout column i on the target side (see the joins in target_from). */
 static void target_value(const table_layout *lay, size_t i, strbuf *out)
 {
     const layout_column *c = &lay->cols[i];
@@ -164,7 +190,7 @@ static void target_value(const table_layout *lay, size_t i, strbuf *out)
         return;
     }
     append_alias_col(out, "t", c->target);
-    if (!c->is_key && strcmp(c->source_type, c->target_type) != 0)
+    if (!c->is_key && !compared_as_target(c) && strcmp(c->source_type, c->target_type) != 0)
         strbuf_appendf(out, "::%s", c->source_type);
 }
 
@@ -176,10 +202,10 @@ typedef void (*value_fn)(const table_layout *lay, size_t i, strbuf *out);
  * as bigint, so that an integer source key and a bigint legacy_key agree),
  * else text (numeric 1.5 and 1.50 hash alike, as do equal jsonb with
  * different number scales, and floats 0 and -0): rendering a timestamp or
- * bytea as text costs more than hashing it.  Both sides hash the source type
- * (the target casts a differing column to it).
+ * bytea as text costs more than hashing it.  Both sides hash the type the
+ * column is compared as (compared_type).
  */
-static const char *record_hash_type(const char *source_type)
+static const char *record_hash_type(const char *type)
 {
     static const char *const exact[] = {"boolean",
                                         "date",
@@ -187,10 +213,10 @@ static const char *record_hash_type(const char *source_type)
                                         "bytea",
                                         "timestamp with time zone",
                                         "timestamp without time zone"};
-    if (type_is_integer(source_type))
+    if (type_is_integer(type))
         return "bigint";
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
-        if (strcmp(source_type, exact[i]) == 0)
+        if (strcmp(type, exact[i]) == 0)
             return exact[i];
     }
     return "text";
@@ -206,7 +232,7 @@ static void append_row(const table_layout *lay, value_fn value, bool hash_types,
     for (size_t i = 0; i < lay->ncols; i++) {
         if (i > 0)
             strbuf_append(out, ", ");
-        const char *type = hash_types ? record_hash_type(lay->cols[i].source_type) : "text";
+        const char *type = hash_types ? record_hash_type(compared_type(&lay->cols[i])) : "text";
         strbuf_append_char(out, '(');
         value(lay, i, out);
         strbuf_appendf(out, ")::%s", type);
@@ -450,7 +476,7 @@ static void source_query(const table_layout *lay, bool with_rows, bool with_hash
     if (with_rows) {
         for (size_t i = 0; i < lay->ncols; i++) {
             strbuf_append(out, ", ");
-            source_value(lay, i, out);
+            append_alias_col(out, "s", lay->cols[i].source); /* as is: the copy converts */
             strbuf_appendf(out, " AS c%zu", i);
         }
     }
@@ -483,7 +509,7 @@ void tablesql_source_fetch(const table_layout *lay, strbuf *out)
     append_keys(lay, source_value, out);
     for (size_t i = 0; i < lay->ncols; i++) {
         strbuf_append(out, ", ");
-        source_value(lay, i, out);
+        append_alias_col(out, "s", lay->cols[i].source);
         strbuf_appendf(out, " AS c%zu", i);
     }
     strbuf_append(out, " FROM unnest(");

@@ -64,6 +64,7 @@ typedef struct layout_column {
     const char *target;      /* target column name (legacy_key for a UUID-mapped key) */
     const char *source_type; /* format_type on the source */
     const char *target_type; /* format_type on the target */
+    bool target_builtin;     /* target_type is built in: the source can cast to it */
     bool is_key;
     int parent; /* reference: index into wb_config.tables; else -1 */
 } layout_column;

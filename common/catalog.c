@@ -38,7 +38,8 @@ static const char *const columns_sql =
     " EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
     "         WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey)),"
     " fk.nspname, fk.relname,"
-    " a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''"
+    " a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '',"
+    " t.oid < 16384" /* FirstNormalObjectId: a type every server has */
     " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(nsp, rel, ord)"
     " JOIN pg_catalog.pg_namespace n ON n.nspname = q.nsp"
     " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = q.rel"
@@ -150,6 +151,7 @@ static void fill_columns(const PGresult *res, side_table *tables, size_t ntables
         c->fk_schema = dup_or_null(res, r, 12);
         c->fk_name = dup_or_null(res, r, 13);
         c->needs_value = is_true(res, r, 14);
+        c->builtin = is_true(res, r, 15);
     }
 }
 

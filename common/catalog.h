@@ -34,9 +34,10 @@ typedef struct column_plan {
     char *source_type; /* format_type() on the source */
     char *target_type; /* format_type() on the target; NULL when skipped */
     column_role role;
-    int ref_parent;    /* COLROLE_REFERENCE: index into wb_config.tables; else -1 */
-    bool skipped;      /* excluded, target lacks it, or generated on either side */
-    bool generated;    /* stored generated column (source or target): never written */
+    int ref_parent;      /* COLROLE_REFERENCE: index into wb_config.tables; else -1 */
+    bool skipped;        /* excluded, target lacks it, or generated on either side */
+    bool generated;      /* stored generated column (source or target): never written */
+    bool target_builtin; /* target_type is built in: the source has it too */
 } column_plan;
 
 typedef struct table_plan {
@@ -44,7 +45,7 @@ typedef struct table_plan {
     int index;            /* same index as in wb_config.tables */
     column_plan *columns; /* every source column, in source attnum order */
     size_t ncolumns;
-    int *key_columns;     /* indexes into columns of the source key, in key order */
+    int *key_columns; /* indexes into columns of the source key, in key order */
     size_t nkey_columns;
     char replica_identity; /* source relreplident: 'd','f','n','i' */
     bool source_has_pk;

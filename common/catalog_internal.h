@@ -26,6 +26,7 @@ typedef struct side_column {
     bool in_pk;
     bool in_replident; /* member of the REPLICA IDENTITY USING INDEX index */
     bool needs_value;  /* NOT NULL, no default, not identity or generated */
+    bool builtin;      /* a built-in type (oid below FirstNormalObjectId), on any server */
     char *fk_schema;   /* single-column FK target, or NULL */
     char *fk_name;
 } side_column;

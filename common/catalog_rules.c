@@ -448,6 +448,7 @@ static void plan_column(rule_ctx *x, const side_column *sc, column_plan *cp)
     }
     cp->target = wb_xstrdup(dc->name);
     cp->target_type = wb_xstrdup(dc->type);
+    cp->target_builtin = dc->builtin;
     if (cp->role == COLROLE_DATA && check_unlisted_reference(x, sc))
         return; /* its type mismatch is the same mistake */
     if (cp->role != COLROLE_DATA && !(cp->role == COLROLE_KEY && t->kind == TABLE_IDENTITY))

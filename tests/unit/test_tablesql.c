@@ -54,7 +54,7 @@ static column_plan col(const char *source, const char *target, const char *stype
                        column_role role)
 {
     column_plan c = {(char *)source, (char *)target, (char *)stype, (char *)ttype, role, -1,
-                     target == NULL, false};
+                     target == NULL, false, true};
     return c;
 }
 
@@ -124,6 +124,24 @@ Test(tablesql, uuid_mapped_layout_keeps_mapped_columns_only)
     table_layout_free(&lay);
 }
 
+Test(tablesql, a_type_change_is_compared_as_the_target_holds_it_when_built_in)
+{
+    table_plan p = orders_plan();
+    p.columns[2] = col("note", "notes", "json", "jsonb", COLROLE_DATA);
+    p.columns[4] = col("total", "total", "text", "mood", COLROLE_DATA);
+    p.columns[4].target_builtin = false;
+    table_layout lay;
+    char err[256];
+    cr_assert(table_layout_init(&lay, &cfg, &p, err, sizeof err), "%s", err);
+    tablesql_source_diff(&lay, true, false, &sql);
+    HAS("(((s.\"note\")::text)::jsonb)::text COLLATE \"C\", (s.\"total\")::text COLLATE \"C\"");
+    HAS("s.\"note\" AS c2, s.\"total\" AS c3");
+    strbuf_reset(&sql);
+    tablesql_target_diff(&lay, false, &sql);
+    HAS("(t.\"notes\")::text COLLATE \"C\", (t.\"total\"::text)::text COLLATE \"C\"");
+    table_layout_free(&lay);
+}
+
 Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
 {
     table_plan p = orders_plan();
@@ -133,7 +151,7 @@ Test(tablesql, source_diff_hashes_source_form_and_resumes_by_setting)
     tablesql_source_diff(&lay, true, true, &sql);
     HAS("COPY (SELECT * FROM (SELECT s.\"id\" AS k0, hash_record_extended(ROW((s.\"id\")::bigint, "
         "(s.\"patient_id\")::bigint, (s.\"note\")::text COLLATE \"C\", (s.\"total\")::text COLLATE "
-        "\"C\", (s.\"we\"\"ird\")::text COLLATE \"C\"), 0) AS h, s.\"id\" AS c0");
+        "\"C\", (((s.\"we\"\"ird\")::text)::text)::text COLLATE \"C\"), 0) AS h, s.\"id\" AS c0");
     HAS("FROM \"public\".\"orders\" s) x");
     HAS("WHERE (x.k0) > (current_setting('walbridge.resume_0')::bigint)");
     HAS("ORDER BY 1) TO STDOUT");
@@ -223,7 +241,7 @@ Test(tablesql, target_diff_translates_uuids_back_to_legacy_keys)
     tablesql_target_diff(&lay, false, &sql);
     HAS("SELECT t.\"legacy_id\" AS k0, hash_record_extended(ROW((t.\"legacy_id\")::bigint, "
         "(p1.\"old_id\")::bigint, (t.\"notes\")::text COLLATE \"C\", (t.\"total\")::text COLLATE "
-        "\"C\", (t.\"we\"\"ird\"::character varying(20))::text COLLATE \"C\"), 0) AS h");
+        "\"C\", (t.\"we\"\"ird\")::text COLLATE \"C\"), 0) AS h");
     HAS("FROM \"app\".\"orders\" t LEFT JOIN \"public\".\"patients\" p1 ON p1.\"uid\" = "
         "t.\"patient_id\" WHERE t.\"legacy_id\" IS NOT NULL) x ORDER BY 1");
     strbuf_reset(&sql);
