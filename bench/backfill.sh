@@ -75,16 +75,7 @@ run_timed() {
 echo "== setting up: clinic dataset at scale $SCALE"
 start_cluster source
 start_cluster target
-# Autovacuum off: otherwise the tables one step loads are vacuumed during the next
-# step's timed window, on the same two cores, and that step pays for it.  WAL
-# segments kept for reuse (min_wal_size) and made once before any step: otherwise
-# the first steps create and zero-fill them and the later ones reuse them.
-for dsn in "$SOURCE_DSN" "$TARGET_DSN"; do
-    q -d "$dsn" -c "ALTER SYSTEM SET autovacuum = off" -c "ALTER SYSTEM SET min_wal_size = '2GB'" \
-        -c "ALTER SYSTEM SET max_wal_size = '4GB'" -c "SELECT pg_reload_conf()" >/dev/null
-done
-q -d "$TARGET_DSN" -c "CREATE TABLE wb_warm AS SELECT g, repeat('x', 200) AS pad
-    FROM generate_series(1, 6000000) g" -c "DROP TABLE wb_warm" -c "CHECKPOINT"
+bench_quiet_clusters # autovacuum off, WAL segments made once (lib.sh)
 FIX=$ROOT/tests/fixtures/clinic
 t0=$(now)
 q -d "$SOURCE_DSN" -v scale="$SCALE" -f "$FIX/source_schema.sql" -f "$FIX/source_data.sql"
@@ -145,22 +136,7 @@ else
 fi
 
 echo "== 2. catch-up: 1% missing (scattered), 0.5% stale"
-q -d "$TARGET_DSN" <<'SQL'
-SET session_replication_role = replica;
-DELETE FROM order_tags WHERE abs(hashtext(tag || order_id::text)) % 100 = 37;
-DELETE FROM audit_log a WHERE substr(md5(a::text), 1, 2) < '03';
-DELETE FROM orders WHERE legacy_id % 100 = 37;
-DELETE FROM patients WHERE legacy_id % 100 = 37;
-DELETE FROM doctors WHERE legacy_id % 100 = 37;
-DELETE FROM profiles WHERE legacy_id % 100 = 37;
-DELETE FROM offices WHERE legacy_id % 100 = 37;
-UPDATE orders SET status = status || ' (stale)' WHERE legacy_id % 200 = 11;
-UPDATE patients SET full_name = full_name || ' (stale)' WHERE legacy_id % 200 = 11;
-UPDATE profiles SET full_name = full_name || ' (stale)' WHERE legacy_id % 200 = 11;
-UPDATE doctors SET license_no = license_no || ' (stale)' WHERE legacy_id % 200 = 11;
-UPDATE offices SET name = name || ' (stale)' WHERE legacy_id % 200 = 11;
-UPDATE order_tags SET added_at = added_at + interval '1 second' WHERE abs(hashtext(tag || order_id::text)) % 200 = 11;
-SQL
+q -d "$TARGET_DSN" -f "$ROOT/bench/catchup.sql"
 q -d "$TARGET_DSN" -c "VACUUM ANALYZE" -c "CHECKPOINT"
 
 run_timed diff -c "$cfg" verify

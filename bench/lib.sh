@@ -41,7 +41,27 @@ start_cluster() { # start_cluster NAME -> sets NAME_DSN, NAME_PORT
 }
 
 q() { psql -X -v ON_ERROR_STOP=1 -qAt "$@"; }
+
+# bench_quiet_clusters: autovacuum off on SOURCE_DSN and TARGET_DSN (a step's freshly
+# loaded tables would otherwise be vacuumed during the next step), WAL segments kept for
+# reuse and made once on the target before any step (otherwise the first steps create
+# and zero-fill them and the later ones reuse them).
+bench_quiet_clusters() {
+    local dsn
+    for dsn in "$SOURCE_DSN" "$TARGET_DSN"; do
+        q -d "$dsn" -c "ALTER SYSTEM SET autovacuum = off" -c "ALTER SYSTEM SET min_wal_size = '2GB'" \
+            -c "ALTER SYSTEM SET max_wal_size = '4GB'" -c "SELECT pg_reload_conf()" >/dev/null
+    done
+    q -d "$TARGET_DSN" -c "CREATE TABLE wb_warm AS SELECT g, repeat('x', 200) AS pad
+        FROM generate_series(1, 6000000) g" -c "DROP TABLE wb_warm" -c "CHECKPOINT"
+}
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "n/a" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
+# median_of "t1 t2 ...": the median, and "[min-max]" when more than one.
+median_of() {
+    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f", m; if (NR > 1) printf " [%.2f-%.2f]", v[1], v[NR] }'
+}

@@ -188,12 +188,6 @@ printf '%-12s %-11s %10s %9s %10s %12s\n' scenario consumer rows seconds "rows/s
 scenarios=()
 for n in $ROWS; do scenarios+=("insert:$n"); done
 scenarios+=("update:$UPDATES")
-# median_of "t1 t2 ...": the median, and "[min-max]" when more than one.
-median_of() {
-    tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.2f", m; if (NR > 1) printf " [%.2f-%.2f]", v[1], v[NR] }'
-}
 for sc in "${scenarios[@]}"; do
     kind=${sc%%:*} n=${sc##*:}
     declare -A R=() TIMES=() RSS=() CPU=()
