@@ -6,8 +6,9 @@
  * streamed as the diff finds them); close: end COPY, PQsendQuery(INSERT ...
  * SELECT) and move on; finish (when the other connection's newer batch is
  * closed, or at the end): read the INSERT's result, upsert the checkpoint,
- * COMMIT.  The extra keys are COPYed and DELETEd at close, before the INSERT.  A direct batch
- * (batch_writer.direct) COPYs into the table itself and sends no INSERT.
+ * COMMIT.  The extra keys are COPYed and DELETEd at close, before the INSERT.
+ * A direct batch (batch_writer.direct) COPYs into the table itself and sends no
+ * INSERT.
  */
 #include "backfill/batchwriter.h"
 
@@ -360,12 +361,10 @@ size_t bw_batch_size(const batch_writer *bw)
 
 static bool finish_batch(batch_writer *bw, bw_conn *c, bool done);
 
+/* COPYs the batch's extra keys (there are some) and DELETEs their rows. */
 static bool delete_extras(batch_writer *bw, bw_conn *c, uint64_t *deleted)
 {
     const char *table = bw->lay->table->source;
-    *deleted = 0;
-    if (c->extras.len == 0)
-        return true;
     strbuf sql;
     strbuf_init(&sql);
     tablesql_extra_copy(bw->index, &sql);

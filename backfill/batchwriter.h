@@ -7,8 +7,8 @@
  * (before the insert: a missing row may collide with an extra one on a unique
  * constraint) and sends the set-based INSERT ... SELECT (tablesql.h) without
  * waiting for it; the batch's transaction is finished later: checkpoint
- * written, COMMIT.  With two connections the INSERT of one batch runs on the server
- * while the diff goes on and the next batch is staged on the other
+ * written, COMMIT.  With two connections the INSERT of one batch runs on the
+ * server while the diff goes on and the next batch is staged on the other
  * connection.  Batches always commit in order, so the checkpoint only moves
  * forward and covers exactly the committed rows.  Orphans (target rows whose
  * key's parent is gone, no key to name them by) are deleted in the last batch.

@@ -173,10 +173,11 @@ static const char *compared_type(const layout_column *c)
 static void source_value(const table_layout *lay, size_t i, strbuf *out)
 {
     const layout_column *c = &lay->cols[i];
-    if (compared_as_target(c))
+    bool convert = compared_as_target(c);
+    if (convert)
         strbuf_append(out, "((");
     append_alias_col(out, "s", c->source);
-    if (compared_as_target(c))
+    if (convert)
         strbuf_appendf(out, ")::text)::%s", c->target_type);
 }
 
@@ -190,7 +191,7 @@ static void target_value(const table_layout *lay, size_t i, strbuf *out)
         return;
     }
     append_alias_col(out, "t", c->target);
-    if (!c->is_key && !compared_as_target(c) && strcmp(c->source_type, c->target_type) != 0)
+    if (!c->is_key && strcmp(compared_type(c), c->target_type) != 0)
         strbuf_appendf(out, "::%s", c->source_type);
 }
 

@@ -45,7 +45,7 @@ typedef struct table_plan {
     int index;            /* same index as in wb_config.tables */
     column_plan *columns; /* every source column, in source attnum order */
     size_t ncolumns;
-    int *key_columns; /* indexes into columns of the source key, in key order */
+    int *key_columns;     /* indexes into columns of the source key, in key order */
     size_t nkey_columns;
     char replica_identity; /* source relreplident: 'd','f','n','i' */
     bool source_has_pk;

@@ -42,19 +42,21 @@ wb__clinic_table_json() {
 WB_CLINIC_TABLES="offices,profiles,doctors,patients,orders,order_tags,audit_log"
 WB_UUID_NAMESPACE="0b6e2c1e-5d1f-4f4e-9a51-1c8a3f0e7d42"
 
-# wb_write_config FILE [--slot S] [--tables t1,t2] [--log-level L] [--log-file F]
-#                 ['"member": VALUE' ...]
-# Writes a walbridge.json for the clinic dataset using SOURCE_DSN and TARGET_DSN.
+# wb_write_config FILE [--slot S] [--tables t1,t2 | --tables-json JSON] [--log-level L]
+#                 [--log-file F] ['"member": VALUE' ...]
+# Writes a walbridge.json for the clinic dataset using SOURCE_DSN and TARGET_DSN;
+# --tables-json gives the "tables" array itself instead (a test's own tables).
 # Extra arguments are raw JSON members added to the top-level object, e.g.
 #   wb_write_config "$cfg" '"stream": { "batch_max_rows": 50 }'
 wb_write_config() {
-    local file=$1 slot=walbridge tables=$WB_CLINIC_TABLES level=debug
+    local file=$1 slot=walbridge tables=$WB_CLINIC_TABLES tables_json="" level=debug
     local logfile=${WB_TMP:-.}/walbridge.log extra=() t first=1
     shift
     while (($#)); do
         case $1 in
         --slot) slot=$2; shift 2 ;;
         --tables) tables=$2; shift 2 ;;
+        --tables-json) tables_json=$2; shift 2 ;;
         --log-level) level=$2; shift 2 ;;
         --log-file) logfile=$2; shift 2 ;;
         *) extra+=("$1"); shift ;;
@@ -71,13 +73,17 @@ wb_write_config() {
         for t in "${extra[@]}"; do
             echo "  $t,"
         done
-        echo "  \"tables\": ["
-        for t in ${tables//,/ }; do
-            ((first)) || echo ","
-            first=0
-            wb__clinic_table_json "$t" | sed 's/^/    /' | sed -z 's/\n$//'
-        done
-        printf '\n  ]\n' 
+        if [[ -n $tables_json ]]; then
+            echo "  \"tables\": $tables_json"
+        else
+            echo "  \"tables\": ["
+            for t in ${tables//,/ }; do
+                ((first)) || echo ","
+                first=0
+                wb__clinic_table_json "$t" | sed 's/^/    /' | sed -z 's/\n$//'
+            done
+            printf '\n  ]\n'
+        fi
         echo "}"
     } >"$file"
     if command -v jq >/dev/null 2>&1 && ! jq -e . "$file" >/dev/null; then

@@ -10,7 +10,6 @@ source "${WALBRIDGE_SOURCE_DIR:-$(dirname "$0")/../..}/tests/harness/lib.sh"
 
 wb_pg_start source
 wb_pg_start target
-ns=0b6e2c1e-5d1f-4f4e-9a51-1c8a3f0e7d42
 
 ci="CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
 wb_psql source <<SQL
@@ -39,22 +38,9 @@ wb_eq "the collation makes case differences equal" t \
     "$(wb_psql source -c "SELECT 'A@x.org'::text COLLATE ci = 'a@x.org'::text COLLATE ci")"
 
 cfg=$WB_TMP/walbridge.json
-cat >"$cfg" <<JSON
-{
-  "source": { "dsn": "$SOURCE_DSN" },
-  "target": { "dsn": "$TARGET_DSN" },
-  "slot": "walbridge",
-  "state_schema": "walbridge",
-  "uuid_namespace": "$ns",
-  "log": { "file": "$WB_TMP/walbridge.log", "level": "debug", "format": "text" },
-  "tables": [
-    { "source": "public.people", "target": "public.people",
-      "key": "id", "target_key": "id", "legacy_key": "legacy_id" },
-    { "source": "public.handles", "target": "public.handles",
-      "key": "id", "target_key": "id", "legacy_key": "legacy_id" }
-  ]
-}
-JSON
+wb_write_config "$cfg" --tables-json '[
+    { "source": "public.people", "key": "id", "target_key": "id", "legacy_key": "legacy_id" },
+    { "source": "public.handles", "key": "id", "target_key": "id", "legacy_key": "legacy_id" } ]'
 
 wb_run -c "$cfg" backfill
 wb_eq "backfill into the empty target exits 0" 0 "$WB_RC"

@@ -11,7 +11,6 @@ source "${WALBRIDGE_SOURCE_DIR:-$(dirname "$0")/../..}/tests/harness/lib.sh"
 
 wb_pg_start source
 wb_pg_start target
-ns=0b6e2c1e-5d1f-4f4e-9a51-1c8a3f0e7d42
 
 wb_psql source <<'SQL'
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -43,21 +42,9 @@ CREATE TABLE events (doc jsonb, feel text);
 SQL
 
 cfg=$WB_TMP/walbridge.json
-cat >"$cfg" <<JSON
-{
-  "source": { "dsn": "$SOURCE_DSN" },
-  "target": { "dsn": "$TARGET_DSN" },
-  "slot": "walbridge",
-  "state_schema": "walbridge",
-  "uuid_namespace": "$ns",
-  "log": { "file": "$WB_TMP/walbridge.log", "level": "debug", "format": "text" },
-  "tables": [
-    { "source": "public.items", "target": "public.items",
-      "key": "id", "target_key": "id", "legacy_key": "legacy_id" },
-    { "source": "public.events", "target": "public.events" }
-  ]
-}
-JSON
+wb_write_config "$cfg" --tables-json '[
+    { "source": "public.items", "key": "id", "target_key": "id", "legacy_key": "legacy_id" },
+    { "source": "public.events" } ]'
 
 wb_run -c "$cfg" backfill
 wb_eq "backfill into the empty target exits 0" 0 "$WB_RC"

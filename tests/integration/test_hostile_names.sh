@@ -95,26 +95,14 @@ wb_psql source -c "COPY (SELECT * FROM \"Weird \"\"Schema\"\"\".\"Order\" WHERE 
         INSERT INTO \"Weird \"\"Schema\"\"\".\"Order\" SELECT gen_random_uuid(), * FROM o1;"
 
 cfg=$WB_TMP/walbridge.json
-cat >"$cfg" <<JSON
-{
-  "source": { "dsn": "$SOURCE_DSN" },
-  "target": { "dsn": "$TARGET_DSN" },
-  "slot": "walbridge",
-  "state_schema": "walbridge",
-  "uuid_namespace": "$ns",
-  "log": { "file": "$WB_TMP/walbridge.log", "level": "debug", "format": "text" },
-  "stream": { "batch_max_ms": 50 },
-  "tables": [
+wb_write_config "$cfg" '"stream": { "batch_max_ms": 50 }' --tables-json '[
     { "source": "Weird \"Schema\".Order", "target": "Weird \"Schema\".Order",
       "key": "select", "target_key": "the \"id\"", "legacy_key": "legacy select",
       "columns": { "rename": { "big text": "Big \"Text\" Here" } } },
     { "source": "line items", "target": "public.line items",
       "key": ["Order Id", "tag \"x\""],
       "references": { "Order Id": "Weird \"Schema\".Order" } },
-    { "source": "public.Audit Log", "target": "public.Audit Log" }
-  ]
-}
-JSON
+    { "source": "public.Audit Log", "target": "public.Audit Log" } ]'
 
 # ---------------------------------------------------------------- comparison with psql
 # One md5 per table over every row's text, in source form (target UUIDs turned back
